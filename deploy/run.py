@@ -1,0 +1,62 @@
+"""`make run`: every Gather process on this machine (the Procfile, run by honcho), then the URLs and the
+admin token once all three services answer /readyz. Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"events": 8001, "signup": 8002, "notifications": 8003}
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT / "shared"))
+    from gather_shared.config import admin_token_from_file
+
+    env = os.environ.copy()
+    env.setdefault("GATHER_ADMIN_TOKEN", admin_token_from_file())
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    honcho = shutil.which("honcho", path=env["PATH"])
+    process = subprocess.Popen([honcho, "start", "-f", "Procfile", "-d", str(ROOT)], env=env)
+    try:
+        deadline = time.monotonic() + 90
+        waiting = dict(SERVICES)
+        while waiting and process.poll() is None and time.monotonic() < deadline:
+            waiting = {name: port for name, port in waiting.items() if not ready(port)}
+            time.sleep(0.5)
+        if waiting:
+            print(f"!! not ready after 90s: {', '.join(waiting)} (see the log above)", flush=True)
+        else:
+            broker = env.get("GATHER_BROKER_URL", "filesystem:// (var/broker/)")
+            lines = [f"  {name:<14} http://localhost:{port}   docs: http://localhost:{port}/docs"
+                     for name, port in SERVICES.items()]
+            print("\n".join([
+                "", "=" * 78, "Gather is running.", *lines,
+                f"  admin token    {env['GATHER_ADMIN_TOKEN']}",
+                f"  broker         {broker}",
+                "  emails         var/outbox/email/*.eml     SMS: var/outbox/sms.jsonl",
+                "Press Ctrl-C to stop.", "=" * 78, "",
+            ]), flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        # honcho got the same Ctrl-C from the terminal and is stopping its processes: wait for it.
+        return process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Gather events service: organizers publish and manage their events."""

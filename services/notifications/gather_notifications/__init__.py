@@ -1,0 +1,1 @@
+"""Gather notifications service: email and SMS to attendees."""

@@ -1,0 +1,1 @@
+"""Gather signup service: registrations, waitlists and the attendee list."""

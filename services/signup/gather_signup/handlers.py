@@ -1,0 +1,41 @@
+"""Who reacts to which message in the signup service: the table at the bottom."""
+
+from __future__ import annotations
+
+from gather_shared.broker import Handler, Message
+from sqlalchemy.orm import Session
+
+from gather_signup.store import Event, Organizer
+
+
+def keep_organizer(session: Session, message: Message) -> None:
+    data = message.data
+    session.merge(Organizer(id=data["organizer_id"], api_key_hash=data["api_key_hash"]))
+
+
+def keep_event(session: Session, message: Message) -> None:
+    """Every event.* message carries the whole event: keep the newest version we have seen."""
+    snap = message.data["event"]
+    event = session.get(Event, snap["id"], with_for_update=True)
+    if event is not None and event.version >= snap["version"]:
+        return  # an older message arriving late changes nothing
+    if event is None:
+        event = Event(id=snap["id"])
+        session.add(event)
+    event.organizer_id = snap["organizer_id"]
+    event.version = snap["version"]
+    event.status = snap["status"]
+    event.title = snap["title"]
+    event.starts_at = snap["starts_at"]
+    event.ends_at = snap["ends_at"]
+    event.capacity = snap["capacity"]
+    event.waitlist_enabled = snap["waitlist_enabled"]
+
+
+HANDLERS: dict[str, Handler] = {
+    "organizer.key_issued.v1": keep_organizer,
+    "event.published.v1": keep_event,
+    "event.updated.v1": keep_event,
+    "event.postponed.v1": keep_event,
+    "event.cancelled.v1": keep_event,
+}

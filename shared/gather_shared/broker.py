@@ -1,0 +1,390 @@
+"""The only code in Gather that touches the broker: connections, topology declaration, the outbox relay
+and the consumer with its inbox, retries and dead-lettering.
+
+Guarantees, and where each comes from:
+- Nothing lost on the way out: a message is deleted from the outbox only after the broker confirmed it
+  (publisher confirms, pipelined per batch). A relay killed in between publishes it again on restart.
+- Nothing done twice on the way in: the consumer records `(source, id)` in the inbox table in the same
+  transaction as the handler's effects, and acks only after that commit. A redelivery finds the row and
+  changes nothing.
+- Nothing blocks a queue: an invalid message goes to `<queue>.dlq` at once; a failing handler is retried
+  after growing delays (RETRY_DELAYS_SECONDS), then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import kombu
+import sqlalchemy as sa
+from kombu.mixins import ConsumerMixin
+from marshmallow import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gather_shared import envelope, logs, messages, topology
+from gather_shared.config import VAR_DIR
+from gather_shared.db import inbox_table, outbox_table, transaction, utcnow
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-gather-attempt"
+ERROR_HEADER = "x-gather-error"
+CONFIRM_TIMEOUT_SECONDS = 10
+RELAY_BACKOFF_MAX_SECONDS = 300
+#: kombu's default retry policy retries forever; a consumer must rather fail and be redelivered.
+PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
+
+
+# --- connections and topology -----------------------------------------------------------------------
+
+
+def connect(url: str, **transport_options: Any) -> kombu.Connection:
+    if url.startswith("filesystem://"):
+        data, control = VAR_DIR / "broker" / "data", VAR_DIR / "broker" / "control"
+        for folder in (data, control):
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options |= {
+            "data_folder_in": str(data),
+            "data_folder_out": str(data),
+            "control_folder": str(control),
+        }
+    return kombu.Connection(url, transport_options=transport_options, connect_timeout=5)
+
+
+def is_amqp(conn: kombu.Connection) -> bool:
+    return conn.transport.driver_type == "amqp"
+
+
+EXCHANGE = kombu.Exchange(topology.EXCHANGE, type="topic", durable=True)
+
+
+def _quorum(**arguments: Any) -> dict[str, Any]:
+    # Quorum queues replicate across a RabbitMQ cluster; other transports ignore the arguments.
+    return {"x-queue-type": "quorum", **arguments}
+
+
+def main_queue(q: topology.ConsumerQueue) -> kombu.Queue:
+    return kombu.Queue(
+        q.name,
+        EXCHANGE,
+        bindings=[kombu.binding(EXCHANGE, routing_key=key) for key in q.bindings],
+        durable=True,
+        queue_arguments=_quorum(
+            **{
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": q.dlq,
+                "x-delivery-limit": topology.DELIVERY_LIMIT,
+            }
+        ),
+    )
+
+
+def _plain_queue(name: str, **arguments: Any) -> kombu.Queue:
+    return kombu.Queue(name, kombu.Exchange(""), routing_key=name, durable=True, queue_arguments=_quorum(**arguments))
+
+
+def declare_topology(conn: kombu.Connection) -> None:
+    """Declare the exchange and every consumer's queues, bindings, delay queues and dead-letter queue."""
+    channel = conn.default_channel
+    EXCHANGE(channel).declare()
+    for q in topology.CONSUMERS.values():
+        main_queue(q)(channel).declare()
+        _plain_queue(q.dlq)(channel).declare()
+        for delay in topology.RETRY_DELAYS_SECONDS:
+            # A delay queue: nobody consumes it; RabbitMQ dead-letters each message back to the main
+            # queue when its TTL expires.
+            _plain_queue(
+                q.retry_queue(delay),
+                **{
+                    "x-message-ttl": delay * 1000,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": q.name,
+                },
+            )(channel).declare()
+
+
+def check(url: str) -> None:
+    """Raise if the broker does not answer (for /readyz)."""
+    with connect(url) as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+
+
+# --- the relay: outbox → exchange -------------------------------------------------------------------
+
+
+class Relay:
+    """Publishes pending outbox rows with publisher confirms, then deletes them.
+
+    Several relays may run against one database: each claims its batch with FOR UPDATE SKIP LOCKED
+    (on SQLite every transaction already holds the write lock). A batch is published without waiting
+    per message; the relay then waits for all its confirms, so throughput is not one round trip per
+    message. Rows the broker refused or returned stay, and are retried with backoff."""
+
+    def __init__(
+        self, broker_url: str, sessions: sessionmaker[Session], batch_size: int = 500, poll_seconds: float = 0.05
+    ) -> None:
+        self.broker_url = broker_url
+        self.sessions = sessions
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._conn: kombu.Connection | None = None
+        self._channel: Any = None
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                published = self.publish_batch()
+            except Exception:
+                log.exception("relay: publishing failed; retrying in %.1fs", backoff)
+                self._close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            backoff = 0.5
+            if not published:
+                stop.wait(self.poll_seconds)
+        self._close()
+
+    def publish_batch(self) -> int:
+        """Publish one batch of due rows; returns how many the broker confirmed."""
+        with transaction(self.sessions) as session:
+            now = utcnow()
+            query = (
+                sa.select(outbox_table.c.id, outbox_table.c.message_id, outbox_table.c.type, outbox_table.c.body,
+                          outbox_table.c.attempts)
+                .where(sa.or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now))
+                .order_by(outbox_table.c.id)
+                .limit(self.batch_size)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if not rows:
+                return 0
+            failed = self._publish(rows)
+            done = [row.id for row in rows if row.message_id not in failed]
+            session.execute(sa.delete(outbox_table).where(outbox_table.c.id.in_(done)))
+            for row in rows:
+                if row.message_id in failed:
+                    delay = min(2 ** row.attempts, RELAY_BACKOFF_MAX_SECONDS)
+                    log.error("relay: %s %s not accepted (%s); retry in %ss",
+                              row.type, row.message_id, failed[row.message_id], delay)
+                    session.execute(
+                        sa.update(outbox_table)
+                        .where(outbox_table.c.id == row.id)
+                        .values(attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=delay))
+                    )
+            for row in rows:
+                if row.message_id not in failed:
+                    log.info("relay: published %s %s", row.type, row.message_id)
+            return len(done)
+
+    def _connection(self) -> kombu.Connection:
+        if self._conn is None:
+            conn = connect(self.broker_url)
+            conn.ensure_connection(max_retries=3)
+            declare_topology(conn)
+            self._conn = conn
+            self._channel = conn.channel()
+            if is_amqp(conn):
+                self._channel.confirm_select()
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.release()
+            except Exception:  # noqa: BLE001 - the connection is already broken; nothing to keep
+                pass
+        self._conn = self._channel = None
+
+    def _publish(self, rows: list[Any]) -> dict[str, str]:
+        """Publish `rows`; returns {message_id: reason} for those not accepted."""
+        conn = self._connection()
+        if not is_amqp(conn):
+            producer = kombu.Producer(self._channel, exchange=EXCHANGE)
+            for row in rows:
+                producer.publish(row.body, routing_key=row.type, content_type=envelope.CONTENT_TYPE,
+                                 content_encoding="utf-8", delivery_mode=2, message_id=row.message_id)
+            return {}
+        return self._publish_amqp(conn, rows)
+
+    def _publish_amqp(self, conn: kombu.Connection, rows: list[Any]) -> dict[str, str]:
+        channel = self._channel
+        first_tag = getattr(channel, "_gather_next_tag", 1)
+        by_tag: dict[int, str] = {}
+        settled: dict[str, str | None] = {}  # message_id -> None (acked) or the reason it was not
+
+        def on_ack(tag: int, multiple: bool) -> None:
+            for t in [t for t in by_tag if t == tag or (multiple and t <= tag)]:
+                settled.setdefault(by_tag.pop(t), None)
+
+        def on_nack(tag: int, multiple: bool, *_: Any) -> None:
+            for t in [t for t in by_tag if t == tag or (multiple and t <= tag)]:
+                settled.setdefault(by_tag.pop(t), "nacked by the broker")
+
+        def on_return(exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+            # The broker sends basic.return before the ack of an unroutable mandatory message.
+            settled[message.properties.get("message_id")] = f"unroutable: {routing_key}"
+
+        channel.events["basic_ack"] = {on_ack}
+        channel.events["basic_nack"] = {on_nack}
+        channel.events["basic_return"] = {on_return}
+        for offset, row in enumerate(rows):
+            message = channel.prepare_message(
+                row.body, content_type=envelope.CONTENT_TYPE, content_encoding="utf-8",
+                properties={"delivery_mode": 2, "message_id": row.message_id},
+            )
+            channel.basic_publish(message, exchange=topology.EXCHANGE, routing_key=row.type, mandatory=True)
+            by_tag[first_tag + offset] = row.message_id
+        channel._gather_next_tag = first_tag + len(rows)
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
+        while by_tag:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(by_tag)} publisher confirms missing after {CONFIRM_TIMEOUT_SECONDS}s")
+            conn.drain_events(timeout=remaining)
+        return {mid: reason for mid, reason in settled.items() if reason is not None}
+
+
+# --- the consumer: queue → handler, once ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received message, validated: what a handler gets."""
+
+    type: str
+    id: str
+    source: str
+    time: datetime
+    correlation_id: str | None
+    data: dict[str, Any]
+
+
+Handler = Callable[[Session, Message], None]
+
+
+@dataclass(order=True)
+class _Retry:
+    due: float
+    body: str = field(compare=False)
+    headers: dict[str, Any] = field(compare=False)
+
+
+class Consumer(ConsumerMixin):
+    """Consumes one service's queue and calls the handler registered for each message type.
+
+    Runs until `should_stop` is set; reconnects by itself when the broker goes away (ConsumerMixin)."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        queue: topology.ConsumerQueue,
+        sessions: sessionmaker[Session],
+        handlers: dict[str, Handler],
+        retry_delays: tuple[int, ...] = topology.RETRY_DELAYS_SECONDS,
+        prefetch: int = 50,
+    ) -> None:
+        unknown = set(handlers) - set(messages.SCHEMAS)
+        if unknown:
+            raise ValueError(f"handlers for unknown message types: {sorted(unknown)}")
+        self.connection = connect(broker_url)
+        # Copies (retries, dead letters) go out on a connection of their own, with confirms: a copy must
+        # be safe on the broker before the original is acked, and waiting for that confirm on the
+        # consuming connection would deliver the next message in the middle of this one.
+        self._publisher = connect(broker_url, confirm_publish=True)
+        self.queue = queue
+        self.sessions = sessions
+        self.handlers = handlers
+        self.retry_delays = retry_delays
+        self.prefetch = prefetch
+        self._local_retries: list[_Retry] = []  # the embedded transport has no TTL: retries wait here
+
+    def on_connection_revived(self) -> None:
+        declare_topology(self.connection)
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
+        declare_topology(self.connection)
+        return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message,
+                             prefetch_count=self.prefetch)]
+
+    def on_iteration(self) -> None:
+        now = time.monotonic()
+        while self._local_retries and self._local_retries[0].due <= now:
+            retry = heapq.heappop(self._local_retries)
+            self._publish_copy(retry.body, self.queue.name, retry.headers)
+
+    def on_message(self, message: kombu.Message) -> None:
+        body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
+        headers = dict(message.headers or {})
+        try:
+            env = envelope.parse(body)
+        except ValidationError as exc:
+            log.error("consumer: invalid message dead-lettered: %s", exc.messages)
+            self._publish_copy(body, self.queue.dlq, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
+            message.ack()
+            return
+        received = Message(type=env["type"], id=env["id"], source=env["source"], time=env["time"],
+                           correlation_id=env["correlationid"], data=env["data"])
+        cid = logs.correlation_id.set(received.correlation_id or "-")
+        mid = logs.message_id.set(received.id)
+        try:
+            self._handle(received)
+        except Exception as exc:
+            log.exception("consumer: handler for %s failed", received.type)
+            self._retry_or_dead_letter(body, headers, f"{type(exc).__name__}: {exc}")
+        finally:
+            logs.correlation_id.reset(cid)
+            logs.message_id.reset(mid)
+        message.ack()
+
+    def _handle(self, message: Message) -> None:
+        handler = self.handlers.get(message.type)
+        with transaction(self.sessions) as session:
+            seen = session.execute(
+                sa.select(inbox_table.c.handled_at).where(
+                    inbox_table.c.source == message.source, inbox_table.c.message_id == message.id
+                )
+            ).first()
+            if seen is not None:
+                log.info("consumer: %s already handled at %s; ignored", message.type, seen.handled_at)
+                return
+            session.execute(inbox_table.insert().values(
+                source=message.source, message_id=message.id, type=message.type, handled_at=utcnow()))
+            if handler is None:
+                log.info("consumer: no handler for %s; nothing to do", message.type)
+                return
+            handler(session, message)
+        log.info("consumer: handled %s", message.type)
+
+    def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:
+        attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
+        headers = headers | {ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:1000]}
+        if attempt > len(self.retry_delays):
+            log.error("consumer: giving up after %d attempts; dead-lettered", attempt)
+            self._publish_copy(body, self.queue.dlq, headers)
+            return
+        delay = self.retry_delays[attempt - 1]
+        log.warning("consumer: retry %d in %ss", attempt, delay)
+        if is_amqp(self.connection):
+            self._publish_copy(body, self.queue.retry_queue(delay), headers)
+        else:
+            heapq.heappush(self._local_retries, _Retry(time.monotonic() + delay, body, headers))
+
+    def _publish_copy(self, body: str, queue_name: str, headers: dict[str, Any]) -> None:
+        producer = kombu.Producer(self._publisher.default_channel)
+        producer.publish(body, exchange="", routing_key=queue_name, headers=headers,
+                         content_type=envelope.CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
+                         retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+
+

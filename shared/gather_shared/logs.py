@@ -1,0 +1,31 @@
+"""Logging with the ids that let one follow a message's journey: the HTTP request's correlation id and
+the message id. Both live in context variables set by the web layer and by the consumer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
+message_id: ContextVar[str] = ContextVar("message_id", default="-")
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s [cid=%(correlation_id)s mid=%(message_id)s] %(message)s"
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        record.message_id = message_id.get()
+        return True
+
+
+def configure(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("amqp", "kombu", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

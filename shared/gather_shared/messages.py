@@ -1,0 +1,148 @@
+"""Every message Gather sends, one marshmallow schema per type, registered by type name.
+
+The routing key of a message is its type. Schemas load with unknown fields excluded, so a producer may
+add fields without breaking an older consumer; a change that removes or retypes a field is a new `.v2`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Venue(_Base):
+    name = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    postcode = fields.String(allow_none=True)
+
+
+class Accessibility(_Base):
+    wheelchair = fields.Boolean(load_default=False)
+    step_free = fields.Boolean(load_default=False)
+    hearing_loop = fields.Boolean(load_default=False)
+    sign_language = fields.Boolean(load_default=False)
+    captions = fields.Boolean(load_default=False)
+    quiet_space = fields.Boolean(load_default=False)
+    notes = fields.String(allow_none=True, load_default=None)
+
+
+class Resource(_Base):
+    title = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class EventSnapshot(_Base):
+    """The whole event as the events service knows it, `online_url` included: the broker is internal,
+    and the notifications service needs the link to give it to confirmed attendees."""
+
+    id = fields.UUID(required=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    status = fields.String(
+        required=True, validate=validate.OneOf(["draft", "published", "postponed", "cancelled"])
+    )
+    title = fields.String(required=True)
+    summary = fields.String(allow_none=True, load_default=None)
+    kind = fields.String(required=True)
+    tags = fields.List(fields.String(), load_default=list)
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    timezone = fields.String(required=True)
+    format = fields.String(required=True, validate=validate.OneOf(["in_person", "online", "hybrid"]))
+    venue = fields.Nested(Venue, allow_none=True, load_default=None)
+    online_url = fields.String(allow_none=True, load_default=None)
+    capacity = fields.Integer(allow_none=True, required=True, validate=validate.Range(min=1))
+    waitlist_enabled = fields.Boolean(required=True)
+    language = fields.String(allow_none=True, load_default=None)
+    accessibility = fields.Nested(Accessibility, allow_none=True, load_default=None)
+    resources = fields.List(fields.Nested(Resource), load_default=list)
+    organizer_id = fields.UUID(required=True)
+    organizer_name = fields.String(required=True)
+    series_id = fields.UUID(allow_none=True, load_default=None)
+
+
+class EventPublished(_Base):
+    event = fields.Nested(EventSnapshot, required=True)
+
+
+class Change(_Base):
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+
+
+class EventUpdated(_Base):
+    event = fields.Nested(EventSnapshot, required=True)
+    changes = fields.Dict(keys=fields.String(), values=fields.Nested(Change), required=True)
+
+
+class EventStatusChanged(_Base):
+    event = fields.Nested(EventSnapshot, required=True)
+    reason = fields.String(allow_none=True, load_default=None)
+
+
+class OrganizerKeyIssued(_Base):
+    """Lets the other services authorise an organizer without calling the events service: they keep the
+    hash of the current key (see docs/authorisation.md)."""
+
+    organizer_id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    api_key_hash = fields.String(required=True, validate=validate.Length(equal=64))
+
+
+class Registration(_Base):
+    """A registration as the notifications service needs it: how to reach the attendee, nothing more."""
+
+    signup_id = fields.UUID(required=True)
+    event_id = fields.UUID(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["confirmed", "waitlisted", "cancelled"])
+    )
+    display_name = fields.String(required=True)
+    email = fields.String(allow_none=True, load_default=None)
+    phone = fields.String(allow_none=True, load_default=None)
+    channels = fields.List(fields.String(validate=validate.OneOf(["email", "sms"])), required=True)
+    timezone = fields.String(allow_none=True, load_default=None)
+    consent_reminders = fields.Boolean(load_default=False)
+    waitlist_position = fields.Integer(allow_none=True, load_default=None)
+    manage_url = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class SignupErased(_Base):
+    signup_id = fields.UUID(required=True)
+    event_id = fields.UUID(required=True)
+
+
+SCHEMAS: dict[str, type[Schema]] = {
+    "organizer.key_issued.v1": OrganizerKeyIssued,
+    "event.published.v1": EventPublished,
+    "event.updated.v1": EventUpdated,
+    "event.postponed.v1": EventStatusChanged,
+    "event.cancelled.v1": EventStatusChanged,
+    "signup.confirmed.v1": Registration,
+    "signup.waitlisted.v1": Registration,
+    "signup.promoted.v1": Registration,
+    "signup.cancelled.v1": Registration,
+    "signup.erased.v1": SignupErased,
+}
+
+
+def dump(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Serialise outgoing `data` for `type_`, refusing anything its own consumers would reject."""
+    schema = SCHEMAS[type_]()
+    body = schema.dump(data)
+    errors = schema.validate(body)
+    if errors:
+        raise ValidationError(errors)
+    return body
+
+
+def load(type_: str, data: Any) -> dict[str, Any]:
+    """Validate and deserialise incoming `data`; raises ValidationError (or KeyError for an unknown type)."""
+    return SCHEMAS[type_]().load(data)

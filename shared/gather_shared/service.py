@@ -1,0 +1,88 @@
+"""Starting a service's processes: settings, database (migrated), and the long-running workers."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gather_shared import broker, logs, topology
+from gather_shared.config import Settings
+from alembic import command
+
+from gather_shared.db import alembic_config, make_engine, migrate, session_factory
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents `source` of every message this service sends."""
+        return f"/gather/{self.settings.service}"
+
+
+def start(service: str, migrations: str) -> Runtime:
+    """Read the settings, connect to the database and bring its tables up to date."""
+    logs.configure()
+    settings = Settings.from_env(service)
+    engine = make_engine(settings.database_url)
+    migrate(engine, migrations)
+    return Runtime(settings, engine, session_factory(engine))
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_relay(rt: Runtime) -> None:
+    broker.Relay(rt.settings.broker_url, rt.sessions).run(stop_on_signals())
+
+
+def run_consumer(rt: Runtime, handlers: dict[str, broker.Handler]) -> None:
+    consumer = broker.Consumer(rt.settings.broker_url, topology.CONSUMERS[rt.settings.service], rt.sessions, handlers)
+
+    def _stop(*_: object) -> None:
+        consumer.should_stop = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    consumer.run()
+
+
+def make_migration(migrations: str, message: str) -> None:
+    """Write a new migration by comparing the models with a scratch database upgraded to head."""
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{scratch}/scratch.db")
+        migrate(engine, migrations)
+        cfg = alembic_config(migrations)
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.revision(cfg, message=message, autogenerate=True)
+
+
+def cli(service: str, migrations: str, workers: dict[str, Callable[[], None]]) -> None:
+    """`python -m gather_<service> <command>`: one entry point for each of a service's workers, plus
+    `migrate` (upgrade the database now) and `make-migration "what changed"` (for developers)."""
+    parser = argparse.ArgumentParser(prog=f"python -m gather_{service}")
+    parser.add_argument("command", choices=sorted([*workers, "migrate", "make-migration"]))
+    parser.add_argument("message", nargs="?", default="change")
+    args = parser.parse_args()
+    if args.command == "migrate":
+        start(service, migrations)
+    elif args.command == "make-migration":
+        make_migration(migrations, args.message)
+    else:
+        workers[args.command]()

@@ -1,0 +1,211 @@
+"""What every Gather web service shares: the Flask app with its OpenAPI docs, RFC 9457 problem details
+for every error, correlation ids, health checks and bearer-token helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, g, jsonify, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from gather_shared import broker, logs
+from gather_shared.config import Settings
+from gather_shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+MAX_BODY_BYTES = 64 * 1024
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem+json: `code` names the problem for machines (e.g. `event_full`)."""
+
+    def __init__(self, status: int, code: str, detail: str, errors: dict[str, Any] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.errors, self.extra = status, code, detail, errors, extra
+
+
+def problem_response(status: int, title: str, detail: str, code: str | None = None,
+                     errors: dict[str, Any] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:gather:problem:{code}" if code else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if code:
+        body["code"] = code
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_JSON
+    return response
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict → {"venue.city": ["…"]}, so each message names its field."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages}
+    if not isinstance(messages, dict):
+        return {prefix or "_schema": [str(messages)]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = str(key) if not prefix else f"{prefix}.{key}"
+        flat.update(flatten_errors(value, name))
+    return flat
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, answering every HTTP error as problem+json."""
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        status = error.code or 500
+        data = getattr(error, "data", None) or {}
+        webargs_messages = data.get("messages")
+        if webargs_messages is not None:
+            # webargs nests errors by location ({"json": {...}, "query": {...}}); the field names suffice.
+            errors: dict[str, list[str]] = {}
+            for location_errors in webargs_messages.values():
+                errors.update(flatten_errors(location_errors))
+            fields_named = ", ".join(sorted(errors))
+            return problem_response(status, "Invalid request", f"Invalid input in: {fields_named}",
+                                    code="validation_error", errors=errors)
+        if status >= 500:
+            log.error("unhandled error: %s", error)
+        response = problem_response(status, error.name, error.description or error.name)
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+
+def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
+    service, settings, engine = rt.settings.service, rt.settings, rt.engine
+    app = Flask(f"gather_{service}")
+    app.extensions["gather_runtime"] = rt
+    app.config.update(
+        API_TITLE=f"Gather {service}",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+        },
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    api = ProblemApi(app)
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(exc.status, exc.code.replace("_", " ").capitalize(), exc.detail,
+                                code=exc.code, errors=exc.errors, **exc.extra)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error")
+        return problem_response(500, "Internal Server Error", "Something went wrong on our side.")
+
+    @app.before_request
+    def _correlation() -> None:
+        cid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        g.correlation_id = cid[:100]
+        g.correlation_token = logs.correlation_id.set(g.correlation_id)
+
+    @app.after_request
+    def _echo_correlation(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = g.get("correlation_id", "")
+        return response
+
+    @app.teardown_request
+    def _reset_correlation(_exc: BaseException | None) -> None:
+        token = g.pop("correlation_token", None)
+        if token is not None:
+            logs.correlation_id.reset(token)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", service=service)
+
+    @app.get("/readyz")
+    def readyz() -> Response | tuple[Response, int]:
+        checks: dict[str, str] = {}
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            broker.check(settings.broker_url)
+            checks["broker"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["broker"] = f"unreachable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+    return app, api
+
+
+# --- auth -------------------------------------------------------------------------------------------
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def hash_secret(secret: str) -> str:
+    """Keys and tokens are random with ≥128 bits, so one SHA-256 is enough (no slow KDF needed)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def unauthorized(detail: str = "A valid bearer token is required.") -> Problem:
+    return Problem(401, "unauthorized", detail)
+
+
+def require_admin(settings: Settings) -> None:
+    token = bearer_token()
+    if token is None or not hmac.compare_digest(token, settings.admin_token):
+        raise unauthorized("This call needs the admin token.")
+
+
+def is_admin(settings: Settings) -> bool:
+    token = bearer_token()
+    return token is not None and hmac.compare_digest(token, settings.admin_token)
+
+
+def find_by_token_hash(lookup: Callable[[str], Any]) -> Any:
+    """Look up whoever holds the bearer token, by its hash; None when there is no token or no match."""
+    token = bearer_token()
+    return None if token is None else lookup(hash_secret(token))
+
+
+def current_runtime() -> Runtime:
+    """The service's Runtime (settings, engine, sessions), as its app factory registered it."""
+    from flask import current_app
+
+    return current_app.extensions["gather_runtime"]
