@@ -29,3 +29,5 @@ def configure(level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("amqp", "kombu", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kombu warns that `filesystem://` names no host; that is how the embedded transport is spelled.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)

@@ -56,4 +56,4 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    organizer: Mapped[Organizer] = relationship(lazy="joined")
+    organizer: Mapped[Organizer] = relationship()

@@ -1,0 +1,387 @@
+"""Gather's pytest plugin (registered through the `pytest11` entry point, so every test directory and any
+single test file gets these fixtures).
+
+Tiers: tests that need real PostgreSQL / RabbitMQ ask for `pg_server_url` / `amqp_url`. Those come from
+GATHER_TEST_DATABASE_URL / GATHER_TEST_AMQP_URL when set, else from testcontainers when a Docker engine
+answers, else the tests are skipped — or, with GATHER_REQUIRE_SERVICES=1, fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[2]
+REQUIRE = os.environ.get("GATHER_REQUIRE_SERVICES") == "1"
+ADMIN_TOKEN = "test-admin-token"
+
+
+# --- tiers: where the real servers come from --------------------------------------------------------
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no Docker"
+        return False
+
+
+@dataclass
+class _Tier:
+    env_var: str
+    url: str | None = None
+    why_not: str | None = None
+    container: Any = None
+    resolved: bool = False
+
+
+_TIERS = {"postgresql": _Tier("GATHER_TEST_DATABASE_URL"), "rabbitmq": _Tier("GATHER_TEST_AMQP_URL")}
+
+
+def _resolve(name: str) -> _Tier:
+    tier = _TIERS[name]
+    if tier.resolved:
+        return tier
+    tier.resolved = True
+    tier.url = os.environ.get(tier.env_var)
+    if tier.url:
+        return tier
+    if not _docker_answers():
+        tier.why_not = f"{name} tier skipped: {tier.env_var} is not set and no Docker engine answers"
+        return tier
+    if name == "postgresql":
+        from testcontainers.postgres import PostgresContainer
+
+        tier.container = PostgresContainer("postgres:16-alpine", driver=None).start()
+        tier.url = tier.container.get_connection_url()
+    else:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        tier.container = RabbitMqContainer("rabbitmq:3.13-management").start()
+        params = tier.container.get_connection_params()
+        tier.url = f"amqp://guest:guest@{params.host}:{params.port}//"
+    return tier
+
+
+def _require(name: str) -> str:
+    tier = _resolve(name)
+    if tier.url is None:
+        if REQUIRE:
+            pytest.fail(f"GATHER_REQUIRE_SERVICES=1 but {tier.why_not}", pytrace=False)
+        pytest.skip(tier.why_not)
+    return tier.url
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for name, tier in _TIERS.items():
+        source = os.environ.get(tier.env_var)
+        lines.append(f"gather {name} tier: " + (f"{tier.env_var}={source}" if source else
+                                                 "testcontainers if a Docker engine answers, else skipped"
+                                                 + (" (GATHER_REQUIRE_SERVICES=1: fails instead)" if REQUIRE else "")))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for tier in _TIERS.values():
+        if tier.why_not:
+            terminalreporter.write_line(f"gather: {tier.why_not}", yellow=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for tier in _TIERS.values():
+        if tier.container is not None:
+            tier.container.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    return _require("postgresql")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return _require("rabbitmq")
+
+
+# --- databases --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_pg_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"gather_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_psycopg(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield str(sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _psycopg(url: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that uses it runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/test.db"
+        return
+    with fresh_pg_database(request.getfixturevalue("pg_server_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def service_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Run in a fresh working directory (so `var/` is the test's own) with a known admin token."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GATHER_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name in ("GATHER_BROKER_URL", "GATHER_DATABASE_URL", "GATHER_SMTP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+# --- the broker -------------------------------------------------------------------------------------
+
+
+def reset_broker(url: str) -> None:
+    """Delete Gather's exchange and queues so that a test starts with no message left by another."""
+    import kombu
+
+    from gather_shared import topology
+
+    with kombu.Connection(url, connect_timeout=5) as conn:
+        for q in topology.CONSUMERS.values():
+            names = [q.name, q.dlq, *(q.retry_queue(d) for d in topology.RETRY_DELAYS_SECONDS)]
+            for name in names:
+                channel = conn.channel()
+                try:
+                    channel.queue_delete(name)
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+        channel = conn.channel()
+        channel.exchange_delete(topology.EXCHANGE)
+        channel.close()
+
+
+@pytest.fixture
+def clean_amqp_url(amqp_url: str) -> str:
+    reset_broker(amqp_url)
+    return amqp_url
+
+
+# --- the whole platform, as separate processes ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's processes: the tests start exactly what `make run` starts."""
+    entries = {}
+    for line in (REPO / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+@dataclass
+class Platform:
+    """Gather's processes running in `workdir`; `urls` maps each web service to its base URL."""
+
+    workdir: Path
+    env: dict[str, str]
+    database_urls: dict[str, str] | None = None  # service → URL; None: each service's SQLite under var/
+    urls: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        command = procfile()[name]
+        if name in ("events", "signup", "notifications"):
+            port = int(self.urls[name].rsplit(":", 1)[1]) if name in self.urls else free_port()
+            command = re.sub(r"--bind \S+", f"--bind 127.0.0.1:{port}", command)
+            self.urls[name] = f"http://127.0.0.1:{port}"
+        command = command.replace("deploy/", f"{REPO}/deploy/")
+        env = dict(self.env)
+        if self.database_urls:
+            env["GATHER_DATABASE_URL"] = self.database_urls[name.split("-")[0]]
+        argv = shlex.split(command)
+        argv[0] = str(Path(sys.executable).parent / argv[0]) if argv[0] != "python" else sys.executable
+        log = self.workdir / f"{name}.log"
+        self.logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=self.workdir, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            process = self.processes[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        for name, url in self.urls.items():
+            while True:
+                try:
+                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                exited = [n for n, p in self.processes.items() if p.poll() is not None]
+                if exited or time.monotonic() > deadline:
+                    raise AssertionError(f"not ready: {name}; exited: {exited}")
+                time.sleep(0.2)
+
+    def tail(self, name: str, lines: int = 60) -> str:
+        path = self.logs.get(name)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path else ""
+
+    def all_logs(self) -> str:
+        return "\n".join(f"===== {name}\n{self.tail(name, 200)}" for name in self.logs)
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message: str = "condition") -> Any:
+    """Poll until `predicate()` is truthy; returns its value. Tests wait for outcomes, never for time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_platform(workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None,
+                     extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
+    """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
+    var/); `broker_url` None means the embedded filesystem transport."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
+    env |= {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "WEB_CONCURRENCY": "2", "PYTHONUNBUFFERED": "1"}
+    if broker_url:
+        env["GATHER_BROKER_URL"] = broker_url
+    env |= extra_env or {}
+    platform = Platform(workdir=workdir, env=env, database_urls=database_urls)
+    try:
+        for name in procfile():
+            platform.start(name)
+        platform.wait_ready()
+        yield platform
+    except BaseException:
+        print(platform.all_logs())
+        raise
+    finally:
+        platform.stop()
+
+
+# --- talking to a running platform ------------------------------------------------------------------
+
+
+def event_body(**overrides: Any) -> dict[str, Any]:
+    """A valid event, one week from now, in person; override any field."""
+    from datetime import UTC, datetime, timedelta
+
+    starts = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    body = {
+        "title": "Peer support circle", "summary": "A safe space to talk.", "kind": "support_group",
+        "tags": ["anxiety", "peer-support"], "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=1, minutes=30)).isoformat(), "timezone": "Europe/London",
+        "format": "in_person", "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds",
+                                         "postcode": "LS1 1AA"},
+        "capacity": 10, "waitlist_enabled": True, "language": "en",
+    }
+    return body | overrides
+
+
+class Client:
+    """The HTTP calls a user makes, against a running Platform."""
+
+    def __init__(self, platform: Platform) -> None:
+        import requests
+
+        self.http = requests.Session()
+        self.urls = platform.urls
+
+    def call(self, method: str, service: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.urls[service] + path, headers=headers, timeout=30, **kwargs)
+
+    def organizer(self, name: str = "Mind Matters") -> dict[str, Any]:
+        response = self.call("POST", "events", "/v1/organizers", ADMIN_TOKEN,
+                             json={"name": name, "email": "org@example.org"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def published_event(self, api_key: str, **overrides: Any) -> dict[str, Any]:
+        response = self.call("POST", "events", "/v1/events", api_key, json=event_body(**overrides))
+        assert response.status_code == 201, response.text
+        response = self.call("POST", "events", f"/v1/events/{response.json()['id']}/publish", api_key)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def register(self, event_id: str, wait: bool = True, **body: Any) -> Any:
+        """Register; with `wait`, retry while the signup service has not yet heard of the event."""
+        body = {"display_name": "Sam", "email": "sam@example.org", "channels": ["email"]} | body
+        deadline = time.monotonic() + 30
+        while True:
+            response = self.call("POST", "signup", f"/v1/events/{event_id}/signups", json=body)
+            if not (wait and response.status_code == 404 and time.monotonic() < deadline):
+                return response
+            time.sleep(0.1)
+
+    def notifications(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.call("GET", "notifications", "/v1/notifications", ADMIN_TOKEN,
+                             params=params | {"limit": 100})
+        assert response.status_code == 200, response.text
+        return response.json()["items"]

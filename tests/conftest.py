@@ -1,0 +1,31 @@
+"""Fixtures for the cross-service tests: the whole platform, on the embedded default or on the real
+servers."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gather_shared.testing import Platform, fresh_pg_database, running_platform
+
+SERVICES = ("events", "signup", "notifications")
+
+
+@pytest.fixture
+def embedded_platform(tmp_path: Path) -> Iterator[Platform]:
+    with running_platform(tmp_path, None, None) as platform:
+        yield platform
+
+
+@pytest.fixture
+def real_platform(tmp_path: Path, pg_server_url: str, clean_amqp_url: str) -> Iterator[Platform]:
+    with (fresh_pg_database(pg_server_url) as events_db, fresh_pg_database(pg_server_url) as signup_db,
+          fresh_pg_database(pg_server_url) as notifications_db):
+        urls = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
+        with running_platform(tmp_path, urls, clean_amqp_url) as platform:
+            yield platform
+
+
+@pytest.fixture(params=["embedded", "real"])
+def platform(request: pytest.FixtureRequest) -> Platform:
+    """The tests that use it run on SQLite + filesystem:// and on PostgreSQL + RabbitMQ."""
+    return request.getfixturevalue(f"{request.param}_platform")
