@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -188,10 +190,30 @@ def reset_broker(url: str) -> None:
         channel.close()
 
 
+@contextlib.contextmanager
+def fresh_vhost(amqp_url: str) -> Iterator[str]:
+    """A broker URL no other test shares: a new virtual host when this machine runs the broker (with
+    rabbitmqctl at hand), else the given one emptied of Gather's queues."""
+    parts = urlsplit(amqp_url)
+    if not (shutil.which("rabbitmqctl") and parts.hostname in ("127.0.0.1", "localhost")):
+        reset_broker(amqp_url)
+        yield amqp_url
+        return
+    vhost = f"gather_test_{uuid.uuid4().hex[:12]}"
+    user = parts.username or "guest"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{vhost}"))
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
 @pytest.fixture
-def clean_amqp_url(amqp_url: str) -> str:
-    reset_broker(amqp_url)
-    return amqp_url
+def clean_amqp_url(amqp_url: str) -> Iterator[str]:
+    with fresh_vhost(amqp_url) as url:
+        yield url
 
 
 # --- the whole platform, as separate processes ------------------------------------------------------
