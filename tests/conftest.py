@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gather_shared.testing import Platform, fresh_pg_database, running_platform
 
 SERVICES = ("events", "signup", "notifications")

@@ -328,44 +328,23 @@ class Consumer(ConsumerMixin):
         body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
         headers = dict(message.headers or {})
         try:
-            env = envelope.parse(body)
+            message_in = received(body)
         except ValidationError as exc:
             log.error("consumer: invalid message dead-lettered: %s", exc.messages)
             self._publish_copy(body, self.queue.dlq, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
             message.ack()
             return
-        received = Message(type=env["type"], id=env["id"], source=env["source"], time=env["time"],
-                           correlation_id=env["correlationid"], data=env["data"])
-        cid = logs.correlation_id.set(received.correlation_id or "-")
-        mid = logs.message_id.set(received.id)
+        cid = logs.correlation_id.set(message_in.correlation_id or "-")
+        mid = logs.message_id.set(message_in.id)
         try:
-            self._handle(received)
+            handle(self.sessions, self.handlers, message_in)
         except Exception as exc:
-            log.exception("consumer: handler for %s failed", received.type)
+            log.exception("consumer: handler for %s failed", message_in.type)
             self._retry_or_dead_letter(body, headers, f"{type(exc).__name__}: {exc}")
         finally:
             logs.correlation_id.reset(cid)
             logs.message_id.reset(mid)
         message.ack()
-
-    def _handle(self, message: Message) -> None:
-        handler = self.handlers.get(message.type)
-        with transaction(self.sessions) as session:
-            seen = session.execute(
-                sa.select(inbox_table.c.handled_at).where(
-                    inbox_table.c.source == message.source, inbox_table.c.message_id == message.id
-                )
-            ).first()
-            if seen is not None:
-                log.info("consumer: %s already handled at %s; ignored", message.type, seen.handled_at)
-                return
-            session.execute(inbox_table.insert().values(
-                source=message.source, message_id=message.id, type=message.type, handled_at=utcnow()))
-            if handler is None:
-                log.info("consumer: no handler for %s; nothing to do", message.type)
-                return
-            handler(session, message)
-        log.info("consumer: handled %s", message.type)
 
     def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
@@ -388,3 +367,32 @@ class Consumer(ConsumerMixin):
                          retry=True, retry_policy=PUBLISH_RETRY_POLICY)
 
 
+
+
+def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], message: Message) -> None:
+    """Run the handler for `message` once: its effects and the inbox row commit together, so a
+    redelivered message (same source and id) finds the row and changes nothing."""
+    handler = handlers.get(message.type)
+    with transaction(sessions) as session:
+        seen = session.execute(
+            sa.select(inbox_table.c.handled_at).where(
+                inbox_table.c.source == message.source, inbox_table.c.message_id == message.id
+            )
+        ).first()
+        if seen is not None:
+            log.info("consumer: %s already handled at %s; ignored", message.type, seen.handled_at)
+            return
+        session.execute(inbox_table.insert().values(
+            source=message.source, message_id=message.id, type=message.type, handled_at=utcnow()))
+        if handler is None:
+            log.info("consumer: no handler for %s; nothing to do", message.type)
+            return
+        handler(session, message)
+    log.info("consumer: handled %s", message.type)
+
+
+def received(body: bytes | str | dict[str, Any]) -> Message:
+    """Parse and validate a message body as the consumer does (raises ValidationError)."""
+    env = envelope.parse(body)
+    return Message(type=env["type"], id=env["id"], source=env["source"], time=env["time"],
+                   correlation_id=env["correlationid"], data=env["data"])

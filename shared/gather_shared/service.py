@@ -9,13 +9,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alembic import command
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import broker, logs, topology
 from gather_shared.config import Settings
-from alembic import command
-
 from gather_shared.db import alembic_config, make_engine, migrate, session_factory
 
 

@@ -407,3 +407,33 @@ class Client:
                              params=params | {"limit": 100})
         assert response.status_code == 200, response.text
         return response.json()["items"]
+
+
+# --- messages in and out, without a broker ----------------------------------------------------------
+
+
+def deliver(sessions: Any, handlers: dict[str, Any], type_: str, data: dict[str, Any],
+            source: str = "/gather/test", message_id: str | None = None) -> Any:
+    """Hand a message to a service's handlers exactly as its consumer would (validation, inbox,
+    one transaction). Returns the Message. Deliver the same `message_id` twice to test redelivery."""
+    import json
+
+    from gather_shared import broker, envelope, messages
+
+    body = envelope.build(type_, source, messages.dump(type_, data), None)
+    if message_id is not None:
+        body["id"] = message_id
+    message = broker.received(json.dumps(body))
+    broker.handle(sessions, handlers, message)
+    return message
+
+
+def outbox_messages(engine: Any) -> list[dict[str, Any]]:
+    """The messages a service has queued and not yet published, each parsed and validated against its
+    schema exactly as a consumer would (so a test fails if a service emits anything invalid)."""
+    from gather_shared import envelope
+    from gather_shared.db import outbox_table
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox_table.c.body).order_by(outbox_table.c.id)).all()
+    return [envelope.parse(row.body) for row in rows]

@@ -26,7 +26,7 @@ MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-class Problem(Exception):
+class Problem(Exception):  # noqa: N818 - it is the answer, not a failure
     """Raise to answer with a problem+json: `code` names the problem for machines (e.g. `event_full`)."""
 
     def __init__(self, status: int, code: str, detail: str, errors: dict[str, Any] | None = None,

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from flask import Response, jsonify
 from flask_smorest import Blueprint
-from gather_shared import web
-from gather_shared.db import utcnow
-from gather_shared.outbox import emit
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from gather_events.store import Event, Organizer
+from gather_shared import web
+from gather_shared.db import utcnow
+from gather_shared.outbox import emit
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 

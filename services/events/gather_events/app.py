@@ -1,10 +1,10 @@
 """The events service's WSGI application."""
 
 from flask import Flask
-from gather_shared import web
 
 from gather_events import api
 from gather_events.bootstrap import runtime
+from gather_shared import web
 
 
 def create_app() -> Flask:

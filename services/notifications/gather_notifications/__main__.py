@@ -1,8 +1,7 @@
-from gather_shared import service
-
 from gather_notifications import sender
 from gather_notifications.bootstrap import MIGRATIONS, SERVICE, runtime
 from gather_notifications.handlers import HANDLERS
+from gather_shared import service
 
 service.cli(SERVICE, MIGRATIONS, {
     "consume": lambda: service.run_consumer(runtime(), HANDLERS),

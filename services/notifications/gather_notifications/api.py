@@ -6,10 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_smorest import Blueprint
-from gather_shared import web
 from marshmallow import Schema, fields, validate
 
 from gather_notifications.store import Event, Notification, Organizer
+from gather_shared import web
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
 

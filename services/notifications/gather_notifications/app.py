@@ -1,10 +1,10 @@
 """The notifications service's WSGI application."""
 
 from flask import Flask
-from gather_shared import web
 
 from gather_notifications import api
 from gather_notifications.bootstrap import runtime
+from gather_shared import web
 
 
 def create_app() -> Flask:

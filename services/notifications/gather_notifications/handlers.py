@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gather_shared import messages
-from gather_shared.broker import Handler, Message
 from sqlalchemy.orm import Session
 
 from gather_notifications.store import Event, Notification, Organizer, Recipient
+from gather_shared import messages
+from gather_shared.broker import Handler, Message
 
 
 def keep_organizer(session: Session, message: Message) -> None:

@@ -11,11 +11,11 @@ from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from gather_shared.db import transaction, utcnow
-from gather_shared.service import Runtime
 
 from gather_notifications import delivery
 from gather_notifications.store import Event, Notification, Recipient
+from gather_shared.db import transaction, utcnow
+from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def deliver(rt: Runtime, notification_id: uuid.UUID) -> None:
             else:
                 delivery.send_sms(rt.settings, recipient.phone, f"Gather: you're registered for "
                                   f"{event.snapshot['title']}. Manage: {recipient.manage_url}")
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the notification
+        except Exception as exc:
             log.exception("sender: %s %s failed", notification.kind, notification.id)
             status, error, sent_at = "failed", f"{type(exc).__name__}: {exc}", None
         else:

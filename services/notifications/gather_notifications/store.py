@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from gather_shared.db import UTCDateTime, utcnow
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from gather_shared.db import UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):

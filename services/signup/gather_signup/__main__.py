@@ -1,5 +1,4 @@
 from gather_shared import service
-
 from gather_signup.bootstrap import MIGRATIONS, SERVICE, runtime
 from gather_signup.handlers import HANDLERS
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_smorest import Blueprint
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
 from gather_shared import web
 from gather_shared.db import utcnow
 from gather_shared.outbox import emit
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
-
 from gather_signup import seats
 from gather_signup.store import Signup
 

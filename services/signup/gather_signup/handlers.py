@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gather_shared.broker import Handler, Message
 from sqlalchemy.orm import Session
 
+from gather_shared.broker import Handler, Message
 from gather_signup.store import Event, Organizer
 
 

@@ -1,5 +1,4 @@
-from gather_shared.db import run_alembic_env
-
 from gather_events.store import metadata
+from gather_shared.db import run_alembic_env
 
 run_alembic_env(metadata)
