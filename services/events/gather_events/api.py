@@ -1,159 +1,89 @@
-"""HTTP API of the events service: organizers and their events."""
+"""HTTP API of the events service: organizers, their events and series, the public listing and calendars.
+
+Access: the admin creates organizers; an organizer's API key (bearer token) is stored only as its hash.
+A draft is invisible to anyone but its organizer (404); another organizer's visible event is 403."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+from sqlalchemy.orm import Session
 
-from gather_events.store import Event, Organizer
+from gather_events import calendar, domain, schemas
+from gather_events.store import Event, Organizer, filtered, page, public_events
 from gather_shared import web
-from gather_shared.db import utcnow
 from gather_shared.outbox import emit
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
-KINDS = ["workshop", "support_group", "talk", "awareness_campaign", "recreational", "social", "other"]
-FORMATS = ["in_person", "online", "hybrid"]
+BEARER = [{"bearer": []}]
+CALENDAR_LIMIT = 500  # a subscribed calendar cannot page: the next CALENDAR_LIMIT events
+ICS_RESPONSE = {"200": {"description": "An RFC 5545 calendar",
+                        "content": {"text/calendar": {"schema": {"type": "string"}}}}}
+#: The fields a PATCH may change: everything an organizer writes on creation but the recurrence.
+EDITABLE = tuple(schemas.EventFields().fields)
 
 
-# --- schemas ----------------------------------------------------------------------------------------
-
-
-class OrganizerIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True, validate=validate.Length(max=320))
-
-
-class OrganizerOut(Schema):
-    id = fields.UUID()
-    name = fields.String()
-    email = fields.String()
-    api_key = fields.String()
-
-
-class VenueSchema(Schema):
-    name = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
-    address = fields.String(validate=validate.Length(max=300), load_default=None, allow_none=True)
-    city = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
-    postcode = fields.String(validate=validate.Length(max=20), load_default=None, allow_none=True)
-
-
-class AccessibilitySchema(Schema):
-    wheelchair = fields.Boolean(load_default=False)
-    step_free = fields.Boolean(load_default=False)
-    hearing_loop = fields.Boolean(load_default=False)
-    sign_language = fields.Boolean(load_default=False)
-    captions = fields.Boolean(load_default=False)
-    quiet_space = fields.Boolean(load_default=False)
-    notes = fields.String(validate=validate.Length(max=1000), load_default=None, allow_none=True)
-
-
-class ResourceSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    url = fields.Url(required=True, schemes={"http", "https"})
-
-
-class EventIn(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    summary = fields.String(validate=validate.Length(max=500), load_default=None, allow_none=True)
-    description = fields.String(validate=validate.Length(max=20000), load_default=None, allow_none=True)
-    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)),
-                       validate=validate.Length(max=20), load_default=list)
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
-    timezone = fields.String(required=True)
-    format = fields.String(required=True, validate=validate.OneOf(FORMATS))
-    venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
-    online_url = fields.Url(schemes={"https"}, load_default=None, allow_none=True)
-    capacity = fields.Integer(validate=validate.Range(min=1), load_default=None, allow_none=True)
-    waitlist_enabled = fields.Boolean(load_default=True)
-    language = fields.String(validate=validate.Length(max=35), load_default=None, allow_none=True)
-    accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
-    resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
-
-    @validates("timezone")
-    def _timezone(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValidationError("Not a known IANA time zone, e.g. Europe/London.") from exc
-
-    @validates_schema
-    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        if data["ends_at"] <= data["starts_at"]:
-            raise ValidationError("Must be after starts_at.", "ends_at")
-        if data["format"] in ("online", "hybrid") and not data.get("online_url"):
-            raise ValidationError("Required for online and hybrid events.", "online_url")
-        if data["format"] in ("in_person", "hybrid") and not data.get("venue"):
-            raise ValidationError("Required for in-person and hybrid events.", "venue")
-
-
-class OrganizerRef(Schema):
-    id = fields.UUID()
-    name = fields.String()
-
-
-class PublicEvent(Schema):
-    id = fields.UUID()
-    title = fields.String()
-    summary = fields.String(allow_none=True)
-    description = fields.String(allow_none=True)
-    kind = fields.String()
-    tags = fields.List(fields.String())
-    starts_at = fields.AwareDateTime()
-    ends_at = fields.AwareDateTime()
-    timezone = fields.String()
-    format = fields.String()
-    venue = fields.Nested(VenueSchema, allow_none=True)
-    capacity = fields.Integer(allow_none=True)
-    waitlist_enabled = fields.Boolean()
-    language = fields.String(allow_none=True)
-    accessibility = fields.Nested(AccessibilitySchema, allow_none=True)
-    resources = fields.List(fields.Nested(ResourceSchema))
-    organizer = fields.Nested(OrganizerRef)
-    series_id = fields.UUID(allow_none=True)
-    status = fields.String()
-    version = fields.Integer()
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-
-
-class OrganizerEvent(PublicEvent):
-    """What the event's own organizer sees: the public view plus the online link."""
-
-    online_url = fields.String(allow_none=True)
+def now() -> datetime:
+    """The time the rules see; the app factory sets the clock, tests may set another."""
+    return current_app.config["GATHER_CLOCK"]()
 
 
 # --- access -----------------------------------------------------------------------------------------
 
 
-def current_organizer(session: Any) -> Organizer:
-    organizer = web.find_by_token_hash(
+def bearer_organizer(session: Session) -> Organizer | None:
+    return web.find_by_token_hash(
         lambda key_hash: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == key_hash))
     )
+
+
+def current_organizer(session: Session) -> Organizer:
+    organizer = bearer_organizer(session)
     if organizer is None:
         raise web.unauthorized("This call needs an organizer API key.")
     return organizer
 
 
-def own_event(session: Any, event_id: uuid.UUID, organizer: Organizer) -> Event:
+def own_event(session: Session, event_id: uuid.UUID, organizer: Organizer) -> Event:
+    """The organizer's event, locked for the change to come; 404 if they may not even know it exists."""
     event = session.get(Event, event_id, with_for_update=True)
-    if event is None or (event.organizer_id != organizer.id and event.status == "draft"):
+    if event is None or (event.organizer_id != organizer.id and event.status == domain.DRAFT):
         raise web.Problem(404, "not_found", "No such event.")
     if event.organizer_id != organizer.id:
         raise web.Problem(403, "forbidden", "This event belongs to another organizer.")
     return event
+
+
+def own_series(session: Session, series_id: uuid.UUID, organizer: Organizer) -> list[Event]:
+    events = list(session.scalars(
+        sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id).with_for_update()
+    ))
+    if not events or (events[0].organizer_id != organizer.id
+                      and all(event.status == domain.DRAFT for event in events)):
+        raise web.Problem(404, "not_found", "No such series.")
+    if events[0].organizer_id != organizer.id:
+        raise web.Problem(403, "forbidden", "This series belongs to another organizer.")
+    return events
+
+
+def visible_to(event: Event, viewer: Organizer | None) -> bool:
+    return event.status != domain.DRAFT or (viewer is not None and event.organizer_id == viewer.id)
+
+
+def dump_for(events: list[Event], viewer: Organizer | None) -> list[dict[str, Any]]:
+    """Each event as its viewer may see it: the online link only for its own organizer."""
+    return [(schemas.OrganizerEvent if viewer is not None and event.organizer_id == viewer.id
+             else schemas.PublicEvent)().dump(event) for event in events]
+
+
+# --- changes and their messages ---------------------------------------------------------------------
 
 
 def snapshot(event: Event) -> dict[str, Any]:
@@ -168,71 +98,295 @@ def snapshot(event: Event) -> dict[str, Any]:
     }
 
 
-# --- routes -----------------------------------------------------------------------------------------
+def bump(event: Event) -> None:
+    event.version += 1
+    event.updated_at = now()
+
+
+def transition(session: Session, event: Event, step: domain.Transition, reason: str | None = None) -> None:
+    """Move `event` through `step` and announce it, in the caller's transaction; 409 if not allowed."""
+    try:
+        event.status = domain.next_status(step, event.status)
+    except domain.TransitionNotAllowed as exc:
+        raise web.Problem(409, "invalid_transition", str(exc), current_status=exc.current) from exc
+    bump(event)
+    data: dict[str, Any] = {"event": snapshot(event)}
+    if step in (domain.POSTPONE, domain.CANCEL):
+        data["reason"] = reason
+    emit(session, web.current_runtime().source, step.message, data)
+
+
+def invalid(errors: dict[str, list[str]]) -> web.Problem:
+    """A 422 shaped like the schemas' own (see gather_shared.web.ProblemApi)."""
+    return web.Problem(422, "validation_error", f"Invalid input in: {', '.join(sorted(errors))}", errors=errors)
+
+
+def issue_key(session: Session, organizer: Organizer) -> str:
+    """A new random key for `organizer`, replacing (so revoking) the old one, announced to the other
+    services so they can authorise it too (docs/authorisation.md)."""
+    api_key = "gok_" + secrets.token_urlsafe(32)  # 256 bits
+    organizer.api_key_hash = web.hash_secret(api_key)
+    session.flush()
+    emit(session, web.current_runtime().source, "organizer.key_issued.v1",
+         {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash})
+    return api_key
+
+
+def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
+    return schemas.OrganizerOut().dump(organizer) | {"api_key": api_key}
+
+
+# --- organizers -------------------------------------------------------------------------------------
 
 
 @blp.route("/organizers", methods=["POST"])
-@blp.arguments(OrganizerIn)
-@blp.response(201, OrganizerOut)
-@blp.doc(security=[{"bearer": []}])
+@blp.arguments(schemas.OrganizerIn)
+@blp.response(201, schemas.OrganizerWithKey)
+@blp.doc(security=BEARER)
 def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
     """Create an organizer (admin). The API key is shown this once."""
     rt = web.current_runtime()
     web.require_admin(rt.settings)
-    api_key = "gok_" + secrets.token_urlsafe(32)
     with rt.sessions.begin() as session:
-        organizer = Organizer(name=body["name"], email=body["email"], api_key_hash=web.hash_secret(api_key))
+        organizer = Organizer(name=body["name"], email=body["email"], created_at=now())
         session.add(organizer)
-        session.flush()
-        emit(session, rt.source, "organizer.key_issued.v1",
-             {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash})
-    return {"id": organizer.id, "name": organizer.name, "email": organizer.email, "api_key": api_key}
+        api_key = issue_key(session, organizer)
+        return with_key(organizer, api_key)
+
+
+@blp.route("/organizers/me", methods=["GET"])
+@blp.response(200, schemas.OrganizerOut)
+@blp.doc(security=BEARER)
+def who_am_i() -> Organizer:
+    """The organizer holding this API key."""
+    with web.current_runtime().sessions() as session:
+        return current_organizer(session)
+
+
+@blp.route("/organizers/me/keys", methods=["POST"])
+@blp.response(201, schemas.OrganizerWithKey)
+@blp.doc(security=BEARER)
+def rotate_key() -> dict[str, Any]:
+    """Issue a new API key, shown this once; the key used for this call stops working at once here, and in
+    the other services as soon as they receive the news."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer = current_organizer(session)
+        api_key = issue_key(session, organizer)
+        return with_key(organizer, api_key)
+
+
+@blp.route("/organizers/me/events", methods=["GET"])
+@blp.arguments(schemas.OwnListingArgs, location="query")
+@blp.response(200, schemas.OrganizerPage)
+@blp.doc(security=BEARER)
+def own_events(args: dict[str, Any]) -> dict[str, Any]:
+    """The organizer's own events, drafts and past ones included, ordered by start."""
+    with web.current_runtime().sessions() as session:
+        organizer = current_organizer(session)
+        query = filtered(sa.select(Event).where(Event.organizer_id == organizer.id), args)
+        if args.get("status"):
+            query = query.where(Event.status == args["status"])
+        return paged(session, query, args)
+
+
+def paged(session: Session, query: sa.Select, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        items, next_cursor = page(session, query, args["limit"], args.get("cursor"))
+    except domain.CursorError as exc:
+        raise invalid({"cursor": [str(exc)]}) from exc
+    return {"items": items, "next_cursor": next_cursor}
+
+
+# --- events -----------------------------------------------------------------------------------------
 
 
 @blp.route("/events", methods=["POST"])
-@blp.arguments(EventIn)
-@blp.response(201, OrganizerEvent)
-@blp.doc(security=[{"bearer": []}])
+@blp.arguments(schemas.EventCreate)
+@blp.response(201, schemas.OrganizerEvent)
+@blp.doc(security=BEARER)
 def create_event(body: dict[str, Any]) -> Event:
-    """Create a draft event."""
-    rt = web.current_runtime()
-    with rt.sessions.begin() as session:
+    """Create a draft event; with `recurrence`, a series of drafts (the first one is returned, and the
+    whole series is at /v1/series/{series_id})."""
+    rule = body.pop("recurrence")
+    dates = [domain.Occurrence(body["starts_at"], body["ends_at"])]
+    if rule:
+        try:
+            dates = domain.occurrences(rule, body["starts_at"], body["ends_at"], body["timezone"])
+        except domain.RecurrenceError as exc:
+            raise invalid({"recurrence": [str(exc)]}) from exc
+    series_id = uuid.uuid4() if rule else None
+    with web.current_runtime().sessions.begin() as session:
         organizer = current_organizer(session)
-        body["tags"] = sorted({t.strip().lower() for t in body["tags"] if t.strip()})
-        event = Event(organizer_id=organizer.id, organizer=organizer, status="draft", version=1, **body)
-        session.add(event)
-    return event
+        created = now()
+        events = [Event(**(body | {"starts_at": date.starts_at, "ends_at": date.ends_at}), organizer=organizer,
+                        series_id=series_id, status=domain.DRAFT, version=1, created_at=created,
+                        updated_at=created) for date in dates]
+        session.add_all(events)
+        return events[0]
 
 
-@blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
-@blp.response(200, OrganizerEvent)
-@blp.doc(security=[{"bearer": []}])
-def publish_event(event_id: uuid.UUID) -> Event:
-    """Publish a draft: it becomes visible and open for registration."""
-    rt = web.current_runtime()
-    with rt.sessions.begin() as session:
-        event = own_event(session, event_id, current_organizer(session))
-        if event.status != "draft":
-            raise web.Problem(409, "invalid_transition", f"The event is {event.status}; only a draft can be published.",
-                              current_status=event.status)
-        event.status = "published"
-        event.version += 1
-        event.updated_at = utcnow()
-        emit(session, rt.source, "event.published.v1", {"event": snapshot(event)})
-    return event
+@blp.route("/events", methods=["GET"])
+@blp.arguments(schemas.PublicListingArgs, location="query")
+@blp.response(200, schemas.PublicPage)
+def list_events(args: dict[str, Any]) -> dict[str, Any]:
+    """Published and postponed events that have not ended, ordered by start."""
+    with web.current_runtime().sessions() as session:
+        return paged(session, filtered(public_events(now()), args), args)
 
 
 @blp.route("/events/<uuid:event_id>", methods=["GET"])
-@blp.doc(responses={"200": {"content": {"application/json": {"schema": PublicEvent}}}})
+@blp.doc(responses={"200": {"description": "The event; `online_url` only for its own organizer",
+                            "content": {"application/json": {"schema": schemas.OrganizerEvent}}}})
 def get_event(event_id: uuid.UUID) -> Response:
     """One event: the public view, or the full view for its organizer."""
-    rt = web.current_runtime()
-    with rt.sessions() as session:
+    with web.current_runtime().sessions() as session:
         event = session.get(Event, event_id)
-        token_holder = web.find_by_token_hash(
-            lambda key_hash: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == key_hash))
-        )
-        is_owner = token_holder is not None and event is not None and event.organizer_id == token_holder.id
-        if event is None or (event.status == "draft" and not is_owner):
+        viewer = bearer_organizer(session)
+        if event is None or not visible_to(event, viewer):
             raise web.Problem(404, "not_found", "No such event.")
-        return jsonify((OrganizerEvent if is_owner else PublicEvent)().dump(event))
+        return jsonify(dump_for([event], viewer)[0])
+
+
+@blp.route("/events/<uuid:event_id>", methods=["PATCH"])
+@blp.arguments(schemas.EventFields(partial=True))
+@blp.response(200, schemas.OrganizerEvent)
+@blp.doc(security=BEARER)
+def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
+    """Change an event. Each change of a non-draft event is announced with the old and new values; a new
+    time brings a postponed event back to published."""
+    with web.current_runtime().sessions.begin() as session:
+        event = own_event(session, event_id, current_organizer(session))
+        if not domain.can_edit(event.status):
+            raise web.Problem(409, "invalid_transition", f"The event is {event.status}; it can no longer change.",
+                              current_status=event.status)
+        current = {name: getattr(event, name) for name in EDITABLE}
+        errors = domain.consistency_errors(current | body)
+        if errors:
+            raise invalid(errors)
+        changes = domain.changes(current, body)
+        if not changes:
+            return event
+        for name in changes:
+            setattr(event, name, body[name])
+        if domain.republishes(event.status, changes):
+            old_status = event.status
+            event.status = domain.next_status(domain.REPUBLISH, event.status)
+            changes["status"] = {"old": old_status, "new": event.status}
+        bump(event)
+        if event.status != domain.DRAFT:
+            emit(session, web.current_runtime().source, "event.updated.v1",
+                 {"event": snapshot(event), "changes": changes})
+        return event
+
+
+@blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
+@blp.response(200, schemas.OrganizerEvent)
+@blp.doc(security=BEARER)
+def publish_event(event_id: uuid.UUID) -> Event:
+    """Publish a draft: it becomes visible and open for registration."""
+    with web.current_runtime().sessions.begin() as session:
+        event = own_event(session, event_id, current_organizer(session))
+        transition(session, event, domain.PUBLISH)
+        return event
+
+
+@blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
+@blp.arguments(schemas.Reason)
+@blp.response(200, schemas.OrganizerEvent)
+@blp.doc(security=BEARER)
+def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
+    """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
+    with web.current_runtime().sessions.begin() as session:
+        event = own_event(session, event_id, current_organizer(session))
+        transition(session, event, domain.POSTPONE, body["reason"])
+        return event
+
+
+@blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
+@blp.arguments(schemas.Reason)
+@blp.response(200, schemas.OrganizerEvent)
+@blp.doc(security=BEARER)
+def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
+    """Cancel a published or postponed event, for good. For one date of a series, too."""
+    with web.current_runtime().sessions.begin() as session:
+        event = own_event(session, event_id, current_organizer(session))
+        transition(session, event, domain.CANCEL, body["reason"])
+        return event
+
+
+# --- series -----------------------------------------------------------------------------------------
+
+
+@blp.route("/series/<uuid:series_id>", methods=["GET"])
+@blp.doc(responses={"200": {"description": "The dates of a series, ordered by start; drafts only for "
+                                           "their organizer",
+                            "content": {"application/json": {"schema": schemas.OrganizerSeries}}}})
+def get_series(series_id: uuid.UUID) -> Response:
+    """Every date of a recurring event."""
+    with web.current_runtime().sessions() as session:
+        viewer = bearer_organizer(session)
+        events = [event for event in session.scalars(
+            sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id)
+        ) if visible_to(event, viewer)]
+        if not events:
+            raise web.Problem(404, "not_found", "No such series.")
+        return jsonify({"series_id": str(series_id), "items": dump_for(events, viewer)})
+
+
+@blp.route("/series/<uuid:series_id>/publish", methods=["POST"])
+@blp.response(200, schemas.OrganizerSeries)
+@blp.doc(security=BEARER)
+def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
+    """Publish every draft date of a series that has not ended."""
+    return series_step(series_id, domain.PUBLISH, None)
+
+
+@blp.route("/series/<uuid:series_id>/cancel", methods=["POST"])
+@blp.arguments(schemas.Reason)
+@blp.response(200, schemas.OrganizerSeries)
+@blp.doc(security=BEARER)
+def cancel_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
+    """Cancel every published or postponed date of a series that has not ended. (One date: cancel that
+    event.)"""
+    return series_step(series_id, domain.CANCEL, body["reason"])
+
+
+def series_step(series_id: uuid.UUID, step: domain.Transition, reason: str | None) -> dict[str, Any]:
+    """Apply `step` to each date of the series it applies to; past dates and the others stay as they are."""
+    with web.current_runtime().sessions.begin() as session:
+        events = own_series(session, series_id, current_organizer(session))
+        for event in events:
+            if event.status in step.allowed_from and event.ends_at > now():
+                transition(session, event, step, reason)
+        return {"series_id": series_id, "items": events}
+
+
+# --- calendars --------------------------------------------------------------------------------------
+
+
+@blp.route("/events/<uuid:event_id>/calendar.ics", methods=["GET"])
+@blp.doc(responses=ICS_RESPONSE)
+def event_calendar(event_id: uuid.UUID) -> Response:
+    """One event as an RFC 5545 calendar (never with the online link)."""
+    with web.current_runtime().sessions() as session:
+        event = session.get(Event, event_id)
+        if event is None or event.status == domain.DRAFT:
+            raise web.Problem(404, "not_found", "No such event.")
+        return ics_response(calendar.ics([event]), f"{event.id}.ics")
+
+
+@blp.route("/calendar.ics", methods=["GET"])
+@blp.arguments(schemas.ListingArgs, location="query")
+@blp.doc(responses=ICS_RESPONSE)
+def listing_calendar(args: dict[str, Any]) -> Response:
+    """The listing as an RFC 5545 calendar to subscribe to (same filters). Cancelled events that have not
+    ended stay in it, marked cancelled, so that subscribed calendars learn of the cancellation."""
+    with web.current_runtime().sessions() as session:
+        query = filtered(public_events(now(), (*domain.LISTED, domain.CANCELLED)), args)
+        events = list(session.scalars(query.order_by(Event.starts_at, Event.id).limit(CALENDAR_LIMIT)))
+        return ics_response(calendar.ics(events), "gather.ics")
+
+
+def ics_response(body: bytes, filename: str) -> Response:
+    return Response(body, mimetype="text/calendar",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"'})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:48:00.213465
+Create Date: 2026-11-25 13:58:05.900443
 """
 from alembic import op
 import sqlalchemy as sa
@@ -50,6 +50,8 @@ def upgrade() -> None:
     sa.Column('resources', sa.JSON(), nullable=False),
     sa.Column('created_at', gather_shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', gather_shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('search_text', sa.Text(), nullable=False),
+    sa.Column('tag_keys', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['organizer_id'], ['organizers.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

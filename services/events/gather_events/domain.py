@@ -1,0 +1,203 @@
+"""The rules of events, without Flask or a database: statuses and their transitions, what a consistent
+event is, what changed between two versions, recurrence, and the listing cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule, rruleset, rrulestr
+
+# --- statuses and transitions -----------------------------------------------------------------------
+
+DRAFT = "draft"
+PUBLISHED = "published"
+POSTPONED = "postponed"
+CANCELLED = "cancelled"
+STATUSES = (DRAFT, PUBLISHED, POSTPONED, CANCELLED)
+#: What the public may see and register for (while it has not ended).
+LISTED = (PUBLISHED, POSTPONED)
+
+KINDS = ("workshop", "support_group", "talk", "awareness_campaign", "recreational", "social", "other")
+FORMATS = ("in_person", "online", "hybrid")
+NEEDS_ONLINE_URL = ("online", "hybrid")
+NEEDS_VENUE = ("in_person", "hybrid")
+
+MAX_OCCURRENCES = 52
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    allowed_from: tuple[str, ...]
+    to: str
+    message: str  # the message type that announces it
+
+
+PUBLISH = Transition("publish", (DRAFT,), PUBLISHED, "event.published.v1")
+POSTPONE = Transition("postpone", (PUBLISHED,), POSTPONED, "event.postponed.v1")
+CANCEL = Transition("cancel", (PUBLISHED, POSTPONED), CANCELLED, "event.cancelled.v1")
+#: A postponed event gets a new time: it is back on, announced as an update (status among the changes).
+REPUBLISH = Transition("republish", (POSTPONED,), PUBLISHED, "event.updated.v1")
+
+
+class TransitionNotAllowed(Exception):  # noqa: N818 - reads as the rule it enforces
+    def __init__(self, transition: Transition, current: str) -> None:
+        allowed = " or ".join(transition.allowed_from)
+        super().__init__(f"The event is {current}; {transition.action} needs it to be {allowed}.")
+        self.current = current
+
+
+def next_status(transition: Transition, current: str) -> str:
+    """The status after `transition`, or TransitionNotAllowed naming the current status."""
+    if current not in transition.allowed_from:
+        raise TransitionNotAllowed(transition, current)
+    return transition.to
+
+
+def can_edit(status: str) -> bool:
+    """A cancelled event is final: nothing about it changes any more."""
+    return status != CANCELLED
+
+
+def republishes(status: str, changes: Mapping[str, Any]) -> bool:
+    """A later change of time brings a postponed event back on."""
+    return status == POSTPONED and ("starts_at" in changes or "ends_at" in changes)
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+def is_known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def consistency_errors(event: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The rules between fields, for a whole event (new, or old merged with a PATCH): {field: [why]}."""
+    errors: dict[str, list[str]] = {}
+    if event["ends_at"] <= event["starts_at"]:
+        errors["ends_at"] = ["Must be after starts_at."]
+    if event["format"] in NEEDS_ONLINE_URL and not event.get("online_url"):
+        errors["online_url"] = ["Required for online and hybrid events (an https link)."]
+    if event["format"] in NEEDS_VENUE and not event.get("venue"):
+        errors["venue"] = ["Required for in-person and hybrid events."]
+    return errors
+
+
+def normalize_tags(tags: Iterable[str]) -> list[str]:
+    """Tags trimmed, lower-cased, without duplicates, in the organizer's order."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag.strip().lower(), None)
+    return [tag for tag in seen if tag]
+
+
+def search_text(title: str, summary: str | None, tags: Iterable[str]) -> str:
+    """What the listing's `q` searches: title, summary and tags, lower-cased once on write."""
+    return "\n".join([title, summary or "", *tags]).lower()
+
+
+def tag_keys(tags: Iterable[str]) -> str:
+    """Tags as `|a|b|`, so that one tag matches exactly with LIKE '%|tag|%' on every database
+    (tags cannot contain `|`: see the HTTP schema)."""
+    return "|" + "".join(f"{tag}|" for tag in tags)
+
+
+# --- what changed -----------------------------------------------------------------------------------
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {old, new}} for each field of `new` whose value differs from `old`, JSON-ready, so that
+    attendees can be told exactly what changed."""
+    return {
+        name: {"old": json_ready(old.get(name)), "new": json_ready(value)}
+        for name, value in new.items()
+        if old.get(name) != value
+    }
+
+
+# --- recurrence -------------------------------------------------------------------------------------
+
+
+class RecurrenceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    starts_at: datetime
+    ends_at: datetime
+
+
+def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str) -> list[Occurrence]:
+    """Expand an RFC 5545 RRULE from the first occurrence, in local wall-clock time of `timezone`: a weekly
+    group at 18:00 stays at 18:00 across daylight-saving changes, and keeps its local duration."""
+    zone = ZoneInfo(timezone)
+    local_start = starts_at.astimezone(zone).replace(tzinfo=None)
+    local_end = ends_at.astimezone(zone).replace(tzinfo=None)
+    text = rule.strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[len("RRULE:"):]
+    if not text or "\n" in text or "DTSTART" in text.upper():
+        raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10; the first date is starts_at.")
+    try:
+        parsed = rrulestr(text, dtstart=local_start)
+    except (ValueError, TypeError) as exc:
+        raise RecurrenceError(f"Not a valid RFC 5545 RRULE: {exc}") from exc
+    if isinstance(parsed, rruleset) or not isinstance(parsed, rrule):
+        raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10.")
+    # Take one more than allowed: enough to tell an overlong (or endless) rule from an allowed one.
+    starts: list[datetime] = []
+    for start in parsed:
+        starts.append(start)
+        if len(starts) > MAX_OCCURRENCES:
+            raise RecurrenceError(f"At most {MAX_OCCURRENCES} occurrences; add COUNT or an earlier UNTIL.")
+    if not starts:
+        raise RecurrenceError("The rule gives no date at all.")
+    duration = local_end - local_start
+    return [Occurrence(start.replace(tzinfo=zone), (start + duration).replace(tzinfo=zone)) for start in starts]
+
+
+# --- the listing cursor -----------------------------------------------------------------------------
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(starts_at: datetime, event_id: uuid.UUID) -> str:
+    """An opaque cursor: the (starts_at, id) of the last item, so that the next page starts right after it
+    whatever was added meanwhile (keyset pagination)."""
+    raw = json.dumps([starts_at.isoformat(), str(event_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        starts_at, event_id = json.loads(raw)
+        position = datetime.fromisoformat(starts_at), uuid.UUID(event_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise CursorError("Not a cursor this service gave out.") from exc
+    if position[0].tzinfo is None:
+        raise CursorError("Not a cursor this service gave out.")
+    return position

@@ -1,0 +1,203 @@
+"""The HTTP schemas of the events service: they validate requests and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+
+from gather_events import domain
+
+TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
+
+
+class Tag(fields.String):
+    """A tag, trimmed and lower-cased before it is validated."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+# --- organizers -------------------------------------------------------------------------------------
+
+
+class OrganizerIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
+class OrganizerOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    email = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class OrganizerWithKey(OrganizerOut):
+    api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+# --- events in --------------------------------------------------------------------------------------
+
+
+class VenueSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    address = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    city = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    postcode = fields.String(validate=validate.Length(max=20), load_default=None, allow_none=True)
+
+
+class AccessibilitySchema(Schema):
+    wheelchair = fields.Boolean(load_default=False)
+    step_free = fields.Boolean(load_default=False)
+    hearing_loop = fields.Boolean(load_default=False)
+    sign_language = fields.Boolean(load_default=False)
+    captions = fields.Boolean(load_default=False)
+    quiet_space = fields.Boolean(load_default=False)
+    notes = fields.String(validate=validate.Length(max=1000), load_default=None, allow_none=True)
+
+
+class ResourceSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
+
+
+class EventFields(Schema):
+    """Every field an organizer writes. Unknown fields are refused, so that a typo is not silently lost."""
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    summary = fields.String(validate=validate.Length(max=500), load_default=None, allow_none=True)
+    description = fields.String(validate=validate.Length(max=20000), load_default=None, allow_none=True)
+    kind = fields.String(required=True, validate=validate.OneOf(domain.KINDS))
+    tags = fields.List(Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
+                       validate=validate.Length(max=20), load_default=list)
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    timezone = fields.String(required=True, validate=validate.Length(max=64),
+                             metadata={"description": "IANA time zone name, e.g. Europe/London"})
+    format = fields.String(required=True, validate=validate.OneOf(domain.FORMATS))
+    venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
+    online_url = fields.Url(schemes={"https"}, validate=validate.Length(max=2000), load_default=None,
+                            allow_none=True, metadata={"description": "Never shown publicly."})
+    capacity = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), load_default=None,
+                              allow_none=True, metadata={"description": "null: unlimited"})
+    waitlist_enabled = fields.Boolean(load_default=True)
+    language = fields.String(validate=[validate.Length(max=35), validate.Regexp(LANGUAGE_PATTERN)],
+                             load_default=None, allow_none=True)
+    accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
+    resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
+
+    @validates("timezone")
+    def _timezone(self, value: str, **_: Any) -> None:
+        if not domain.is_known_timezone(value):
+            raise ValidationError("Not a known IANA time zone, e.g. Europe/London.")
+
+    @post_load
+    def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "tags" in data:
+            data["tags"] = domain.normalize_tags(data["tags"])
+        return data
+
+
+class EventCreate(EventFields):
+    recurrence = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=500),
+        metadata={"description": f"An RFC 5545 RRULE such as FREQ=WEEKLY;COUNT=10 (at most "
+                                 f"{domain.MAX_OCCURRENCES} occurrences): creates a series of separate "
+                                 "events sharing a series_id, in local time of `timezone`."},
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        errors = domain.consistency_errors(data)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Reason(Schema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000),
+                           metadata={"description": "Told to the attendees."})
+
+
+class ListingArgs(Schema):
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "words in title, summary or tags"})
+    kind = fields.String(validate=validate.OneOf(domain.KINDS))
+    tag = Tag(validate=validate.Length(min=1, max=40))
+    format = fields.String(validate=validate.OneOf(domain.FORMATS))
+    starts_after = fields.AwareDateTime()
+    starts_before = fields.AwareDateTime()
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the last page"})
+
+
+class PublicListingArgs(ListingArgs, PageArgs):
+    pass
+
+
+class OwnListingArgs(ListingArgs, PageArgs):
+    status = fields.String(validate=validate.OneOf(domain.STATUSES))
+
+
+# --- events out -------------------------------------------------------------------------------------
+
+
+class OrganizerRef(Schema):
+    id = fields.UUID()
+    name = fields.String()
+
+
+class PublicEvent(Schema):
+    """What anyone may see: never the online link."""
+
+    id = fields.UUID()
+    title = fields.String()
+    summary = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    kind = fields.String()
+    tags = fields.List(fields.String())
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    timezone = fields.String()
+    format = fields.String()
+    venue = fields.Nested(VenueSchema, allow_none=True)
+    capacity = fields.Integer(allow_none=True)
+    waitlist_enabled = fields.Boolean()
+    language = fields.String(allow_none=True)
+    accessibility = fields.Nested(AccessibilitySchema, allow_none=True)
+    resources = fields.List(fields.Nested(ResourceSchema))
+    organizer = fields.Nested(OrganizerRef)
+    series_id = fields.UUID(allow_none=True)
+    status = fields.String()
+    version = fields.Integer()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class OrganizerEvent(PublicEvent):
+    """What the event's own organizer sees: the public view plus the online link."""
+
+    online_url = fields.String(allow_none=True)
+
+
+class PublicPage(Schema):
+    items = fields.List(fields.Nested(PublicEvent))
+    next_cursor = fields.String(allow_none=True)
+
+
+class OrganizerPage(Schema):
+    items = fields.List(fields.Nested(OrganizerEvent))
+    next_cursor = fields.String(allow_none=True)
+
+
+class PublicSeries(Schema):
+    series_id = fields.UUID()
+    items = fields.List(fields.Nested(PublicEvent))
+
+
+class OrganizerSeries(Schema):
+    series_id = fields.UUID()
+    items = fields.List(fields.Nested(OrganizerEvent))
