@@ -23,6 +23,11 @@ class Settings:
     retention_days: int
     signup_url: str
     notifications_url: str
+    # The Twilio-compatible SMS provider (GATHER_SMS_PROVIDER=twilio).
+    sms_base_url: str = "https://api.twilio.com"
+    sms_account_sid: str | None = None
+    sms_auth_token: str | None = None
+    sms_from: str | None = None
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -41,6 +46,10 @@ class Settings:
             retention_days=int(env.get("GATHER_RETENTION_DAYS") or 30),
             signup_url=(env.get("GATHER_SIGNUP_URL") or "http://localhost:8002").rstrip("/"),
             notifications_url=(env.get("GATHER_NOTIFICATIONS_URL") or "http://localhost:8003").rstrip("/"),
+            sms_base_url=(env.get("GATHER_SMS_BASE_URL") or "https://api.twilio.com").rstrip("/"),
+            sms_account_sid=env.get("GATHER_SMS_ACCOUNT_SID") or None,
+            sms_auth_token=env.get("GATHER_SMS_AUTH_TOKEN") or None,
+            sms_from=env.get("GATHER_SMS_FROM") or None,
         )
 
 
