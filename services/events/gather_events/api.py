@@ -133,7 +133,8 @@ def issue_key(session: Session, organizer: Organizer) -> str:
 
 
 def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
-    return schemas.OrganizerOut().dump(organizer) | {"api_key": api_key}
+    return {"id": organizer.id, "name": organizer.name, "email": organizer.email,
+            "created_at": organizer.created_at, "api_key": api_key}
 
 
 # --- organizers -------------------------------------------------------------------------------------
