@@ -13,12 +13,13 @@ Guarantees, and where each comes from:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,7 +49,8 @@ PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step"
 
 def connect(url: str, **transport_options: Any) -> kombu.Connection:
     if url.startswith("filesystem://"):
-        data, control = VAR_DIR / "broker" / "data", VAR_DIR / "broker" / "control"
+        # Absolute: a process (or a test) that changes directory later must keep the same broker.
+        data, control = (VAR_DIR / "broker" / "data").resolve(), (VAR_DIR / "broker" / "control").resolve()
         for folder in (data, control):
             folder.mkdir(parents=True, exist_ok=True)
         transport_options |= {
@@ -185,7 +187,8 @@ class Relay:
                     )
             for row in rows:
                 if row.message_id not in failed:
-                    log.info("relay: published %s %s", row.type, row.message_id)
+                    with message_context(row.message_id, json.loads(row.body).get("correlationid")):
+                        log.info("relay: published %s", row.type)
             return len(done)
 
     def _connection(self) -> kombu.Connection:
@@ -254,6 +257,18 @@ class Relay:
                 raise TimeoutError(f"{len(by_tag)} publisher confirms missing after {CONFIRM_TIMEOUT_SECONDS}s")
             conn.drain_events(timeout=remaining)
         return {mid: reason for mid, reason in settled.items() if reason is not None}
+
+
+@contextlib.contextmanager
+def message_context(message_id: str, correlation_id: str | None) -> Iterator[None]:
+    """Log lines inside carry the message's id and the correlation id of the request that caused it."""
+    cid = logs.correlation_id.set(correlation_id or "-")
+    mid = logs.message_id.set(message_id)
+    try:
+        yield
+    finally:
+        logs.correlation_id.reset(cid)
+        logs.message_id.reset(mid)
 
 
 # --- the consumer: queue → handler, once ------------------------------------------------------------
@@ -334,16 +349,12 @@ class Consumer(ConsumerMixin):
             self._publish_copy(body, self.queue.dlq, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
             message.ack()
             return
-        cid = logs.correlation_id.set(message_in.correlation_id or "-")
-        mid = logs.message_id.set(message_in.id)
-        try:
-            handle(self.sessions, self.handlers, message_in)
-        except Exception as exc:
-            log.exception("consumer: handler for %s failed", message_in.type)
-            self._retry_or_dead_letter(body, headers, f"{type(exc).__name__}: {exc}")
-        finally:
-            logs.correlation_id.reset(cid)
-            logs.message_id.reset(mid)
+        with message_context(message_in.id, message_in.correlation_id):
+            try:
+                handle(self.sessions, self.handlers, message_in)
+            except Exception as exc:
+                log.exception("consumer: handler for %s failed", message_in.type)
+                self._retry_or_dead_letter(body, headers, f"{type(exc).__name__}: {exc}")
         message.ack()
 
     def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:

@@ -1,0 +1,207 @@
+"""The bus end to end inside one process: outbox → relay → broker → consumer → handler, on the embedded
+transport with SQLite and on RabbitMQ with PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import kombu
+from kombu.transport import filesystem
+import pytest
+import sqlalchemy as sa
+from gather_shared import broker, envelope, messages, topology
+from gather_shared.broker import Consumer, Message, Relay
+from gather_shared.db import bus_metadata, make_engine, session_factory, transaction
+from gather_shared.outbox import emit
+from gather_shared.testing import fresh_pg_database, wait_for
+from sqlalchemy.orm import Session
+
+QUEUE = topology.CONSUMERS["signup"]
+effects = sa.Table("effects", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                   sa.Column("organizer_id", sa.String(40)))
+
+
+def key_issued(organizer_id: uuid.UUID | None = None) -> dict:
+    return {"organizer_id": organizer_id or uuid.uuid4(), "name": "Mind Matters", "api_key_hash": "a" * 64}
+
+
+@dataclass
+class Bus:
+    broker_url: str
+    engine: sa.Engine
+
+    @property
+    def sessions(self) -> sa.orm.sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    def effects(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [row.organizer_id for row in conn.execute(sa.select(effects.c.organizer_id))]
+
+    def publish_raw(self, body: str, routing_key: str) -> None:
+        with broker.connect(self.broker_url) as conn:
+            broker.declare_topology(conn)
+            kombu.Producer(conn.default_channel).publish(
+                body, exchange=topology.EXCHANGE, routing_key=routing_key,
+                content_type=envelope.CONTENT_TYPE, content_encoding="utf-8")
+
+    def drain(self, queue_name: str) -> list[kombu.Message]:
+        got = []
+        with broker.connect(self.broker_url) as conn:
+            queue = kombu.Queue(queue_name, kombu.Exchange(""), routing_key=queue_name, durable=True,
+                                queue_arguments={"x-queue-type": "quorum"})(conn.default_channel)
+            while (message := queue.get(no_ack=True)) is not None:
+                got.append(message)
+        return got
+
+
+@pytest.fixture(params=["embedded", "real"])
+def bus(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
+    monkeypatch.chdir(tmp_path)  # the embedded transport keeps its files under ./var/broker
+    if request.param == "embedded":
+        # kombu's filesystem transport remembers bindings per process; this test moved to a new broker folder.
+        filesystem.Transport.global_state.clear()
+        engine = make_engine(f"sqlite:///{tmp_path}/bus.db")
+        bus_metadata.create_all(engine)
+        effects.create(engine)
+        yield Bus("filesystem://", engine)
+        return
+    amqp = request.getfixturevalue("clean_amqp_url")
+    with fresh_pg_database(request.getfixturevalue("pg_server_url")) as db_url:
+        engine = make_engine(db_url)
+        bus_metadata.create_all(engine)
+        effects.create(engine)
+        yield Bus(amqp, engine)
+        engine.dispose()
+
+
+def record(session: Session, message: Message) -> None:
+    session.execute(effects.insert().values(organizer_id=str(message.data["organizer_id"])))
+
+
+@pytest.fixture
+def run_consumer(bus: Bus) -> Iterator[Callable[..., Consumer]]:
+    started: list[tuple[Consumer, threading.Thread]] = []
+
+    def start(handlers: dict | None = None, retry_delays: tuple[int, ...] = (1, 1, 1)) -> Consumer:
+        consumer = Consumer(bus.broker_url, QUEUE, bus.sessions,
+                            handlers or {"organizer.key_issued.v1": record}, retry_delays=retry_delays)
+        thread = threading.Thread(target=consumer.run, daemon=True)
+        thread.start()
+        started.append((consumer, thread))
+        return consumer
+
+    yield start
+    for consumer, thread in started:
+        consumer.should_stop = True
+        thread.join(timeout=10)
+
+
+def emit_committed(bus: Bus, count: int = 1) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    with transaction(bus.sessions) as session:
+        for organizer_id in ids:
+            emit(session, "/gather/test", "organizer.key_issued.v1", key_issued(uuid.UUID(organizer_id)))
+    return ids
+
+
+def test_a_committed_message_reaches_its_handler_once(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    run_consumer()
+    ids = emit_committed(bus, 3)
+    assert Relay(bus.broker_url, bus.sessions).publish_batch() == 3
+    assert wait_for(lambda: sorted(bus.effects()) == sorted(ids) or None, message="3 effects")
+    with bus.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(sa.table("outbox"))) == 0
+
+
+def test_a_rolled_back_change_sends_no_message(bus: Bus) -> None:
+    with pytest.raises(RuntimeError), transaction(bus.sessions) as session:
+        emit(session, "/gather/test", "organizer.key_issued.v1", key_issued())
+        raise RuntimeError("the state change failed")
+    assert Relay(bus.broker_url, bus.sessions).publish_batch() == 0
+
+
+def test_a_message_delivered_twice_has_one_effect(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    run_consumer()
+    body = json.dumps(envelope.build("organizer.key_issued.v1", "/gather/test",
+                                     messages.dump("organizer.key_issued.v1", key_issued()), None))
+    bus.publish_raw(body, "organizer.key_issued.v1")
+    bus.publish_raw(body, "organizer.key_issued.v1")
+    marker = emit_committed(bus)  # a later message: once it is handled, both copies were seen
+    Relay(bus.broker_url, bus.sessions).publish_batch()
+    wait_for(lambda: marker[0] in bus.effects(), message="the later message")
+    assert len(bus.effects()) == 2
+
+
+def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowing(
+        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    run_consumer()
+    bus.publish_raw("this is not json", "organizer.key_issued.v1")
+    invalid = envelope.build("organizer.key_issued.v1", "/gather/test", {"organizer_id": "not-a-uuid"}, None)
+    bus.publish_raw(json.dumps(invalid), "organizer.key_issued.v1")
+    ids = emit_committed(bus)
+    Relay(bus.broker_url, bus.sessions).publish_batch()
+    wait_for(lambda: bus.effects() == ids, message="the good message")
+    dead = wait_for(lambda: (got := bus.drain(QUEUE.dlq)) and got, message="dead letters")
+    dead += bus.drain(QUEUE.dlq)
+    assert sorted(m.body.decode() if isinstance(m.body, bytes) else m.body for m in dead) == sorted(
+        ["this is not json", json.dumps(invalid)])
+
+
+def test_a_failing_handler_is_retried_until_it_succeeds(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    calls = []
+
+    def flaky(session: Session, message: Message) -> None:
+        calls.append(message.id)
+        if len(calls) < 3:
+            raise ConnectionError("the mail server is down")
+        record(session, message)
+
+    run_consumer({"organizer.key_issued.v1": flaky})
+    ids = emit_committed(bus)
+    Relay(bus.broker_url, bus.sessions).publish_batch()
+    wait_for(lambda: bus.effects() == ids, timeout=30, message="success on the third attempt")
+    assert len(calls) == 3
+
+
+def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_retries(
+        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    calls = []
+
+    def broken(session: Session, message: Message) -> None:
+        calls.append(message.id)
+        raise ValueError("a bug")
+
+    run_consumer({"organizer.key_issued.v1": broken}, retry_delays=(1, 1))
+    emit_committed(bus)
+    Relay(bus.broker_url, bus.sessions).publish_batch()
+    dead = wait_for(lambda: bus.drain(QUEUE.dlq), timeout=30, message="the dead letter")
+    assert len(calls) == 3  # the first try and two retries
+    assert "ValueError: a bug" in dead[0].headers[broker.ERROR_HEADER]
+
+
+def test_several_relays_publish_each_message_exactly_once(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    if bus.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises all writers; the claim under test is PostgreSQL's SKIP LOCKED")
+    ids = emit_committed(bus, 600)
+    relays = [Relay(bus.broker_url, bus.sessions, batch_size=50) for _ in range(3)]
+    threads = [threading.Thread(target=lambda r=r: [r.publish_batch() for _ in range(20)]) for r in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    received = []
+    with broker.connect(bus.broker_url) as conn:
+        queue = broker.main_queue(QUEUE)(conn.default_channel)
+        while len(received) < len(ids) + 1:  # one more: nothing beyond the 600 may arrive
+            if len(received) == len(ids):
+                assert queue.get(no_ack=True) is None
+                break
+            message = wait_for(lambda: queue.get(no_ack=True), message=f"message {len(received) + 1}")
+            received.append(json.loads(message.body)["data"]["organizer_id"])
+    assert sorted(received) == sorted(ids)
