@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kombu
-from kombu.transport import filesystem
 import pytest
 import sqlalchemy as sa
+from kombu.transport import filesystem
+from sqlalchemy.orm import Session
+
 from gather_shared import broker, envelope, messages, topology
 from gather_shared.broker import Consumer, Message, Relay
 from gather_shared.db import bus_metadata, make_engine, session_factory, transaction
 from gather_shared.outbox import emit
 from gather_shared.testing import fresh_pg_database, wait_for
-from sqlalchemy.orm import Session
 
 QUEUE = topology.CONSUMERS["signup"]
 effects = sa.Table("effects", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),

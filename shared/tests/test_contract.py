@@ -4,8 +4,9 @@ import json
 import uuid
 
 import pytest
-from gather_shared import envelope, messages, topology
 from marshmallow import ValidationError
+
+from gather_shared import envelope, messages, topology
 
 
 def organizer_data() -> dict:
