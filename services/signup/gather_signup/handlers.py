@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from gather_shared.broker import Handler, Message
+from gather_shared.db import utcnow
+from gather_signup import seats
 from gather_signup.store import Event, Organizer
 
 
@@ -14,13 +16,15 @@ def keep_organizer(session: Session, message: Message) -> None:
 
 
 def keep_event(session: Session, message: Message) -> None:
-    """Every event.* message carries the whole event: keep the newest version we have seen."""
+    """Every event.* message carries the whole event: keep the newest version we have seen. More seats
+    (or none lowered, an event republished) may let waitlisted people in: promote them in this same
+    transaction (seats.py, rule 4)."""
     snap = message.data["event"]
-    event = session.get(Event, snap["id"], with_for_update=True)
+    event = seats.lock_event(session, snap["id"])
     if event is not None and event.version >= snap["version"]:
         return  # an older message arriving late changes nothing
     if event is None:
-        event = Event(id=snap["id"])
+        event = Event(id=snap["id"], arrivals=0)
         session.add(event)
     event.organizer_id = snap["organizer_id"]
     event.version = snap["version"]
@@ -30,6 +34,8 @@ def keep_event(session: Session, message: Message) -> None:
     event.ends_at = snap["ends_at"]
     event.capacity = snap["capacity"]
     event.waitlist_enabled = snap["waitlist_enabled"]
+    session.flush()
+    seats.promote_waiting(session, event, utcnow())
 
 
 HANDLERS: dict[str, Handler] = {

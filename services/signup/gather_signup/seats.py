@@ -1,35 +1,157 @@
-"""The one rule that must never break: confirmed registrations never exceed an event's capacity.
+"""The one rule that must never break: confirmed registrations never exceed an event's capacity; and
+its companion: when seats free up, the longest-waiting registrations get them, in arrival order.
 
-How it holds, whatever the concurrency:
-- Every decision about seats (register, cancel, capacity change) first locks the event's row in this
-  service's copy of events (`SELECT … FOR UPDATE` on PostgreSQL). Decisions for one event therefore run
-  one after another; decisions for different events never wait for each other.
-- On SQLite every transaction begins with `BEGIN IMMEDIATE` (gather_shared.db), which takes the
-  database's write lock: the same serialisation, coarser.
-- Only after taking the lock do we count confirmed seats, so the count cannot go stale before the
-  insert commits. The lock is released by that commit.
+Every change to who holds a seat happens here: `register`, `cancel`, and `promote_waiting` (after a
+cancellation, or when `event.updated.v1` raises the capacity). Why the rule holds whatever the concurrency:
+
+1. Lock first. Each of those transactions starts by locking the event's row in this service's copy of
+   events (`lock_event`: `SELECT … FOR UPDATE` on PostgreSQL). Seat decisions for one event therefore run
+   strictly one after another; decisions for different events never wait for each other. On SQLite every
+   transaction begins with `BEGIN IMMEDIATE` (gather_shared.db), which takes the database's write lock:
+   the same serialisation, coarser. We lock the one row that all competing transactions share, once per
+   transaction, before reading anything the decision depends on.
+2. Count under the lock. The confirmed count, the waitlist and the duplicate check are read after the
+   lock is taken, so no other transaction can change them before ours commits and releases it. Hence a
+   seat is given only when `confirmed < capacity` at the moment of commit.
+3. Order under the lock. Each registration takes the next number of the event's `arrivals` counter (in
+   the locked row), so arrival numbers are gapless and unique per event; the waitlist is the waitlisted
+   registrations by arrival, and a waitlist position is a rank in it, hence positions are always 1..N.
+4. Promote in the same transaction. Whoever frees a seat or adds seats promotes the longest-waiting
+   registrations before committing: nobody can take a freed seat in between, and the answer to the
+   cancelling call already reflects the promotion.
+
+Lowering the capacity below the confirmed count removes nobody: the count just stays above capacity
+until enough people cancel, and no seat is given meanwhile (rule 2).
+
+Duplicates (the same email or phone, active, on one event) are refused under the same lock, and a
+partial unique index in the database (store.py) enforces it even if a code path forgot.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gather_shared.web import Problem, hash_secret
+from gather_signup import announce
+from gather_signup.status import ACTIVE, CANCELLED, CONFIRMED, DRAFT, EVENT_CANCELLED, PUBLISHED, WAITLISTED
 from gather_signup.store import Event, Signup
 
 
 def lock_event(session: Session, event_id: uuid.UUID) -> Event | None:
+    """Take the event's lock (rule 1). Call first in every transaction that changes who holds a seat."""
     return session.get(Event, event_id, with_for_update=True, populate_existing=True)
 
 
-def confirmed_count(session: Session, event_id: uuid.UUID) -> int:
-    return session.scalar(
-        sa.select(sa.func.count()).where(Signup.event_id == event_id, Signup.status == "confirmed")
-    ) or 0
+def visible_event(event: Event | None) -> Event:
+    """The event as the public sees it: a draft does not exist yet."""
+    if event is None or event.status == DRAFT:
+        raise Problem(404, "not_found", "No such event, or it is not open for registration yet.")
+    return event
 
 
-def has_free_seat(session: Session, event: Event) -> bool:
-    """Call only with the event locked (lock_event)."""
-    return event.capacity is None or confirmed_count(session, event.id) < event.capacity
+def is_accepting(event: Event, now: datetime) -> bool:
+    return event.status == PUBLISHED and now < event.starts_at
+
+
+def register(session: Session, event: Event, details: dict[str, Any], manage_token: str, now: datetime) -> Signup:
+    """A new registration for the locked `event`: confirmed while a seat is free, else waitlisted.
+
+    `details`: display_name, email, phone, channels, timezone, consent_reminders (already validated)."""
+    if not is_accepting(event, now):
+        reason = "has started" if event.status == PUBLISHED else f"is {event.status}"
+        raise Problem(409, "registration_closed", f"Registration is closed: the event {reason}.")
+    if _already_registered(session, event.id, details["email"], details["phone"]):
+        raise Problem(409, "already_registered", "This email address or phone number is already registered.")
+    if _free_seats(session, event) != 0:
+        status = CONFIRMED
+    elif event.waitlist_enabled:
+        status = WAITLISTED
+    else:
+        raise Problem(409, "event_full", "The event is full and has no waitlist.")
+    event.arrivals += 1
+    signup = Signup(id=uuid.uuid4(), event_id=event.id, arrival=event.arrivals, status=status,
+                    manage_token_hash=hash_secret(manage_token), created_at=now, updated_at=now, **details)
+    session.add(signup)
+    session.flush()
+    announce.registration_changed(session, status, signup, waitlist_position(session, signup), manage_token)
+    return signup
+
+
+def cancel(session: Session, signup_id: uuid.UUID, now: datetime) -> Signup | None:
+    """Cancel a registration and give a freed seat to the longest-waiting. Cancelling twice changes nothing."""
+    event_id = session.scalar(sa.select(Signup.event_id).where(Signup.id == signup_id))
+    if event_id is None:
+        return None
+    event = lock_event(session, event_id)
+    signup = session.get(Signup, signup_id, populate_existing=True)  # as it is now that we hold the lock
+    if signup.status == CANCELLED:
+        return signup
+    signup.status = CANCELLED
+    signup.updated_at = now
+    session.flush()
+    announce.registration_changed(session, CANCELLED, signup)
+    promote_waiting(session, event, now)
+    return signup
+
+
+def promote_waiting(session: Session, event: Event, now: datetime) -> list[Signup]:
+    """Give every free seat of the locked `event` to the longest-waiting registrations (rule 4)."""
+    if event.status == EVENT_CANCELLED or now >= event.ends_at:
+        return []  # a seat at an event that will not happen is no news worth sending
+    free = _free_seats(session, event)
+    if free == 0:
+        return []
+    query = (sa.select(Signup).where(Signup.event_id == event.id, Signup.status == WAITLISTED)
+             .order_by(Signup.arrival))
+    promoted = list(session.scalars(query if free is None else query.limit(free)))
+    for signup in promoted:
+        signup.status = CONFIRMED
+        signup.updated_at = now
+    session.flush()
+    for signup in promoted:
+        announce.registration_changed(session, "promoted", signup)
+    return promoted
+
+
+def counts(session: Session, event_id: uuid.UUID) -> dict[str, int]:
+    """How many registrations of the event are in each status (statuses with none are absent)."""
+    rows = session.execute(sa.select(Signup.status, sa.func.count()).where(Signup.event_id == event_id)
+                           .group_by(Signup.status))
+    return {status: count for status, count in rows}
+
+
+def waitlist_position(session: Session, signup: Signup) -> int | None:
+    """1 for the longest-waiting; None when not waitlisted (rule 3)."""
+    if signup.status != WAITLISTED:
+        return None
+    return session.scalar(sa.select(sa.func.count()).where(
+        Signup.event_id == signup.event_id, Signup.status == WAITLISTED, Signup.arrival <= signup.arrival))
+
+
+def waitlist_positions(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Every waitlisted registration of the event → its position."""
+    ids = session.scalars(sa.select(Signup.id).where(Signup.event_id == event_id, Signup.status == WAITLISTED)
+                          .order_by(Signup.arrival))
+    return {signup_id: position for position, signup_id in enumerate(ids, start=1)}
+
+
+def _free_seats(session: Session, event: Event) -> int | None:
+    """Seats nobody holds (0 when the capacity was lowered below the confirmed count); None: unlimited."""
+    if event.capacity is None:
+        return None
+    return max(0, event.capacity - counts(session, event.id).get(CONFIRMED, 0))
+
+
+def _already_registered(session: Session, event_id: uuid.UUID, email: str | None, phone: str | None) -> bool:
+    same_contact = []
+    if email:
+        same_contact.append(sa.func.lower(Signup.email) == email.lower())
+    if phone:
+        same_contact.append(Signup.phone == phone)
+    return session.scalar(sa.select(sa.exists().where(
+        Signup.event_id == event_id, Signup.status.in_(ACTIVE), sa.or_(*same_contact)))) or False

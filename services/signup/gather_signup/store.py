@@ -1,4 +1,5 @@
-"""The signup service's tables: its copy of organizers and events (from messages), and registrations."""
+"""The signup service's tables: its copy of organizers and events (from messages), registrations, and
+the Idempotency-Key records of registration requests."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared.db import UTCDateTime, utcnow
+from gather_signup.status import CANCELLED
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, list[Any]: sa.JSON}
+    type_annotation_map = {datetime: UTCDateTime, list[Any]: sa.JSON, dict[str, Any]: sa.JSON}
 
 
 metadata = Base.metadata
@@ -42,6 +44,10 @@ class Event(Base):
     ends_at: Mapped[datetime]
     capacity: Mapped[int | None]
     waitlist_enabled: Mapped[bool]
+    #: How many registrations the event has received; numbers each in arrival order (see seats.py).
+    arrivals: Mapped[int] = mapped_column(default=0)
+    #: When the retention job removed its attendees' contact details.
+    anonymised_at: Mapped[datetime | None]
 
 
 class Signup(Base):
@@ -49,8 +55,10 @@ class Signup(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("events.id"), index=True)
+    #: 1, 2, 3… per event in the order registrations arrived: the waitlist's order.
+    arrival: Mapped[int]
     status: Mapped[str] = mapped_column(sa.String(20))
-    display_name: Mapped[str] = mapped_column(sa.String(60))
+    display_name: Mapped[str | None] = mapped_column(sa.String(60))
     email: Mapped[str | None] = mapped_column(sa.String(320))
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     channels: Mapped[list[Any]]
@@ -59,3 +67,34 @@ class Signup(Base):
     manage_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the contact details were removed (erasure on request, or the retention job).
+    erased_at: Mapped[datetime | None]
+
+    __table_args__ = (sa.UniqueConstraint("event_id", "arrival"),)
+
+
+# One active registration per email (compared case-insensitively) and per phone on an event, enforced by
+# the database too. Partial indexes: a cancelled registration does not block registering again, and
+# erased contacts (NULL) never collide.
+_active = Signup.status != CANCELLED
+sa.Index("uq_signups_event_email", Signup.event_id, sa.func.lower(Signup.email), unique=True,
+         sqlite_where=_active, postgresql_where=_active)
+sa.Index("uq_signups_event_phone", Signup.event_id, Signup.phone, unique=True,
+         sqlite_where=_active, postgresql_where=_active)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a registration sent with an `Idempotency-Key`, replayed for 24 hours.
+
+    Stored without secrets in the clear: the key only hashed, and the manage token of the answer sealed
+    with the key (see idempotency.py)."""
+
+    __tablename__ = "idempotency_records"
+
+    key_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    signup_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("signups.id"), index=True)
+    #: The first answer's body, without its manage token.
+    response: Mapped[dict[str, Any]]
+    sealed_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

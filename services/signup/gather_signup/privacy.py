@@ -1,0 +1,68 @@
+"""Forgetting attendees: erasure on request, and the retention job that anonymises the registrations of
+events that ended `GATHER_RETENTION_DAYS` ago. Both keep the registration rows (so counts stay right)
+but remove every contact detail from this service's database, and tell the notifications service to
+forget them too (`signup.erased.v1`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gather_shared.db import outbox_table, transaction, utcnow
+from gather_signup import announce, idempotency
+from gather_signup.store import Event, IdempotencyRecord, Signup
+
+log = logging.getLogger(__name__)
+
+#: How often the scheduled worker runs the retention job.
+RETENTION_INTERVAL_SECONDS = 3600
+
+
+def erase(session: Session, signup: Signup, now: datetime) -> None:
+    """Remove the registration's contact details now. Idempotent."""
+    if signup.erased_at is not None:
+        return
+    # Messages not yet relayed still carry the contact details: withdraw them. The erasure message below
+    # tells the notifications service all it needs (it never heard of them, or must forget them).
+    session.execute(sa.delete(outbox_table).where(outbox_table.c.type.like("signup.%"),
+                                                  outbox_table.c.body.contains(str(signup.id))))
+    # The stored request hash of an idempotent registration is a digest of the contact details.
+    session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.signup_id == signup.id))
+    signup.display_name = signup.email = signup.phone = signup.timezone = None
+    signup.channels = []
+    signup.consent_reminders = False
+    signup.erased_at = signup.updated_at = now
+    announce.contact_erased(session, signup)
+
+
+def anonymise_ended_events(session: Session, now: datetime, retention_days: int) -> int:
+    """Erase the contact details of every registration of events that ended `retention_days` before
+    `now`; returns how many events were anonymised. Also drops expired Idempotency-Key records."""
+    idempotency.purge_expired(session, now)
+    events = session.scalars(sa.select(Event).where(
+        Event.anonymised_at.is_(None), Event.ends_at <= now - timedelta(days=retention_days)
+    ).with_for_update())
+    anonymised = 0
+    for event in events:
+        for signup in session.scalars(sa.select(Signup).where(Signup.event_id == event.id,
+                                                               Signup.erased_at.is_(None))):
+            erase(session, signup, now)
+        event.anonymised_at = now
+        anonymised += 1
+    return anonymised
+
+
+def run_retention(sessions: sessionmaker[Session], retention_days: int, stop: threading.Event) -> None:
+    """The scheduled worker: run the retention job now and then every RETENTION_INTERVAL_SECONDS."""
+    while not stop.is_set():
+        try:
+            with transaction(sessions) as session:
+                count = anonymise_ended_events(session, utcnow(), retention_days)
+            log.info("retention: anonymised the attendees of %d ended events", count)
+        except Exception:
+            log.exception("retention: failed; trying again at the next run")
+        stop.wait(RETENTION_INTERVAL_SECONDS)

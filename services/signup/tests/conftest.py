@@ -1,0 +1,98 @@
+"""Fixtures for the signup service's tests: the app on a fresh database (SQLite and PostgreSQL), and
+the messages that give it events and organizers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gather_shared import web
+from gather_shared.service import Runtime
+from gather_shared.testing import deliver
+from gather_signup.app import create_app
+from gather_signup.handlers import HANDLERS
+
+ORGANIZER_KEY = "organizer-key-0123456789abcdef"
+
+
+def event_snapshot(**overrides: Any) -> dict[str, Any]:
+    """An `EventSnapshot` as the events service sends it: published, in a week, 10 seats with a waitlist."""
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    return {
+        "id": uuid.uuid4(), "version": 1, "status": "published", "title": "Peer support circle",
+        "kind": "support_group", "starts_at": starts, "ends_at": starts + timedelta(hours=2),
+        "timezone": "Europe/London", "format": "in_person", "capacity": 10, "waitlist_enabled": True,
+        "organizer_id": uuid.UUID(int=1), "organizer_name": "Mind Matters",
+    } | overrides
+
+
+@pytest.fixture
+def app(service_env: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    monkeypatch.setenv("GATHER_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATHER_SIGNUP_URL", "https://gather.example/")
+    return create_app()
+
+
+@pytest.fixture
+def rt(app: Flask) -> Runtime:
+    return app.extensions["gather_runtime"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def send(rt: Runtime) -> Callable[..., Any]:
+    """Deliver a message to the service as its consumer would."""
+    return lambda type_, data, **kwargs: deliver(rt.sessions, HANDLERS, type_, data, **kwargs)
+
+
+@pytest.fixture
+def publish(send: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """Announce an event (published by default, in a week); returns its snapshot. The default organizer's
+    key is ORGANIZER_KEY."""
+    send("organizer.key_issued.v1", {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters",
+                                     "api_key_hash": web.hash_secret(ORGANIZER_KEY)})
+
+    def _publish(type_: str = "event.published.v1", **overrides: Any) -> dict[str, Any]:
+        snapshot = event_snapshot(**overrides)
+        data = {"event": snapshot} if type_ != "event.updated.v1" else {"event": snapshot, "changes": {}}
+        send(type_, data)
+        return snapshot
+
+    return _publish
+
+
+@pytest.fixture
+def register(client: FlaskClient) -> Callable[..., Any]:
+    """POST a registration; `n` picks a distinct attendee. Returns the response."""
+
+    def _register(event_id: uuid.UUID, n: int = 1, headers: dict[str, str] | None = None, **body: Any) -> Any:
+        body = {"display_name": f"Attendee {n}", "email": f"attendee{n}@example.org", "channels": ["email"]} | body
+        return client.post(f"/v1/events/{event_id}/signups", json=body, headers=headers or {})
+
+    return _register
+
+
+@pytest.fixture
+def database_text(rt: Runtime) -> Callable[..., str]:
+    """Every value in every table of the service's database, as one string (to search for leftovers)."""
+    import sqlalchemy as sa
+
+    from gather_shared.db import bus_metadata, outbox_table
+    from gather_signup.store import metadata
+
+    def _text(outbox: bool = True) -> str:
+        tables = [t for t in [*metadata.sorted_tables, *bus_metadata.sorted_tables] if outbox or t is not outbox_table]
+        with rt.engine.connect() as conn:
+            return "\n".join(repr(tuple(row)) for table in tables for row in conn.execute(sa.select(table)))
+
+    return _text

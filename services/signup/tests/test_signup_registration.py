@@ -1,0 +1,185 @@
+"""Registering: seats, waitlist, duplicates, closed events, validation and Idempotency-Key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gather_shared.service import Runtime
+from gather_shared.testing import outbox_messages
+
+Publish = Callable[..., dict[str, Any]]
+Register = Callable[..., Any]
+
+
+def test_a_registration_within_capacity_is_confirmed_and_announced_with_its_manage_link(
+        publish: Publish, register: Register, rt: Runtime) -> None:
+    event = publish()
+    response = register(event["id"], display_name=" Robin ", email="Robin@Example.ORG", consent={"reminders": True})
+    assert response.status_code == 201, response.json
+    signup = response.json
+    assert signup["status"] == "confirmed"
+    assert signup["waitlist_position"] is None
+    assert len(signup["manage_token"]) >= 43  # 256 random bits, base64
+
+    [message] = outbox_messages(rt.engine)
+    assert message["type"] == "signup.confirmed.v1"
+    assert message["data"]["display_name"] == "Robin"
+    assert message["data"]["email"] == "Robin@example.org"  # the domain part is case-insensitive
+    assert message["data"]["consent_reminders"] is True
+    assert message["data"]["manage_url"] == (
+        f"https://gather.example/v1/signups/{signup['id']}#token={signup['manage_token']}")
+
+
+def test_registrations_beyond_capacity_are_waitlisted_with_their_place_in_the_queue(
+        publish: Publish, register: Register, rt: Runtime) -> None:
+    event = publish(capacity=2)
+    answers = [register(event["id"], n).json for n in range(1, 6)]
+    assert [(a["status"], a["waitlist_position"]) for a in answers] == [
+        ("confirmed", None), ("confirmed", None), ("waitlisted", 1), ("waitlisted", 2), ("waitlisted", 3)]
+    waitlisted = [m["data"] for m in outbox_messages(rt.engine) if m["type"] == "signup.waitlisted.v1"]
+    assert [m["waitlist_position"] for m in waitlisted] == [1, 2, 3]
+
+
+def test_an_event_without_capacity_confirms_everyone(publish: Publish, register: Register) -> None:
+    event = publish(capacity=None)
+    assert {register(event["id"], n).json["status"] for n in range(1, 5)} == {"confirmed"}
+
+
+def test_a_full_event_without_waitlist_refuses_with_event_full(publish: Publish, register: Register) -> None:
+    event = publish(capacity=1, waitlist_enabled=False)
+    assert register(event["id"], 1).status_code == 201
+    response = register(event["id"], 2)
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "event_full"
+
+
+def test_the_same_email_in_other_letter_case_is_already_registered(publish: Publish, register: Register) -> None:
+    event = publish()
+    assert register(event["id"], email="sam@example.org").status_code == 201
+    response = register(event["id"], email="SAM@EXAMPLE.ORG")
+    assert response.status_code == 409
+    assert response.json["code"] == "already_registered"
+
+
+def test_the_same_phone_written_differently_is_already_registered(publish: Publish, register: Register) -> None:
+    event = publish()
+    first = register(event["id"], 1, email=None, phone="+44 7911 123456", channels=["sms"])
+    assert first.status_code == 201, first.json
+    response = register(event["id"], 2, email=None, phone="+447911123456", channels=["sms"])
+    assert response.status_code == 409
+    assert response.json["code"] == "already_registered"
+
+
+def test_the_same_person_may_register_again_after_cancelling(
+        publish: Publish, register: Register, client: FlaskClient) -> None:
+    event = publish()
+    first = register(event["id"]).json
+    client.delete(f"/v1/signups/{first['id']}", headers={"Authorization": f"Bearer {first['manage_token']}"})
+    assert register(event["id"]).status_code == 201
+
+
+def test_the_same_email_may_register_for_two_events(publish: Publish, register: Register) -> None:
+    assert register(publish()["id"]).status_code == 201
+    assert register(publish()["id"]).status_code == 201
+
+
+def test_an_unknown_or_draft_event_is_not_found(publish: Publish, register: Register) -> None:
+    assert register(uuid.uuid4()).status_code == 404
+    draft = publish(status="draft")
+    response = register(draft["id"])
+    assert response.status_code == 404
+    assert response.json["code"] == "not_found"
+
+
+@pytest.mark.parametrize("type_, status", [("event.cancelled.v1", "cancelled"), ("event.postponed.v1", "postponed")])
+def test_a_cancelled_or_postponed_event_closes_registration_and_keeps_existing_ones(
+        publish: Publish, register: Register, client: FlaskClient, type_: str, status: str) -> None:
+    event = publish()
+    assert register(event["id"], 1).status_code == 201
+    publish(type_, id=event["id"], version=2, status=status)
+    response = register(event["id"], 2)
+    assert response.status_code == 409
+    assert response.json["code"] == "registration_closed"
+    assert client.get(f"/v1/events/{event['id']}/availability").json["confirmed"] == 1
+
+
+def test_an_event_that_has_started_closes_registration(publish: Publish, register: Register) -> None:
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    event = publish(starts_at=started, ends_at=started + timedelta(hours=1))
+    response = register(event["id"])
+    assert response.status_code == 409
+    assert response.json["code"] == "registration_closed"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "not-an-email"}, "email"),
+    ({"email": "sam@localhost"}, "email"),
+    ({"phone": "07911 123456", "email": None, "channels": ["sms"]}, "phone"),
+    ({"phone": "+44 12", "email": None, "channels": ["sms"]}, "phone"),
+    ({"email": None}, "email"),
+    ({"channels": ["sms"]}, "channels"),
+    ({"channels": ["pigeon"]}, "channels.0"),
+    ({"channels": []}, "channels"),
+    ({"display_name": ""}, "display_name"),
+    ({"display_name": "   "}, "display_name"),
+    ({"display_name": "x" * 61}, "display_name"),
+    ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ({"consent": {"reminders": "perhaps"}}, "consent.reminders"),
+])
+def test_invalid_input_is_a_422_naming_the_field(
+        publish: Publish, register: Register, body: dict[str, Any], field: str) -> None:
+    event = publish()
+    response = register(event["id"], **body)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert field in response.json["errors"], response.json
+
+
+def test_a_phone_is_normalised_to_e164_and_a_real_timezone_kept(
+        publish: Publish, register: Register, client: FlaskClient) -> None:
+    event = publish()
+    signup = register(event["id"], phone="+44 (0)7911 123-456", channels=["email", "sms"],
+                      timezone="America/New_York").json
+    view = client.get(f"/v1/signups/{signup['id']}", headers={"Authorization": f"Bearer {signup['manage_token']}"})
+    assert view.json["phone"] == "+447911123456"
+    assert view.json["timezone"] == "America/New_York"
+    assert view.json["channels"] == ["email", "sms"]
+
+
+def test_the_same_idempotency_key_and_body_replays_the_first_answer_and_creates_nothing(
+        publish: Publish, register: Register, client: FlaskClient) -> None:
+    event = publish()
+    first = register(event["id"], headers={"Idempotency-Key": "k-1"})
+    again = register(event["id"], headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert client.get(f"/v1/events/{event['id']}/availability").json["confirmed"] == 1
+    # The replayed manage token works: it is the real one.
+    view = client.get(f"/v1/signups/{first.json['id']}",
+                      headers={"Authorization": f"Bearer {again.json['manage_token']}"})
+    assert view.status_code == 200
+
+
+def test_the_same_idempotency_key_with_another_body_is_a_422(publish: Publish, register: Register) -> None:
+    event = publish()
+    assert register(event["id"], 1, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    response = register(event["id"], 2, headers={"Idempotency-Key": "k-1"})
+    assert response.status_code == 422
+    assert response.json["code"] == "idempotency_key_reused"
+
+
+def test_no_manage_token_is_stored_in_the_clear_even_for_idempotent_replays(
+        publish: Publish, register: Register, database_text: Callable[..., str]) -> None:
+    event = publish()
+    signup = register(event["id"], headers={"Idempotency-Key": "k-1"}).json
+    stored = database_text(outbox=False)  # the outbox carries the link to the attendee, by design
+    assert signup["manage_token"] not in stored
+    assert "k-1" not in stored
