@@ -1,0 +1,123 @@
+"""The public listing and the organizer's own: what is shown, filters, text search, and a cursor that
+stays stable while events are added. The online link never shows publicly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+SECRET_LINK = "https://meet.example.org/secret-room"
+
+
+def in_days(days: float, hour: int = 18) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0).isoformat()
+
+
+def at(days: float, **overrides: Any) -> dict[str, Any]:
+    start = datetime.fromisoformat(in_days(days))
+    return {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()} | overrides
+
+
+def titles(response: Any) -> list[str]:
+    assert response.status_code == 200, response.json
+    return [item["title"] for item in response.json["items"]]
+
+
+def test_the_listing_shows_published_and_postponed_events_by_start_only(client: Any, key: str) -> None:
+    client.draft(key, title="Draft", **at(1))
+    client.published(key, title="Later", **at(3))
+    client.published(key, title="Sooner", **at(2))
+    postponed = client.published(key, title="Postponed", **at(4))
+    client.call("POST", f"/v1/events/{postponed['id']}/postpone", key, json={})
+    cancelled = client.published(key, title="Cancelled", **at(5))
+    client.call("POST", f"/v1/events/{cancelled['id']}/cancel", key, json={})
+
+    assert titles(client.call("GET", "/v1/events")) == ["Sooner", "Later", "Postponed"]
+
+
+def test_an_event_leaves_the_listing_once_it_has_ended(client: Any, key: str) -> None:
+    event = client.published(key, title="Tonight", **at(1))
+    client.set_clock(datetime.fromisoformat(event["starts_at"]) + timedelta(minutes=30))
+    assert titles(client.call("GET", "/v1/events")) == ["Tonight"]  # under way: still worth finding
+    client.set_clock(datetime.fromisoformat(event["ends_at"]))
+    assert titles(client.call("GET", "/v1/events")) == []
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({"q": "grief"}, ["Grief circle", "Walk and talk"]),
+    ({"q": "GRIEF circle"}, ["Grief circle"]),
+    ({"q": "100%"}, []),
+    ({"kind": "workshop"}, ["Mindful drawing"]),
+    ({"tag": " Art "}, ["Mindful drawing"]),
+    ({"tag": "grie"}, []),
+    ({"format": "online"}, ["Walk and talk"]),
+    ({"starts_after": in_days(2, hour=0)}, ["Mindful drawing", "Walk and talk"]),
+    ({"starts_before": in_days(3, hour=0)}, ["Grief circle", "Mindful drawing"]),
+])
+def test_the_listing_filters(client: Any, key: str, query: dict, expected: list[str]) -> None:
+    client.published(key, title="Grief circle", tags=["loss"], **at(1))
+    client.published(key, title="Mindful drawing", kind="workshop", tags=["art"], summary="Paint.", **at(2))
+    client.published(key, title="Walk and talk", kind="recreational", tags=["grief"], format="online",
+                     online_url=SECRET_LINK, venue=None, **at(3))
+    assert titles(client.call("GET", "/v1/events", query_string=query)) == expected
+
+
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"},
+                                   {"cursor": "not-a-cursor"}, {"format": "smoke-signals"}])
+def test_bad_listing_parameters_are_422_naming_them(client: Any, query: dict) -> None:
+    response = client.call("GET", "/v1/events", query_string=query)
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == set(query)
+
+
+def test_the_cursor_pages_through_every_event_once_while_events_are_added(client: Any, key: str) -> None:
+    for day in range(1, 6):
+        client.published(key, title=f"Day {day}", **at(day))
+    client.published(key, title="Day 3 too", **at(3))  # the same start: the id breaks the tie
+
+    first = client.call("GET", "/v1/events", query_string={"limit": 2}).json
+    client.published(key, title="Day 0", **at(0.5))  # before the cursor: must not shift the next pages
+    client.published(key, title="Day 6", **at(6))
+    seen = [item["title"] for item in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = client.call("GET", "/v1/events", query_string={"limit": 2, "cursor": cursor}).json
+        seen += [item["title"] for item in page["items"]]
+        cursor = page["next_cursor"]
+
+    assert seen[:2] == ["Day 1", "Day 2"]
+    assert sorted(seen) == sorted(["Day 1", "Day 2", "Day 3", "Day 3 too", "Day 4", "Day 5", "Day 6"])
+
+
+def test_the_limit_defaults_to_20(client: Any, key: str) -> None:
+    for day in range(21):
+        client.published(key, title=f"Event {day}", **at(1 + day / 24))
+    page = client.call("GET", "/v1/events").json
+    assert len(page["items"]) == 20
+    assert page["next_cursor"]
+
+
+def test_the_online_link_never_appears_publicly(client: Any, key: str) -> None:
+    event = client.published(key, format="hybrid", online_url=SECRET_LINK)
+    for path in (f"/v1/events/{event['id']}", "/v1/events", f"/v1/events/{event['id']}/calendar.ics",
+                 "/v1/calendar.ics", f"/v1/events/{event['id']}/calendar.ics"):
+        response = client.call("GET", path)
+        assert response.status_code == 200
+        assert "secret-room" not in response.get_data(as_text=True)
+        assert "online_url" not in response.get_data(as_text=True)
+    other = client.organizer("Other")["api_key"]
+    assert "secret-room" not in client.call("GET", f"/v1/events/{event['id']}", other).get_data(as_text=True)
+    assert client.call("GET", f"/v1/events/{event['id']}", key).json["online_url"] == SECRET_LINK
+
+
+def test_an_organizer_lists_their_own_events_drafts_and_past_ones_included(client: Any, key: str) -> None:
+    client.draft(key, title="Draft", **at(2))
+    client.published(key, title="Past", **at(-3))
+    client.published(client.organizer("Other")["api_key"], title="Not mine", **at(1))
+
+    assert titles(client.call("GET", "/v1/organizers/me/events", key)) == ["Past", "Draft"]
+    assert titles(client.call("GET", "/v1/organizers/me/events", key, query_string={"status": "draft"})) == ["Draft"]
+    own = client.call("GET", "/v1/organizers/me/events", key).json["items"]
+    assert all("online_url" in item for item in own)
