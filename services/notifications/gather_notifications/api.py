@@ -1,26 +1,54 @@
-"""HTTP API of the notifications service: the notification log."""
+"""HTTP API of the notifications service: the notification log, one-click unsubscribe, the SMS
+provider's webhooks (replies and delivery receipts) and the short links that SMS carry."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response, redirect, request
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
+from sqlalchemy.orm import Session
 
-from gather_notifications.store import Event, Notification, Organizer
+from gather_notifications import constants as c
+from gather_notifications.store import (
+    EmailOptOut,
+    Event,
+    Notification,
+    Organizer,
+    Recipient,
+    SmsOptOut,
+    contact_hash,
+)
 from gather_shared import web
+from gather_shared.config import Settings
+from gather_shared.db import transaction, utcnow
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
+links = Blueprint("links", __name__, description="Short links in SMS")
 
-STATUSES = ["pending", "sending", "sent", "delivered", "undelivered", "failed", "suppressed", "cancelled"]
+#: Replies that opt a number out of, or back in to, every SMS (the words carriers and Twilio honour).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
+
+
+# --- the notification log ---------------------------------------------------------------------------
 
 
 class NotificationQuery(Schema):
     event_id = fields.UUID(load_default=None)
     signup_id = fields.UUID(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    status = fields.String(load_default=None, validate=validate.OneOf(c.STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
 
 
 class NotificationOut(Schema):
@@ -41,28 +69,182 @@ class NotificationPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def encode_cursor(notification: Notification) -> str:
+    raw = json.dumps([notification.created_at.isoformat(), str(notification.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created_at, id_ = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created_at), uuid.UUID(id_)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise web.Problem(422, "validation_error", "Invalid input in: cursor",
+                          errors={"cursor": ["Not a cursor this service returned."]}) from exc
+
+
+def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID | None) -> sa.ColumnElement[bool]:
+    """Admin sees every notification; an organizer those of their own events (401/403/404 otherwise)."""
+    if web.is_admin(settings):
+        return sa.true()
+    organizer = web.find_by_token_hash(
+        lambda h: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == h)))
+    if organizer is None:
+        raise web.unauthorized("This call needs the admin token or an organizer API key.")
+    if event_id is not None:
+        event = session.get(Event, event_id)
+        if event is None:
+            raise web.Problem(404, "not_found", "No such event.")
+        if event.organizer_id != organizer.id:
+            raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+    return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == organizer.id))
+
+
 @blp.route("/notifications", methods=["GET"])
 @blp.arguments(NotificationQuery, location="query")
 @blp.response(200, NotificationPage)
+@blp.doc(security=[{"bearer": []}])
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
-    """The notification log: admin sees all; an organizer sees their own events' notifications."""
+    """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
     with rt.sessions() as session:
-        query = sa.select(Notification).order_by(Notification.created_at, Notification.id).limit(args["limit"])
-        if not web.is_admin(rt.settings):
-            organizer = web.find_by_token_hash(
-                lambda h: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == h)))
-            if organizer is None:
-                raise web.unauthorized("This call needs the admin token or an organizer API key.")
-            if args["event_id"] is None:
-                raise web.Problem(422, "validation_error", "Organizers must name an event.",
-                                  errors={"event_id": ["Required for organizers."]})
-            event = session.get(Event, args["event_id"])
-            if event is None or event.organizer_id != organizer.id:
-                raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+        query = (sa.select(Notification)
+                 .where(visible_to_caller(session, rt.settings, args["event_id"]))
+                 .order_by(Notification.created_at, Notification.id)
+                 .limit(args["limit"] + 1))
         for name in ("event_id", "signup_id", "status"):
             if args[name] is not None:
                 query = query.where(getattr(Notification, name) == args[name])
-        return {"items": session.scalars(query).all(), "next_cursor": None}
+        if args["cursor"] is not None:
+            created_at, id_ = decode_cursor(args["cursor"])
+            query = query.where(sa.or_(Notification.created_at > created_at,
+                                       sa.and_(Notification.created_at == created_at, Notification.id > id_)))
+        items = session.scalars(query).all()
+        more = len(items) > args["limit"]
+        items = items[:args["limit"]]
+        return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
 
 
+# --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------
+
+UNSUBSCRIBED_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Unsubscribed</title></head>
+<body><p>Done: you will get no more reminders from Gather at this address.
+Messages about your registrations (confirmations, changes, cancellations) still reach you.</p></body></html>
+"""
+
+
+@blp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str) -> Response:
+    """Stop reminders and every other non-transactional email to the address this link was sent to.
+    POST is the RFC 8058 one-click request a mail client makes; GET is the link in the message."""
+    rt = web.current_runtime()
+    with transaction(rt.sessions) as session:
+        recipient = session.scalar(sa.select(Recipient).where(Recipient.unsubscribe_token == token))
+        if recipient is None:
+            raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
+        if recipient.email is not None:
+            session.merge(EmailOptOut(address_hash=contact_hash(recipient.email), created_at=utcnow()))
+    return Response(UNSUBSCRIBED_PAGE, mimetype="text/html")
+
+
+# --- the SMS provider's webhooks --------------------------------------------------------------------
+
+
+def require_provider_signature(settings: Settings) -> None:
+    """With the twilio provider configured, webhooks must carry its X-Twilio-Signature: an HMAC-SHA1,
+    keyed with the auth token, of the public URL called followed by each form field (sorted by name)
+    and its value. Without a token (the `file` provider) there is no provider to sign, so none is asked."""
+    if not settings.sms_auth_token:
+        return
+    url = settings.notifications_url + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode()
+    payload = url + "".join(f"{name}{value}" for name, value in sorted(request.form.items(multi=True)))
+    expected = base64.b64encode(
+        hmac.new(settings.sms_auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+        raise web.Problem(403, "forbidden", "The request is not signed by the SMS provider.")
+
+
+class InboundSms(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = fields.String(data_key="From", required=True, validate=validate.Length(min=1, max=20))
+    body = fields.String(data_key="Body", required=True, validate=validate.Length(max=2000))
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@blp.route("/sms/inbound", methods=["POST"])
+@blp.arguments(InboundSms, location="form")
+def sms_inbound(args: dict[str, Any]) -> Response:
+    """A reply from an attendee: STOP opts the number out of every SMS, START opts it back in."""
+    rt = web.current_runtime()
+    require_provider_signature(rt.settings)
+    word = args["body"].strip().upper()
+    with transaction(rt.sessions) as session:
+        number_hash = contact_hash(args["from_"])
+        if word in STOP_WORDS:
+            session.merge(SmsOptOut(number_hash=number_hash, created_at=utcnow()))
+        elif word in START_WORDS:
+            session.execute(sa.delete(SmsOptOut).where(SmsOptOut.number_hash == number_hash))
+    return Response(EMPTY_TWIML, mimetype="application/xml")
+
+
+class SmsStatus(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    message_sid = fields.String(data_key="MessageSid", required=True)
+    message_status = fields.String(data_key="MessageStatus", required=True)
+    error_code = fields.String(data_key="ErrorCode", load_default=None)
+
+
+class SmsStatusQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    notification = fields.UUID(load_default=None)
+
+
+#: The provider's final states that the contract reports; the intermediate ones (queued, sent…) change nothing.
+RECEIPT_STATUSES = {"delivered": c.DELIVERED, "undelivered": c.UNDELIVERED, "failed": c.UNDELIVERED}
+
+
+@blp.route("/sms/status", methods=["POST"])
+@blp.arguments(SmsStatus, location="form")
+@blp.arguments(SmsStatusQuery, location="query")
+def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
+    """A delivery receipt: `delivered` / `undelivered` settle the notification it is about."""
+    rt = web.current_runtime()
+    require_provider_signature(rt.settings)
+    status = RECEIPT_STATUSES.get(args["message_status"])
+    if status is not None:
+        # Matched by the notification id we put in the callback URL: a receipt can arrive before the
+        # sender has recorded the provider's message id.
+        which = (Notification.id == query["notification"] if query["notification"] is not None
+                 else Notification.provider_id == args["message_sid"])
+        error = f"provider error {args['error_code']}" if status == c.UNDELIVERED else None
+        with transaction(rt.sessions) as session:
+            session.execute(sa.update(Notification)
+                            .where(which, Notification.channel == c.SMS,
+                                   Notification.status.in_([c.SENDING, c.SENT]))
+                            .values(status=status, last_error=error))
+    return Response(status=204)
+
+
+# --- short links ------------------------------------------------------------------------------------
+
+
+@links.route("/s/<code>", methods=["GET"])
+def short_link(code: str) -> Response:
+    """Where an SMS's short link leads: the attendee's page to see, change or cancel the registration."""
+    rt = web.current_runtime()
+    with rt.sessions() as session:
+        manage_url = session.scalar(sa.select(Recipient.manage_url).where(Recipient.short_code == code))
+    if manage_url is None:
+        raise web.Problem(404, "not_found", "This link is not known, or no longer valid.")
+    return redirect(manage_url, code=302)

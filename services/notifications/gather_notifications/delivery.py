@@ -1,4 +1,5 @@
-"""Getting a rendered message to its recipient: email by SMTP or as .eml files, SMS by provider."""
+"""Getting a rendered message to its recipient: email by SMTP or as .eml files, SMS through a provider
+(`file` or `twilio`). Every failure is raised as a DeliveryError that says whether retrying may help."""
 
 from __future__ import annotations
 
@@ -8,28 +9,71 @@ import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlparse
 
+import requests
+
 from gather_shared.config import VAR_DIR, Settings
 
 EMAIL_DIR = VAR_DIR / "outbox" / "email"
 SMS_FILE = VAR_DIR / "outbox" / "sms.jsonl"
+TIMEOUT_SECONDS = 30
+
+
+class DeliveryError(Exception):
+    """`transient`: the same message may go through later (a 4xx SMTP reply, a lost connection, HTTP 429
+    or 5xx); otherwise retrying cannot help (a rejected address, a refused request)."""
+
+    def __init__(self, detail: str, transient: bool) -> None:
+        super().__init__(detail)
+        self.transient = transient
+
+
+# --- email ------------------------------------------------------------------------------------------
 
 
 def send_email(settings: Settings, message: EmailMessage) -> None:
-    if settings.smtp_url is None:
-        EMAIL_DIR.mkdir(parents=True, exist_ok=True)
-        name = message["Message-ID"].strip("<>").replace("@", "_at_")
-        path = EMAIL_DIR / f"{name}.eml"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(bytes(message))
-        tmp.rename(path)  # readers never see half a file
-        return
-    url = urlparse(settings.smtp_url)
+    try:
+        if settings.smtp_url is None:
+            _write_eml(message)
+        else:
+            _send_smtp(settings.smtp_url, message)
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}",
+                            transient=400 <= exc.smtp_code < 500) from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        raise DeliveryError(f"SMTP recipients refused: {exc.recipients}",
+                            transient=all(400 <= code < 500 for code in codes)) from exc
+    except smtplib.SMTPServerDisconnected as exc:
+        raise DeliveryError(f"SMTP connection: {exc}", transient=True) from exc
+    except smtplib.SMTPException as exc:  # before OSError, its base class: these are refusals
+        raise DeliveryError(f"SMTP: {exc}", transient=False) from exc
+    except OSError as exc:
+        raise DeliveryError(f"SMTP connection: {exc}", transient=True) from exc
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _write_eml(message: EmailMessage) -> None:
+    EMAIL_DIR.mkdir(parents=True, exist_ok=True)
+    # Named by Message-ID, which comes from the notification: writing it again replaces it, never doubles it.
+    name = message["Message-ID"].strip("<>").replace("@", "_at_")
+    path = EMAIL_DIR / f"{name}.eml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(bytes(message))
+    tmp.rename(path)  # readers never see half a file
+
+
+def _send_smtp(smtp_url: str, message: EmailMessage) -> None:
+    url = urlparse(smtp_url)
     query = parse_qs(url.query)
     host, port = url.hostname or "localhost", url.port
     if url.scheme == "smtps":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=30, context=ssl.create_default_context())
+        client: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=TIMEOUT_SECONDS,
+                                                context=ssl.create_default_context())
     else:
-        client = smtplib.SMTP(host, port or 25, timeout=30)
+        client = smtplib.SMTP(host, port or 25, timeout=TIMEOUT_SECONDS)
     with client:
         if url.scheme == "smtp" and query.get("starttls", ["0"])[0] in ("1", "true"):
             client.starttls(context=ssl.create_default_context())
@@ -38,9 +82,41 @@ def send_email(settings: Settings, message: EmailMessage) -> None:
         client.send_message(message)
 
 
-def send_sms(settings: Settings, to: str, body: str) -> None:
-    SMS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with open(SMS_FILE, "a") as f:
-        f.write(json.dumps({"to": to, "body": body}) + "\n")
+# --- SMS --------------------------------------------------------------------------------------------
 
 
+def send_sms(settings: Settings, to: str, body: str, reference: str) -> str | None:
+    """Send one SMS; returns the provider's id for it when the provider reports delivery later.
+    `reference` (the notification id) comes back with each delivery receipt."""
+    if settings.sms_provider == "twilio":
+        return _send_twilio(settings, to, body, reference)
+    if settings.sms_provider != "file":
+        raise DeliveryError(f"unknown GATHER_SMS_PROVIDER {settings.sms_provider!r}", transient=False)
+    try:
+        SMS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with open(SMS_FILE, "a") as f:
+            f.write(json.dumps({"to": to, "body": body}) + "\n")
+    except OSError as exc:
+        raise DeliveryError(f"SMS file: {exc}", transient=True) from exc
+    return None
+
+
+def _send_twilio(settings: Settings, to: str, body: str, reference: str) -> str:
+    """The Twilio Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json, basic auth."""
+    if not (settings.sms_account_sid and settings.sms_auth_token and settings.sms_from):
+        raise DeliveryError("twilio needs GATHER_SMS_ACCOUNT_SID, GATHER_SMS_AUTH_TOKEN and GATHER_SMS_FROM",
+                            transient=False)
+    url = f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
+    try:
+        response = requests.post(
+            url, auth=(settings.sms_account_sid, settings.sms_auth_token), timeout=TIMEOUT_SECONDS,
+            data={"To": to, "From": settings.sms_from, "Body": body,
+                  "StatusCallback": f"{settings.notifications_url}/v1/sms/status?notification={reference}"},
+        )
+    except requests.RequestException as exc:
+        raise DeliveryError(f"twilio: {type(exc).__name__}: {exc}", transient=True) from exc
+    if response.status_code == 429 or response.status_code >= 500:
+        raise DeliveryError(f"twilio HTTP {response.status_code}: {response.text[:300]}", transient=True)
+    if response.status_code >= 400:
+        raise DeliveryError(f"twilio HTTP {response.status_code}: {response.text[:300]}", transient=False)
+    return response.json()["sid"]

@@ -1,12 +1,31 @@
-"""Who reacts to which message in the notifications service: the table at the bottom."""
+"""Who reacts to which message in the notifications service, and what each sends: the table at the bottom.
+
+Messages may arrive out of order: an event snapshot older than the one kept changes nothing, and so does
+a registration message older than the last one applied. Redeliveries are no-ops (the consumer's inbox),
+and the unique constraint on notifications makes a duplicate impossible anyway."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications.store import Event, Notification, Organizer, Recipient
+from gather_notifications import constants as c
+from gather_notifications import rules
+from gather_notifications.store import Event, Notification, Organizer, Recipient, forget_contact
 from gather_shared import messages
 from gather_shared.broker import Handler, Message
+from gather_shared.config import Settings
+
+#: Changed fields of `event.updated.v1` that attendees are told about: time, place, online link.
+ANNOUNCED_CHANGES = frozenset({"starts_at", "ends_at", "timezone", "format", "venue", "online_url"})
+
+
+# --- the copies this service keeps ------------------------------------------------------------------
 
 
 def keep_organizer(session: Session, message: Message) -> None:
@@ -14,11 +33,12 @@ def keep_organizer(session: Session, message: Message) -> None:
     session.merge(Organizer(id=data["organizer_id"], api_key_hash=data["api_key_hash"]))
 
 
-def keep_event(session: Session, message: Message) -> None:
+def keep_event(session: Session, message: Message) -> Event | None:
+    """Store the snapshot if it is newer than the one kept; returns the event, or None for a stale one."""
     snap = message.data["event"]
     event = session.get(Event, snap["id"], with_for_update=True)
     if event is not None and event.version >= snap["version"]:
-        return  # an older message arriving late changes nothing
+        return None
     if event is None:
         event = Event(id=snap["id"])
         session.add(event)
@@ -26,12 +46,23 @@ def keep_event(session: Session, message: Message) -> None:
     event.version = snap["version"]
     event.status = snap["status"]
     event.starts_at = snap["starts_at"]
+    event.ends_at = snap["ends_at"]
+    event.status_reason = message.data.get("reason")
     event.snapshot = messages.EventSnapshot().dump(snap)  # JSON-ready, for the templates
+    return event
 
 
-def keep_recipient(session: Session, message: Message) -> Recipient:
+def keep_recipient(session: Session, message: Message) -> Recipient | None:
+    """Store the registration's contact details; None when the message is older than the last one
+    applied, or the contact was erased (a late message must not bring it back)."""
     data = message.data
-    recipient = session.get(Recipient, data["signup_id"]) or Recipient(signup_id=data["signup_id"])
+    recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
+    if recipient is None:
+        recipient = Recipient(signup_id=data["signup_id"], unsubscribe_token=secrets.token_urlsafe(24),
+                              short_code=secrets.token_urlsafe(9))
+        session.add(recipient)
+    elif recipient.erased_at is not None or recipient.updated_at > message.time:
+        return None
     recipient.event_id = data["event_id"]
     recipient.status = data["status"]
     recipient.display_name = data["display_name"]
@@ -41,24 +72,128 @@ def keep_recipient(session: Session, message: Message) -> Recipient:
     recipient.timezone = data["timezone"]
     recipient.consent_reminders = data["consent_reminders"]
     recipient.manage_url = data["manage_url"]
-    session.add(recipient)
+    recipient.updated_at = message.time
     return recipient
 
 
-def confirm_signup(session: Session, message: Message) -> None:
+def registrations(session: Session, event_id: object, statuses: Iterable[str]) -> list[Recipient]:
+    return list(session.scalars(sa.select(Recipient).where(
+        Recipient.event_id == event_id, Recipient.status.in_(list(statuses)), Recipient.erased_at.is_(None))))
+
+
+# --- what gets sent ---------------------------------------------------------------------------------
+
+
+def add_notification(session: Session, recipient: Recipient, kind: str, channel: str, event_version: int,
+                     scheduled_for: datetime, reminder_offset: int = 0) -> None:
+    """Plan one notification, unless this very one (registration, kind, version, channel, offset) exists."""
+    key = dict(signup_id=recipient.signup_id, kind=kind, event_version=event_version, channel=channel,
+               reminder_offset=reminder_offset)
+    if session.scalar(sa.select(Notification.id).filter_by(**key)) is None:
+        session.add(Notification(event_id=recipient.event_id, scheduled_for=scheduled_for, **key))
+
+
+def notify(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:
+    for recipient in recipients:
+        for channel in recipient.channels:
+            add_notification(session, recipient, kind, channel, event_version, at)
+
+
+def replan_reminders(session: Session, event: Event, recipients: Iterable[Recipient],
+                     offsets: tuple[timedelta, ...], since: datetime) -> None:
+    """Make each registration's pending reminders match the event as it is now: one per channel and
+    offset, for confirmed registrations that agreed to reminders, of a published event, due after
+    `since` (when the registration or the change happened). A pending reminder that no longer fits is
+    `cancelled`; one that still fits is kept as it is."""
+    for recipient in recipients:
+        wanted: dict[tuple[str, int], datetime] = {}
+        if (event.status == c.PUBLISHED and recipient.status == c.CONFIRMED and recipient.consent_reminders
+                and recipient.erased_at is None):
+            due = rules.reminder_times(event.starts_at, offsets, since)
+            wanted = {(channel, offset): at for channel in recipient.channels for offset, at in due.items()}
+        pending = session.scalars(sa.select(Notification).where(
+            Notification.signup_id == recipient.signup_id, Notification.kind == c.REMINDER,
+            Notification.status == c.PENDING))
+        for reminder in pending:
+            if wanted.get((reminder.channel, reminder.reminder_offset)) == reminder.scheduled_for:
+                del wanted[(reminder.channel, reminder.reminder_offset)]
+            else:
+                reminder.status = c.CANCELLED
+                reminder.last_error = "no longer due: the event or the registration changed"
+        for (channel, offset), at in wanted.items():
+            add_notification(session, recipient, c.REMINDER, channel, event.version, at, offset)
+
+
+# --- handlers ---------------------------------------------------------------------------------------
+
+
+def on_event_published(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
+    event = keep_event(session, message)
+    if event is not None:  # registrations that arrived before the event get their reminders now
+        replan_reminders(session, event, registrations(session, event.id, [c.CONFIRMED]), offsets, message.time)
+
+
+def on_event_updated(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
+    event = keep_event(session, message)
+    if event is None:
+        return
+    announced = set(message.data["changes"]) & ANNOUNCED_CHANGES
+    if announced:
+        # The link goes only to confirmed attendees, so only they hear that it changed.
+        statuses = [c.CONFIRMED] if announced == {"online_url"} else [c.CONFIRMED, c.WAITLISTED_REGISTRATION]
+        notify(session, registrations(session, event.id, statuses), c.EVENT_CHANGED, event.version, message.time)
+    replan_reminders(session, event, registrations(session, event.id, [c.CONFIRMED]), offsets, message.time)
+
+
+def on_event_status(kind: str, offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
+    """Postponed or cancelled: everyone with a seat or on the waitlist hears it; reminders stop."""
+    event = keep_event(session, message)
+    if event is None:
+        return
+    affected = registrations(session, event.id, [c.CONFIRMED, c.WAITLISTED_REGISTRATION])
+    notify(session, affected, kind, event.version, message.time)
+    replan_reminders(session, event, affected, offsets, message.time)
+
+
+def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
     recipient = keep_recipient(session, message)
+    if recipient is None:
+        return
     event = session.get(Event, recipient.event_id)
-    version = event.version if event is not None else 0
-    for channel in recipient.channels:
-        session.add(Notification(event_id=recipient.event_id, signup_id=recipient.signup_id,
-                                 kind="signup_confirmed", channel=channel, event_version=version))
+    if event is None:
+        # The event's snapshot is still on its way; the sender waits for it before rendering.
+        notify(session, [recipient], kind, 0, message.time)
+        return
+    # When the event was cancelled its own message told them; the registrations it cancels need no second one.
+    if not (kind == c.SIGNUP_CANCELLED and event.status == c.EVENT_CANCELLED_STATUS):
+        notify(session, [recipient], kind, event.version, message.time)
+    replan_reminders(session, event, [recipient], offsets, message.time)
 
 
-HANDLERS: dict[str, Handler] = {
-    "organizer.key_issued.v1": keep_organizer,
-    "event.published.v1": keep_event,
-    "event.updated.v1": keep_event,
-    "event.postponed.v1": keep_event,
-    "event.cancelled.v1": keep_event,
-    "signup.confirmed.v1": confirm_signup,
-}
+def erase_contact(session: Session, message: Message) -> None:
+    data = message.data
+    recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
+    if recipient is None:  # erased before its registration arrived: keep a tombstone so it never does
+        recipient = Recipient(signup_id=data["signup_id"], event_id=data["event_id"],
+                              status=c.CANCELLED_REGISTRATION, consent_reminders=False,
+                              unsubscribe_token=secrets.token_urlsafe(24), short_code=secrets.token_urlsafe(9),
+                              updated_at=message.time)
+        session.add(recipient)
+    forget_contact(session, recipient, message.time, "contact erased at the attendee's request")
+
+
+def handlers(settings: Settings) -> dict[str, Handler]:
+    """The table: message type → handler. Reminder offsets come from the settings."""
+    offsets = rules.parse_offsets(settings.reminder_offsets)
+    return {
+        "organizer.key_issued.v1": keep_organizer,
+        "event.published.v1": partial(on_event_published, offsets),
+        "event.updated.v1": partial(on_event_updated, offsets),
+        "event.postponed.v1": partial(on_event_status, c.EVENT_POSTPONED, offsets),
+        "event.cancelled.v1": partial(on_event_status, c.EVENT_CANCELLED, offsets),
+        "signup.confirmed.v1": partial(on_registration, c.SIGNUP_CONFIRMED, offsets),
+        "signup.waitlisted.v1": partial(on_registration, c.WAITLISTED, offsets),
+        "signup.promoted.v1": partial(on_registration, c.PROMOTED, offsets),
+        "signup.cancelled.v1": partial(on_registration, c.SIGNUP_CANCELLED, offsets),
+        "signup.erased.v1": erase_contact,
+    }

@@ -1,15 +1,17 @@
 """The notifications service's tables: copies of organizers, events and recipients (from messages),
-and the notifications themselves."""
+the opt-outs, and the notifications themselves."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from gather_notifications import constants
 from gather_shared.db import UTCDateTime, utcnow
 
 
@@ -37,31 +39,65 @@ class Event(Base):
     version: Mapped[int]
     status: Mapped[str] = mapped_column(sa.String(20))
     starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    #: Why it was postponed or cancelled, for the message that says so.
+    status_reason: Mapped[str | None] = mapped_column(sa.String(1000))
     snapshot: Mapped[dict[str, Any]]
 
 
 class Recipient(Base):
-    """How to reach one registration's attendee; erased on `signup.erased.v1` and after retention."""
+    """How to reach one registration's attendee. On erasure (and after retention) the contact fields are
+    emptied and `erased_at` set; the row stays so that a late message cannot bring the contact back."""
 
     __tablename__ = "recipients"
 
     signup_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(sa.String(20))
-    display_name: Mapped[str] = mapped_column(sa.String(60))
+    display_name: Mapped[str | None] = mapped_column(sa.String(60))
     email: Mapped[str | None] = mapped_column(sa.String(320))
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     channels: Mapped[list[Any]]
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
     consent_reminders: Mapped[bool]
-    manage_url: Mapped[str] = mapped_column(sa.String(500))
+    manage_url: Mapped[str | None] = mapped_column(sa.String(500))
+    unsubscribe_token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: The code of the short link (/s/{code}) that SMS carry instead of the long manage URL.
+    short_code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    #: The time of the newest registration message applied: an older one arriving late changes nothing.
+    updated_at: Mapped[datetime]
+    erased_at: Mapped[datetime | None]
+
+
+class EmailOptOut(Base):
+    """Addresses that unsubscribed from non-transactional email, kept only as a hash."""
+
+    __tablename__ = "email_opt_outs"
+
+    address_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SmsOptOut(Base):
+    """Numbers that replied STOP (until they reply START), kept only as a hash."""
+
+    __tablename__ = "sms_opt_outs"
+
+    number_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def contact_hash(contact: str) -> str:
+    """The key of an opt-out: a hash, so the list outlives erasure without keeping the address."""
+    return hashlib.sha256(contact.strip().lower().encode()).hexdigest()
 
 
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        # One notification per (registration, kind, event version, channel), whatever the redeliveries.
-        sa.UniqueConstraint("signup_id", "kind", "event_version", "channel"),
+        # One notification per (registration, kind, event version, channel), whatever the redeliveries;
+        # reminders add their offset, since one event version has one reminder per offset.
+        sa.UniqueConstraint("signup_id", "kind", "event_version", "channel", "reminder_offset"),
         sa.Index("ix_notifications_due", "status", "scheduled_for"),
     )
 
@@ -71,9 +107,27 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(sa.String(30))
     channel: Mapped[str] = mapped_column(sa.String(10))
     event_version: Mapped[int]
-    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    #: Seconds before the start, for reminders; 0 for every other kind.
+    reminder_offset: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(20), default=constants.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
+    #: While `sending`: when a sender that died mid-delivery loses its claim (see docs/notifications.md).
+    locked_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    #: The SMS provider's id for the message, to match its delivery receipts.
+    provider_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def forget_contact(session: Session, recipient: Recipient, now: datetime, reason: str) -> None:
+    """Erase how to reach an attendee, and drop what was still waiting to be sent to them."""
+    recipient.display_name = recipient.email = recipient.phone = recipient.manage_url = recipient.timezone = None
+    recipient.channels = []
+    recipient.erased_at = now
+    session.execute(
+        sa.update(Notification)
+        .where(Notification.signup_id == recipient.signup_id, Notification.status == constants.PENDING)
+        .values(status=constants.CANCELLED, last_error=reason)
+    )

@@ -1,0 +1,110 @@
+"""Turning a notification into the words the attendee reads: Jinja2 templates per (kind, channel) under
+templates/, autoescaped HTML, multipart email, SMS that fit in two segments. Nothing rendered is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from gather_notifications import constants as c
+from gather_notifications import rules
+from gather_notifications.store import Event, Notification, Recipient
+from gather_shared.config import Settings
+
+SENDER = Address("Gather", "no-reply", "gather.invalid")
+
+templates = Environment(
+    loader=PackageLoader("gather_notifications"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def unsubscribe_url(settings: Settings, recipient: Recipient) -> str:
+    return f"{settings.notifications_url}/v1/unsubscribe/{recipient.unsubscribe_token}"
+
+
+def short_url(settings: Settings, recipient: Recipient) -> str:
+    return f"{settings.notifications_url}/s/{recipient.short_code}"
+
+
+def local_zone(recipient: Recipient, event: Event) -> ZoneInfo:
+    """The attendee's time zone, else the event's."""
+    for name in (recipient.timezone, event.snapshot["timezone"]):
+        try:
+            return ZoneInfo(name or "")
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def context(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> dict[str, Any]:
+    snap = event.snapshot
+    starts = datetime.fromisoformat(snap["starts_at"]).astimezone(local_zone(recipient, event))
+    online = snap["format"] in ("online", "hybrid")
+    # The link is for confirmed attendees only: never the waitlisted, never the cancelled.
+    online_url = snap["online_url"] if online and recipient.status == c.CONFIRMED else None
+    venue = snap.get("venue") or {}
+    venue_line = ", ".join(v for v in (venue.get(k) for k in ("name", "address", "city", "postcode")) if v)
+    if snap["format"] == "online":
+        place, place_short = "Online", online_url or "online"
+    else:
+        place = venue_line + (" (and online)" if online else "")
+        place_short = ", ".join(v for v in (venue.get("name"), venue.get("city")) if v) or "see details"
+    return {
+        "kind": notification.kind,
+        "name": recipient.display_name,
+        "title": snap["title"],
+        "when": f"{starts:%A} {starts.day} {starts:%B %Y at %H:%M} {starts.tzname()} ({starts.tzinfo})",
+        "when_short": f"{starts:%a} {starts.day} {starts:%b %H:%M} {starts.tzname()}",
+        "place": place,
+        "place_short": place_short,
+        "online_url": online_url,
+        "resources": snap["resources"] if notification.kind == c.REMINDER else [],
+        "reason": event.status_reason,
+        "manage_url": recipient.manage_url,
+        "short_url": short_url(settings, recipient),
+        "unsubscribe_url": (unsubscribe_url(settings, recipient)
+                            if notification.kind in c.NON_TRANSACTIONAL else None),
+    }
+
+
+def _block(template_name: str, block: str, ctx: dict[str, Any]) -> str:
+    template = templates.get_template(template_name)
+    return "".join(template.blocks[block](template.new_context(ctx))).strip()
+
+
+def email(settings: Settings, notification: Notification, recipient: Recipient, event: Event,
+          now: datetime) -> EmailMessage:
+    ctx = context(settings, notification, recipient, event)
+    kind_template = f"email/{notification.kind}.txt"
+    ctx["subject"] = _block(kind_template, "subject", ctx)
+    ctx["intro"] = _block(kind_template, "intro", ctx)
+    message = EmailMessage()
+    message["Subject"] = ctx["subject"]
+    message["From"] = SENDER
+    message["To"] = recipient.email  # the bare address: a display name may be a pseudonym they share with no one
+    message["Date"] = format_datetime(now)
+    # The same notification always has the same Message-ID, so a resend can be recognised as one.
+    message["Message-ID"] = f"<{notification.id}@{urlparse(settings.notifications_url).hostname or 'gather'}>"
+    if ctx["unsubscribe_url"]:
+        message["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    message.set_content(templates.get_template("email/layout.txt").render(ctx))
+    message.add_alternative(templates.get_template("email/layout.html").render(ctx), subtype="html")
+    return message
+
+
+def sms(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> str:
+    ctx = context(settings, notification, recipient, event)
+    template = templates.get_template(f"sms/{notification.kind}.txt")
+    return rules.fit_sms(lambda title: template.render(ctx | {"title": title}).strip(), ctx["title"])
