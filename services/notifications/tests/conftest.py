@@ -1,0 +1,120 @@
+"""Fixtures for the notifications service's tests: a runtime on a fresh database (SQLite and
+PostgreSQL), and `World`, which sends it the messages the other services would send."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gather_notifications import sender
+from gather_notifications.bootstrap import runtime
+from gather_notifications.handlers import handlers
+from gather_notifications.store import Notification
+from gather_shared import broker, envelope, messages
+from gather_shared.service import Runtime
+
+#: A fixed "now" for the tests: a Wednesday noon, far from any clock change.
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+NOTIFICATIONS_URL = "http://notifications.test"
+SIGNUP_URL = "http://signup.test"
+
+
+@pytest.fixture
+def rt(database_url: str, service_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.setenv("GATHER_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATHER_NOTIFICATIONS_URL", NOTIFICATIONS_URL)
+    monkeypatch.setenv("GATHER_SIGNUP_URL", SIGNUP_URL)
+    monkeypatch.setenv("GATHER_REMINDER_OFFSETS", "24h,1h")
+    runtime_ = runtime()
+    yield runtime_
+    runtime_.engine.dispose()
+
+
+class World:
+    """The events and signup services, as far as this service can tell: the messages they send.
+    Every message carries the time it happened (`at`), as the real envelopes do."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.handlers = handlers(rt.settings)
+        self.organizer_id = uuid.uuid4()
+        self.event: dict[str, Any] = {}
+        self.now = NOW
+
+    def send(self, type_: str, data: dict[str, Any], at: datetime = NOW, message_id: str | None = None) -> None:
+        """Hand a message to the handlers exactly as the consumer does (validation, inbox, one transaction)."""
+        body = envelope.build(type_, "/gather/test", messages.dump(type_, data), None)
+        body["time"] = at.isoformat()
+        if message_id is not None:
+            body["id"] = message_id
+        broker.handle(self.rt.sessions, self.handlers, broker.received(json.dumps(body)))
+
+    def publish(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
+        starts = fields.pop("starts_at", NOW + timedelta(days=7))
+        self.event = {
+            "id": uuid.uuid4(), "version": 1, "status": "published", "title": "Peer support circle",
+            "summary": "A safe space to talk.", "kind": "support_group", "tags": [], "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2), "timezone": "Europe/London", "format": "in_person",
+            "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
+            "online_url": None, "capacity": 10, "waitlist_enabled": True, "language": "en",
+            "accessibility": None, "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
+            "organizer_id": self.organizer_id, "organizer_name": "Mind Matters", "series_id": None,
+        } | fields
+        self.send("event.published.v1", {"event": self.event}, at)
+        return self.event
+
+    def update(self, at: datetime = NOW, **fields: Any) -> None:
+        changes = {name: {"old": str(self.event[name]), "new": str(value)} for name, value in fields.items()}
+        self.event = self.event | fields | {"version": self.event["version"] + 1}
+        if "starts_at" in fields and "ends_at" not in fields:
+            self.event["ends_at"] = fields["starts_at"] + timedelta(hours=2)
+        self.send("event.updated.v1", {"event": self.event, "changes": changes}, at)
+
+    def change_status(self, status: str, at: datetime = NOW, reason: str | None = None) -> None:
+        self.event = self.event | {"status": status, "version": self.event["version"] + 1}
+        self.send(f"event.{status}.v1", {"event": self.event, "reason": reason}, at)
+
+    def register(self, at: datetime = NOW, status: str = "confirmed", **fields: Any) -> dict[str, Any]:
+        signup_id = uuid.uuid4()
+        registration = {
+            "signup_id": signup_id, "event_id": self.event["id"], "status": status, "display_name": "Robin",
+            "email": "robin@example.org", "phone": None, "channels": ["email"], "timezone": None,
+            "consent_reminders": True, "waitlist_position": None,
+            "manage_url": f"{SIGNUP_URL}/v1/signups/{signup_id}?token=secret", "created_at": at,
+        } | fields
+        self.send(f"signup.{status}.v1", registration, at)
+        return registration
+
+    def registration_changed(self, registration: dict[str, Any], what: str, at: datetime) -> dict[str, Any]:
+        """`what`: promoted or cancelled."""
+        status = {"promoted": "confirmed", "cancelled": "cancelled"}[what]
+        registration = registration | {"status": status}
+        self.send(f"signup.{what}.v1", registration, at)
+        return registration
+
+    def notifications(self, **where: Any) -> list[Notification]:
+        with self.rt.sessions() as session:
+            query = sa.select(Notification).filter_by(**where).order_by(Notification.scheduled_for,
+                                                                          Notification.channel)
+            return list(session.scalars(query))
+
+    @staticmethod
+    def kinds(notifications: list[Notification]) -> list[tuple[str, str, str]]:
+        return [(n.kind, n.channel, n.status) for n in notifications]
+
+    def run_sender(self, now: datetime) -> None:
+        """One pass of the sender at `now`."""
+        for notification_id in sender.claim_due(self.rt, now):
+            sender.deliver(self.rt, notification_id, now)
+
+
+@pytest.fixture
+def world(rt: Runtime) -> World:
+    return World(rt)
