@@ -96,3 +96,9 @@ def database_text(rt: Runtime) -> Callable[..., str]:
             return "\n".join(repr(tuple(row)) for table in tables for row in conn.execute(sa.select(table)))
 
     return _text
+
+
+@pytest.fixture
+def organizer_key() -> str:
+    """The API key of the organizer of the events `publish` announces."""
+    return ORGANIZER_KEY

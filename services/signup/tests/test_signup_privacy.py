@@ -1,0 +1,116 @@
+"""Erasure on request and the retention job: no contact detail left anywhere in the service's database,
+counts kept, and the notifications service told to forget (signup.erased.v1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from gather_shared.db import transaction
+from gather_shared.service import Runtime
+from gather_shared.testing import outbox_messages
+from gather_signup import privacy
+
+Publish = Callable[..., dict[str, Any]]
+Register = Callable[..., Any]
+
+CONTACT = {"display_name": "Robin Quill", "email": "robin.quill@example.org", "phone": "+447911123456",
+           "channels": ["email", "sms"], "timezone": "Europe/Paris"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_forgotten(database_text: Callable[..., str]) -> None:
+    stored = database_text().lower()
+    for detail in ("Robin Quill", "robin.quill", "example.org", "7911123456", "Europe/Paris"):
+        assert detail.lower() not in stored, detail
+
+
+def test_erasure_leaves_no_contact_detail_anywhere_and_tells_the_notifications_service(
+        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
+        database_text: Callable[..., str]) -> None:
+    event = publish()
+    signup = register(event["id"], **CONTACT, headers={"Idempotency-Key": "k-1"}).json
+    assert "robin.quill" in database_text()
+
+    response = client.delete(f"/v1/signups/{signup['id']}", query_string={"erase": "true"},
+                             headers=bearer(signup["manage_token"]))
+    assert response.status_code == 200
+    assert response.json["status"] == "cancelled"
+    assert response.json["erased"] is True
+    assert (response.json["display_name"], response.json["email"], response.json["phone"]) == (None, None, None)
+    assert_forgotten(database_text)
+    assert [m["type"] for m in outbox_messages(rt.engine)] == ["signup.erased.v1"]
+
+
+def test_erasing_a_confirmed_registration_still_gives_its_seat_to_the_next_in_line(
+        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    event = publish(capacity=1)
+    seated, waiting = register(event["id"], 1, **CONTACT).json, register(event["id"], 2).json
+    client.delete(f"/v1/signups/{seated['id']}?erase=true", headers=bearer(seated["manage_token"]))
+    promoted = [m["data"] for m in outbox_messages(rt.engine) if m["type"] == "signup.promoted.v1"]
+    assert [str(m["signup_id"]) for m in promoted] == [waiting["id"]]
+
+
+def test_erasing_after_cancelling_and_erasing_twice_are_harmless(
+        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
+        database_text: Callable[..., str]) -> None:
+    event = publish()
+    signup = register(event["id"], **CONTACT).json
+    client.delete(f"/v1/signups/{signup['id']}", headers=bearer(signup["manage_token"]))
+    for _ in range(2):
+        response = client.delete(f"/v1/signups/{signup['id']}?erase=true", headers=bearer(signup["manage_token"]))
+        assert response.status_code == 200
+    assert_forgotten(database_text)
+    assert [m["type"] for m in outbox_messages(rt.engine)] == ["signup.erased.v1"]
+
+
+def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keeps_counts(
+        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
+        database_text: Callable[..., str]) -> None:
+    event = publish(capacity=1)
+    register(event["id"], 1, **CONTACT)
+    register(event["id"], 2)
+    other = publish()
+    register(other["id"], 3, display_name="Still Here")
+    ends = event["ends_at"]
+
+    with transaction(rt.sessions) as session:
+        assert privacy.anonymise_ended_events(session, ends + timedelta(days=29), retention_days=30) == 0
+    assert "robin.quill" in database_text()
+
+    with transaction(rt.sessions) as session:
+        assert privacy.anonymise_ended_events(session, ends + timedelta(days=30), retention_days=30) == 2
+    assert_forgotten(database_text)
+    assert "Still Here" not in database_text()  # the other event ended at the same time
+    counts = client.get(f"/v1/events/{event['id']}/availability").json
+    assert (counts["confirmed"], counts["waitlisted"]) == (1, 1)
+    erased = [m for m in outbox_messages(rt.engine) if m["type"] == "signup.erased.v1"]
+    assert len(erased) == 3
+
+    with transaction(rt.sessions) as session:  # a second run finds nothing left to do
+        assert privacy.anonymise_ended_events(session, ends + timedelta(days=31), retention_days=30) == 0
+
+
+def test_retention_keeps_attendees_of_events_not_yet_over(
+        publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]) -> None:
+    event = publish()
+    register(event["id"], **CONTACT)
+    with transaction(rt.sessions) as session:
+        privacy.anonymise_ended_events(session, datetime.now(UTC), retention_days=0)
+    assert "robin.quill" in database_text()
+
+
+def test_an_idempotency_key_is_forgotten_after_a_day(publish: Publish, register: Register, rt: Runtime) -> None:
+    event = publish()
+    register(event["id"], headers={"Idempotency-Key": "k-1"})
+    with transaction(rt.sessions) as session:
+        privacy.anonymise_ended_events(session, datetime.now(UTC) + timedelta(hours=25), retention_days=30)
+    response = register(event["id"], headers={"Idempotency-Key": "k-1"})
+    assert response.status_code == 409  # no replay any more: the same person is simply registered already
+    assert response.json["code"] == "already_registered"
