@@ -4,6 +4,7 @@ templates/, autoescaped HTML, multipart email, SMS that fit in two segments. Not
 from __future__ import annotations
 
 from datetime import datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -19,6 +20,8 @@ from gather_notifications.store import Event, Notification, Recipient
 from gather_shared.config import Settings
 
 SENDER = Address("Gather", "no-reply", "gather.invalid")
+#: Headers unfolded up to SMTP's line limit, so a long List-Unsubscribe URL stays on its header's line.
+EMAIL_POLICY = policy.default.clone(max_line_length=998)
 
 templates = Environment(
     loader=PackageLoader("gather_notifications"),
@@ -89,7 +92,7 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
     kind_template = f"email/{notification.kind}.txt"
     ctx["subject"] = _block(kind_template, "subject", ctx)
     ctx["intro"] = _block(kind_template, "intro", ctx)
-    message = EmailMessage()
+    message = EmailMessage(policy=EMAIL_POLICY)
     message["Subject"] = ctx["subject"]
     message["From"] = SENDER
     message["To"] = recipient.email  # the bare address: a display name may be a pseudonym they share with no one

@@ -3,10 +3,14 @@ PostgreSQL), and `World`, which sends it the messages the other services would s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from gather_notifications.handlers import handlers
 from gather_notifications.store import Notification
 from gather_shared import broker, envelope, messages
 from gather_shared.service import Runtime
+from gather_shared.testing import free_port
 
 #: A fixed "now" for the tests: a Wednesday noon, far from any clock change.
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
@@ -47,6 +52,10 @@ class World:
         self.organizer_id = uuid.uuid4()
         self.event: dict[str, Any] = {}
         self.now = NOW
+
+    def configure(self, **settings: Any) -> None:
+        """Run the sender with these settings changed (e.g. smtp_url, sms_provider)."""
+        self.rt = dataclasses.replace(self.rt, settings=dataclasses.replace(self.rt.settings, **settings))
 
     def send(self, type_: str, data: dict[str, Any], at: datetime = NOW, message_id: str | None = None) -> None:
         """Hand a message to the handlers exactly as the consumer does (validation, inbox, one transaction)."""
@@ -118,3 +127,34 @@ class World:
 @pytest.fixture
 def world(rt: Runtime) -> World:
     return World(rt)
+
+
+class Mailbox:
+    """An aiosmtpd handler: keeps what it receives, or answers with the next of `replies` instead."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.replies: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.replies:
+            return self.replies.pop(0)
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def mailbox(world: World) -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1, and the world's sender configured to use it."""
+    from aiosmtpd.controller import Controller
+
+    handler = Mailbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    world.configure(smtp_url=f"smtp://127.0.0.1:{port}")
+    yield handler
+    controller.stop()

@@ -1,0 +1,215 @@
+"""The sender at an injected time, with a real SMTP server: what arrives, when, and what happens when
+the server refuses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gather_notifications import sender
+from gather_notifications.app import create_app
+from gather_notifications.store import Recipient
+
+if TYPE_CHECKING:
+    from conftest import Mailbox, World
+
+
+def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(world: World,
+                                                                                mailbox: Mailbox) -> None:
+    world.publish(title="<Tea & talk>")
+    registration = world.register(timezone="America/New_York", consent_reminders=False)
+    world.run_sender(world.now)
+
+    [mail] = mailbox.messages
+    assert mail["To"] == "robin@example.org"
+    assert mail["Subject"] == "You're registered: <Tea & talk>"
+    assert mail["Message-ID"] and mail["Date"]
+    assert mail["List-Unsubscribe"] is None  # a confirmation is transactional
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "Wednesday 17 June 2026 at 08:00 EDT" in part  # noon in London is 08:00 in New York
+        assert "Community Hall" in part
+        assert registration["manage_url"] in part
+    assert "&lt;Tea &amp; talk&gt;" in html and "<Tea" not in html
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "email", "sent")]
+
+
+def test_the_online_link_goes_only_to_confirmed_attendees(world: World, mailbox: Mailbox) -> None:
+    world.publish(format="online", venue=None, online_url="https://meet.example/room-42")
+    world.register(email="confirmed@example.org", consent_reminders=False)
+    world.register(email="waiting@example.org", status="waitlisted")
+    world.run_sender(world.now)
+
+    [confirmed] = mailbox.to("confirmed@example.org")
+    [waiting] = mailbox.to("waiting@example.org")
+    assert "https://meet.example/room-42" in confirmed.get_body(("plain",)).get_content()
+    assert "https://meet.example/room-42" in confirmed.get_body(("html",)).get_content()
+    assert "meet.example" not in waiting.as_string()
+
+
+def test_a_reminder_carries_one_click_unsubscribe_and_the_support_resources(world: World,
+                                                                            mailbox: Mailbox) -> None:
+    event = world.publish()
+    world.register()
+    world.run_sender(event["starts_at"] - timedelta(hours=24))
+
+    [reminder] = [m for m in mailbox.messages if m["Subject"].startswith("Reminder")]
+    assert reminder["List-Unsubscribe"].startswith("<http://notifications.test/v1/unsubscribe/")
+    assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    for part in (reminder.get_body(("plain",)).get_content(), reminder.get_body(("html",)).get_content()):
+        assert "Samaritans" in part and "https://samaritans.example/" in part
+        assert "/v1/unsubscribe/" in part
+
+
+def test_a_reminder_goes_out_at_its_due_time_and_not_before(world: World, mailbox: Mailbox) -> None:
+    event = world.publish()
+    world.register()
+    due = event["starts_at"] - timedelta(hours=1)
+    world.run_sender(due - timedelta(seconds=1))
+    assert [n.status for n in world.notifications(kind="reminder")] == ["sent", "pending"]
+    world.run_sender(due)
+    assert [n.status for n in world.notifications(kind="reminder")] == ["sent", "sent"]
+
+
+def test_after_a_downtime_overdue_reminders_still_go_before_the_start(world: World, mailbox: Mailbox) -> None:
+    event = world.publish()
+    world.register()
+    world.run_sender(event["starts_at"] - timedelta(minutes=30))
+    assert [n.status for n in world.notifications(kind="reminder")] == ["sent", "sent"]
+
+
+def test_after_a_downtime_reminders_for_a_started_event_are_suppressed(world: World, mailbox: Mailbox) -> None:
+    event = world.publish()
+    world.register()
+    world.run_sender(event["starts_at"] + timedelta(minutes=1))
+    reminders = world.notifications(kind="reminder")
+    assert [(n.status, n.last_error) for n in reminders] == [("suppressed", "the event had already started")] * 2
+    assert not [m for m in mailbox.messages if m["Subject"].startswith("Reminder")]
+
+
+def test_two_senders_never_claim_the_same_notification(world: World) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    assert len(sender.claim_due(world.rt, world.now)) == 1
+    assert sender.claim_due(world.rt, world.now) == []
+
+
+def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World,
+                                                                               mailbox: Mailbox) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    sender.claim_due(world.rt, world.now)  # …and the process dies here
+    world.run_sender(world.now + sender.LEASE - timedelta(seconds=1))
+    assert mailbox.messages == []
+    world.run_sender(world.now + sender.LEASE)
+    assert len(mailbox.messages) == 1
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "email", "sent")]
+
+
+def test_a_temporary_smtp_refusal_is_retried_later_with_backoff(world: World, mailbox: Mailbox) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    mailbox.replies = ["451 4.3.0 Try again later"]
+    world.run_sender(world.now)
+
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert "451" in notification.last_error
+    assert world.now + timedelta(seconds=15) <= notification.scheduled_for <= world.now + timedelta(seconds=30)
+
+    world.run_sender(notification.scheduled_for)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts, notification.last_error) == ("sent", 2, None)
+    assert len(mailbox.messages) == 1
+
+
+def test_a_permanent_smtp_refusal_fails_at_once(world: World, mailbox: Mailbox) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    mailbox.replies = ["550 5.1.1 No such user"]
+    world.run_sender(world.now)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("failed", 1)
+    assert "550" in notification.last_error
+
+
+def test_a_notification_fails_after_its_last_attempt(world: World, mailbox: Mailbox) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    mailbox.replies = ["421 4.7.0 Busy"] * 10
+    for _ in range(10):
+        [notification] = world.notifications()
+        world.run_sender(notification.scheduled_for)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("failed", 5)
+    assert "421" in notification.last_error
+
+
+def test_an_unreachable_smtp_server_is_retried(world: World) -> None:
+    from gather_shared.testing import free_port
+
+    world.configure(smtp_url=f"smtp://127.0.0.1:{free_port()}")
+    world.publish()
+    world.register(consent_reminders=False)
+    world.run_sender(world.now)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert "connection" in notification.last_error.lower()
+
+
+def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world: World, mailbox: Mailbox) -> None:
+    event = world.publish()
+    registration = world.register()
+    with world.rt.sessions() as session:
+        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    client = create_app().test_client()
+    assert client.post(f"/v1/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+
+    world.change_status("cancelled", at=event["starts_at"] - timedelta(hours=30))
+    world.run_sender(event["starts_at"] - timedelta(hours=24))
+    assert [m["Subject"] for m in mailbox.messages] == [
+        "You're registered: Peer support circle", "Cancelled: Peer support circle"]
+
+
+def test_the_unsubscribe_link_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox) -> None:
+    event = world.publish()
+    registration = world.register()
+    with world.rt.sessions() as session:
+        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    assert create_app().test_client().get(f"/v1/unsubscribe/{token}").status_code == 200
+    world.run_sender(event["starts_at"] - timedelta(hours=1))
+    assert [(n.status, n.last_error) for n in world.notifications(kind="reminder")] == [
+        ("suppressed", "opted out: the address unsubscribed")] * 2
+    assert [m["Subject"] for m in mailbox.messages] == ["You're registered: Peer support circle"]
+
+
+def test_an_unknown_unsubscribe_link_is_a_404(world: World) -> None:
+    response = create_app().test_client().post(f"/v1/unsubscribe/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_contact_details_are_erased_after_the_retention_period(world: World) -> None:
+    event = world.publish()
+    registration = world.register()
+    expiry = event["ends_at"] + timedelta(days=world.rt.settings.retention_days)
+    assert sender.forget_expired_contacts(world.rt, expiry - timedelta(seconds=1)) == 0
+    assert sender.forget_expired_contacts(world.rt, expiry + timedelta(seconds=1)) == 1
+    with world.rt.sessions() as session:
+        recipient = session.get(Recipient, registration["signup_id"])
+        assert (recipient.email, recipient.display_name, recipient.manage_url) == (None, None, None)
+
+
+@pytest.mark.parametrize("kind", ["signup_confirmed", "waitlisted"])
+def test_message_bodies_are_not_kept_after_sending(world: World, mailbox: Mailbox, kind: str) -> None:
+    world.publish(title="Confidential circle")
+    world.register(status="confirmed" if kind == "signup_confirmed" else "waitlisted", consent_reminders=False)
+    world.run_sender(world.now)
+    assert len(mailbox.messages) == 1
+    with world.rt.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM notifications").all()
+    assert all("Confidential" not in str(value) for row in rows for value in row)
