@@ -1,0 +1,307 @@
+"""What every benchmark shares: where the servers are, the run's sizes, results and progress lines, the
+platform and the gunicorn-served baselines, and process memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from bench.sinks import SmsSink, SmtpSink
+from gather_shared.testing import (
+    REPO,
+    Platform,
+    free_port,
+    fresh_pg_database,
+    fresh_vhost,
+    procfile,
+    running_platform,
+    wait_for,
+)
+
+BENCH_ROOT = Path(__file__).resolve().parents[1]  # on gunicorn's path, for the baseline apps
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+SERVICES = ("events", "signup", "notifications")
+_STARTED = time.monotonic()
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each benchmark does. `FULL` is what the issue asks for; `TINY` only proves the
+    harness still runs end to end (the smoke test)."""
+
+    rush_registrations: int
+    rush_clients: int
+    pipeline_messages: int
+    email_rate: int
+    email_seconds: float
+    reminders: int
+    listing_events: int
+    listing_seconds: float
+    listing_clients: int
+
+
+FULL = Sizes(rush_registrations=1000, rush_clients=1000, pipeline_messages=5000, email_rate=100,
+             email_seconds=10, reminders=10000, listing_events=5000, listing_seconds=10, listing_clients=16)
+TINY = Sizes(rush_registrations=60, rush_clients=20, pipeline_messages=200, email_rate=20, email_seconds=1,
+             reminders=10, listing_events=20, listing_seconds=1, listing_clients=4)
+
+
+#: When reminders go out before an event starts, on the benchmark's platform: long enough that a
+#: reminder fan-out never runs into the event's start (events elsewhere in the suite are a week away).
+REMINDER_OFFSET_SECONDS = 120
+
+
+@dataclass
+class Run:
+    """One `make bench`: the servers, the sizes, the sinks, and the platform (started on first use and
+    shared by the benchmarks that need it; `settle` waits until it has no work left)."""
+
+    database_url: str  # a PostgreSQL server: fresh databases are created on it
+    amqp_url: str  # a RabbitMQ server: fresh virtual hosts are created on it
+    workers: int  # gunicorn workers (WEB_CONCURRENCY), for the services and the baselines alike
+    sizes: Sizes
+    smtp: SmtpSink
+    sms: SmsSink
+    stack: contextlib.ExitStack
+    _platform: Platform | None = None
+
+    def platform(self) -> Platform:
+        if self._platform is None:
+            env = {"GATHER_SMTP_URL": self.smtp.url, "GATHER_REMINDER_OFFSETS": f"{REMINDER_OFFSET_SECONDS}s",
+                   **self.sms.env()}
+            self._platform = self.stack.enter_context(platform(self, **env))
+        return self._platform
+
+    def settle(self, timeout: float = 90) -> None:
+        """Wait until the platform has nothing left to do from an earlier benchmark: its queues are
+        empty and no email has arrived for two seconds."""
+        if self._platform is None:
+            return
+        broker_url = self._platform.env["GATHER_BROKER_URL"]
+
+        def quiet() -> bool:
+            depth = queue_depth(broker_url)
+            idle = time.monotonic() - max(self.smtp.arrivals.last_at(), self.sms.arrivals.last_at())
+            if depth or idle < 2:
+                progress(f"settling: {depth} messages queued, last email/SMS {idle:.0f}s ago")
+                return False
+            return True
+
+        wait_until(quiet, timeout, "the platform to settle")
+
+
+def queue_depth(broker_url: str) -> int:
+    """Messages waiting in every consumer's queue."""
+    import kombu
+
+    from gather_shared import topology
+
+    with kombu.Connection(broker_url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            return sum(channel.queue_declare(queue=q.name, passive=True).message_count
+                       for q in topology.CONSUMERS.values())
+        finally:
+            channel.close()
+
+
+def servers_from_env() -> tuple[str, str]:
+    """The servers from GATHER_TEST_DATABASE_URL / GATHER_TEST_AMQP_URL, or the local defaults (said so)."""
+    urls = []
+    defaults = {"GATHER_TEST_DATABASE_URL": DEFAULT_DATABASE_URL, "GATHER_TEST_AMQP_URL": DEFAULT_AMQP_URL}
+    for var, default in defaults.items():
+        url = os.environ.get(var)
+        if not url:
+            print(f"bench: {var} is not set; using {default}", flush=True)
+            url = default
+        urls.append(url)
+    return urls[0], urls[1]
+
+
+def unreachable(database_url: str, amqp_url: str) -> str | None:
+    """Why the servers cannot be used, or None when both answer."""
+    import kombu
+
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                              connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing to the user
+        return f"PostgreSQL at {database_url} does not answer ({type(exc).__name__})"
+    finally:
+        engine.dispose()
+    try:
+        with kombu.Connection(amqp_url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        return f"RabbitMQ at {amqp_url} does not answer ({type(exc).__name__})"
+    return None
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    benchmark: str
+    figure: float | None
+    unit: str
+    baseline: float | None = None
+    target: str = ""
+    met: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    unavailable: str | None = None  # why the figure could not be measured (e.g. a feature not built yet)
+    error: str | None = None  # the benchmark itself broke
+
+    @property
+    def ratio(self) -> float | None:
+        if self.figure is None or not self.baseline:
+            return None
+        return self.figure / self.baseline
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self) | {"ratio": self.ratio}
+
+
+def not_available(benchmark: str, unit: str, target: str, why: str) -> Result:
+    progress(f"{benchmark}: not available: {why}")
+    return Result(benchmark, None, unit, target=target, unavailable=why)
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:7.1f}s] {message}", flush=True)
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:,.2f} {unit}"
+
+
+def table(results: list[Result]) -> str:
+    rows = [("benchmark", "figure", "baseline", "ratio", "target", "verdict")]
+    for r in results:
+        verdict = ("error" if r.error else "n/a" if r.unavailable else
+                   "" if r.met is None else "met" if r.met else "MISSED")
+        rows.append((r.benchmark, _number(r.figure, r.unit), _number(r.baseline, r.unit),
+                     "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {r.benchmark}: {r.error or r.unavailable}" for r in results if r.error or r.unavailable]
+    return "\n".join(lines + (["", "not measured:", *notes] if notes else []))
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": round(mem_kb / 1024 / 1024, 1),
+            "python": sys.version.split()[0], "load_average_at_start": os.getloadavg()}
+
+
+# --- what a benchmark runs against --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def databases(run: Run, *names: str) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database per name, dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(fresh_pg_database(run.database_url)) for name in names}
+
+
+@contextlib.contextmanager
+def platform(run: Run, **extra_env: str) -> Iterator[Platform]:
+    """Every Procfile process under gunicorn, as `make run` starts them, on fresh databases and a fresh
+    virtual host."""
+    progress(f"starting the platform ({run.workers} gunicorn workers per service)")
+    with (tempfile.TemporaryDirectory(prefix="gather-bench-") as workdir, databases(run, *SERVICES) as urls,
+          fresh_vhost(run.amqp_url) as broker_url):
+        env = {"WEB_CONCURRENCY": str(run.workers)} | extra_env
+        with running_platform(Path(workdir), urls, broker_url, env) as started:
+            yield started
+
+
+@contextlib.contextmanager
+def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[str]:
+    """Serve a baseline WSGI app (`module:factory()` under bench/) with exactly the command line the
+    Procfile gives the services: same gunicorn config file, same worker count. Yields its base URL."""
+    argv = shlex.split(procfile()["signup"])
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / argv[0]), *argv[1:-1], "--pythonpath", str(BENCH_ROOT), app]
+    argv = [a.replace("deploy/", f"{REPO}/deploy/") for a in argv]
+    argv[argv.index("--bind") + 1] = f"127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="gather-bench-baseline-") as workdir:
+        log = Path(workdir) / "gunicorn.log"
+        process = subprocess.Popen(argv, cwd=workdir, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                                   env=os.environ | {"WEB_CONCURRENCY": str(run.workers)} | env,
+                                   start_new_session=True)
+        try:
+            wait_for(lambda: process.poll() is not None or _answers(f"{url}/healthz"), timeout=30,
+                     message=f"baseline {app} to answer")
+            if process.poll() is not None:
+                raise RuntimeError(f"baseline {app} exited:\n{log.read_text()[-2000:]}")
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    """Poll `predicate` (which may print its own progress) until truthy; raise after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+# --- memory -----------------------------------------------------------------------------------------
+
+
+def rss_mb(platform: Platform) -> dict[str, float]:
+    """Resident memory of each Procfile process with its children (a gunicorn master and its workers):
+    every process of its process group, as each was started in a session of its own."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    groups = {process.pid: name for name, process in platform.processes.items()}
+    totals = dict.fromkeys(groups.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        pgrp, rss_pages = int(fields[2]), int(fields[21])
+        if pgrp in groups:
+            totals[groups[pgrp]] += rss_pages * page / 1024 / 1024
+    return {name: round(mb, 1) for name, mb in totals.items()}

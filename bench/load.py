@@ -1,0 +1,123 @@
+"""Load generators. The servers need this machine's few cores, so the clients are threads of the
+benchmark process (each with its own `requests.Session`), not more processes competing for the CPU."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from bench.harness import progress
+
+Call = Callable[[requests.Session], Any]
+
+
+@dataclass
+class Outcome:
+    results: list[Any]  # what each call returned (or the exception it raised), in call order
+    finished: list[float]  # time.monotonic() when each call returned
+    seconds: float  # from the start signal to the last answer
+
+    def per_second(self) -> float:
+        return len(self.results) / self.seconds
+
+
+def _attempt(call: Call, session: requests.Session) -> Any:
+    try:
+        return call(session)
+    except requests.RequestException as exc:  # a refused or reset connection counts as a failed call
+        return exc
+
+
+def _report_while(threads: list[threading.Thread], finished: list[float], label: str) -> None:
+    while any(t.is_alive() for t in threads):
+        time.sleep(1)
+        progress(f"{label}: {sum(1 for f in finished if f)}/{len(finished)}")
+
+
+def burst(calls: Sequence[Call], clients: int, label: str) -> Outcome:
+    """`clients` threads, all created first, then released together; each takes the next call as soon
+    as its previous one returned (with as many clients as calls, every call is in flight at once)."""
+    n = len(calls)
+    results: list[Any] = [None] * n
+    finished = [0.0] * n
+    taken = iter(range(n))
+    lock, go = threading.Lock(), threading.Event()
+
+    def client() -> None:
+        session = requests.Session()
+        go.wait()
+        while True:
+            with lock:
+                i = next(taken, None)
+            if i is None:
+                return
+            results[i] = _attempt(calls[i], session)
+            finished[i] = time.monotonic()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(min(clients, n))]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    go.set()
+    _report_while(threads, finished, label)
+    return Outcome(results, finished, max(finished) - started)
+
+
+def paced(calls: Sequence[Call], rate: float, clients: int, label: str) -> Outcome:
+    """Open loop: call i is started at i / rate seconds, whether or not earlier calls have returned
+    (a pool of `clients` threads carries them), so a slow server does not slow the arrivals."""
+    n = len(calls)
+    results: list[Any] = [None] * n
+    finished = [0.0] * n
+    local = threading.local()
+
+    def one(i: int) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        results[i] = _attempt(calls[i], local.session)
+        finished[i] = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        started = time.monotonic()
+        for i in range(n):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, i)
+            if i and i % int(rate) == 0:
+                progress(f"{label}: {i}/{n} submitted")
+    return Outcome(results, finished, max(finished) - started)
+
+
+def for_duration(call: Call, clients: int, seconds: float, label: str) -> Outcome:
+    """Closed loop: `clients` threads each repeat `call` back to back for `seconds`."""
+    results: list[Any] = []
+    finished: list[float] = []
+    lock, go = threading.Lock(), threading.Event()
+    deadline = 0.0
+
+    def client() -> None:
+        session = requests.Session()
+        go.wait()
+        while time.monotonic() < deadline:
+            result = _attempt(call, session)
+            with lock:
+                results.append(result)
+                finished.append(time.monotonic())
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    deadline = started + seconds
+    go.set()
+    while any(t.is_alive() for t in threads):
+        time.sleep(1)
+        progress(f"{label}: {len(results)} requests")
+    return Outcome(results, finished, max(finished) - started)
