@@ -102,3 +102,9 @@ def database_text(rt: Runtime) -> Callable[..., str]:
 def organizer_key() -> str:
     """The API key of the organizer of the events `publish` announces."""
     return ORGANIZER_KEY
+
+
+@pytest.fixture
+def new_event() -> Callable[..., dict[str, Any]]:
+    """Makes event snapshots (see event_snapshot), for tests that deliver them themselves."""
+    return event_snapshot
