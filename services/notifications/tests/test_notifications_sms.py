@@ -1,0 +1,282 @@
+"""SMS: length in segments, quiet hours on the recipient's clock (also when clocks change), and the
+Twilio provider against a local fake of its API that sends delivery receipts and replies back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+from gather_notifications import rules
+from gather_notifications.app import create_app
+from gather_notifications.store import Recipient
+from gather_shared.testing import free_port
+
+if TYPE_CHECKING:
+    from conftest import World
+
+PHONE = "+447700900123"
+
+
+def sms_sent(workdir: Path) -> list[dict[str, str]]:
+    path = workdir / "var/outbox/sms.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# --- length -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "segments"), [
+    ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
+    ("é" * 160, 1),                     # in the GSM-7 alphabet
+    ("€" * 80, 1), ("€" * 81, 2),       # GSM-7 extension: two septets each
+    ("ł" * 70, 1), ("ł" * 71, 2), ("ł" * 134, 2), ("ł" * 135, 3),  # not GSM-7: UCS-2
+    ("🙂" * 35, 1), ("🙂" * 36, 2),     # beyond the BMP: two UTF-16 units each
+])
+def test_sms_segments_are_counted_as_phones_count_them(text: str, segments: int) -> None:
+    assert rules.sms_segments(text) == segments
+
+
+@pytest.mark.parametrize("title", ["Long " * 100, "Łódź wellbeing café 🙂 " * 20])
+def test_a_long_title_is_shortened_so_the_sms_fits_two_segments_and_ends_with_its_short_link(
+        world: World, service_env: Path, title: str) -> None:
+    world.publish(title=title)
+    registration = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+
+    [sms] = sms_sent(service_env)
+    assert sms["to"] == PHONE
+    assert rules.sms_segments(sms["body"]) <= 2
+    with world.rt.sessions() as session:
+        code = session.get(Recipient, registration["signup_id"]).short_code
+    assert sms["body"].endswith(f"http://notifications.test/s/{code}")
+    assert title.split()[0] in sms["body"]
+
+
+def test_the_short_link_leads_to_the_registrations_manage_page(world: World) -> None:
+    world.publish()
+    registration = world.register(phone=PHONE, channels=["sms"])
+    with world.rt.sessions() as session:
+        code = session.get(Recipient, registration["signup_id"]).short_code
+    client = create_app().test_client()
+    response = client.get(f"/s/{code}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == registration["manage_url"]
+    assert client.get("/s/unknown").status_code == 404
+
+
+# --- quiet hours ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("evening", "quiet_end"), [
+    # 22:00 GMT the night clocks go forward: 08:00 BST is 07:00 UTC, nine hours later, not ten.
+    (datetime(2026, 3, 28, 22, 0, tzinfo=UTC), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
+    # 22:00 BST the night clocks go back: 08:00 GMT is 08:00 UTC, eleven hours later.
+    (datetime(2026, 10, 24, 21, 0, tzinfo=UTC), datetime(2026, 10, 25, 8, 0, tzinfo=UTC)),
+])
+def test_an_sms_in_quiet_hours_waits_until_eight_on_the_recipients_clock_even_when_clocks_change(
+        world: World, service_env: Path, evening: datetime, quiet_end: datetime) -> None:
+    world.publish(starts_at=evening + timedelta(days=5))
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=evening)
+    world.run_sender(evening)
+    [notification] = world.notifications()
+    assert (notification.status, notification.scheduled_for) == ("pending", quiet_end)
+
+    world.run_sender(quiet_end - timedelta(seconds=1))
+    assert sms_sent(service_env) == []
+    world.run_sender(quiet_end)
+    assert len(sms_sent(service_env)) == 1
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent")]
+
+
+def test_quiet_hours_follow_the_recipients_time_zone(world: World, service_env: Path) -> None:
+    world.publish()
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False, timezone="Asia/Tokyo")
+    world.run_sender(world.now)  # 12:00 in London is 21:00 in Tokyo
+    [notification] = world.notifications()
+    assert notification.scheduled_for == datetime(2026, 6, 10, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
+
+
+def test_a_routine_sms_whose_quiet_hours_outlast_the_event_is_suppressed(world: World, service_env: Path) -> None:
+    late = datetime(2026, 6, 10, 22, 0, tzinfo=UTC)  # 23:00 in London
+    world.publish(starts_at=late + timedelta(hours=7, minutes=30))  # 06:30 next morning
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late)
+    world.run_sender(late)
+    assert [(n.status, n.last_error) for n in world.notifications()] == [
+        ("suppressed", "quiet hours: they last past the event's start")]
+    assert sms_sent(service_env) == []
+
+
+def test_news_of_a_cancellation_goes_at_night_when_the_event_starts_before_morning(
+        world: World, service_env: Path) -> None:
+    late = datetime(2026, 6, 10, 22, 0, tzinfo=UTC)
+    world.publish(starts_at=late + timedelta(hours=7, minutes=30))
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late - timedelta(hours=6))
+    world.run_sender(late - timedelta(hours=6))
+    world.change_status("cancelled", at=late)
+    world.run_sender(late)
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent"),
+                                                  ("event_cancelled", "sms", "sent")]
+
+
+# --- the Twilio provider ----------------------------------------------------------------------------
+
+ACCOUNT, TOKEN, FROM = "AC0123456789", "twilio-auth-token", "+15005550006"
+
+
+def twilio_signature(url: str, params: dict[str, str]) -> str:
+    """How Twilio signs its webhooks (written out here, independently of the service's check)."""
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(TOKEN.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def serve(app: Flask) -> tuple[str, Any]:
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}", server
+
+
+class FakeTwilio:
+    """The Messages API, as far as Gather uses it; answers each request with the next of `responses`
+    (default: accepted), and plays the part of the network: delivery receipts and replies."""
+
+    def __init__(self, notifications_url: str) -> None:
+        self.notifications_url = notifications_url
+        self.requests: list[dict[str, Any]] = []
+        self.responses: list[tuple[int, dict[str, Any]]] = []
+        app = Flask("fake_twilio")
+        app.add_url_rule("/2010-04-01/Accounts/<account>/Messages.json", view_func=self.create_message,
+                         methods=["POST"])
+        self.url, self.server = serve(app)
+
+    def create_message(self, account: str) -> Any:
+        auth = request.authorization
+        self.requests.append({"account": account, "auth": (auth.username, auth.password) if auth else None,
+                              "form": request.form.to_dict()})
+        status, body = self.responses.pop(0) if self.responses else (201, {"sid": f"SM{uuid.uuid4().hex}"})
+        if status == 201:
+            body = body | {"status": "queued", "to": request.form["To"]}
+        return jsonify(body), status
+
+    def report(self, status: str, **extra: str) -> requests.Response:
+        """Send the delivery receipt for the last message to its StatusCallback."""
+        [message] = self.requests[-1:]
+        params = {"MessageSid": "SMunknown", "MessageStatus": status, "To": message["form"]["To"]} | extra
+        return self._post(message["form"]["StatusCallback"], params)
+
+    def reply(self, number: str, text: str) -> requests.Response:
+        params = {"From": number, "To": FROM, "Body": text, "MessageSid": f"SM{uuid.uuid4().hex}"}
+        return self._post(f"{self.notifications_url}/v1/sms/inbound", params)
+
+    def _post(self, url: str, params: dict[str, str]) -> requests.Response:
+        return requests.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)},
+                             timeout=10)
+
+
+@pytest.fixture
+def twilio(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
+    """The notifications service's web app served on 127.0.0.1, a fake Twilio, and the sender using it."""
+    port = free_port()
+    notifications_url = f"http://127.0.0.1:{port}"
+    settings = {"GATHER_NOTIFICATIONS_URL": notifications_url, "GATHER_SMS_PROVIDER": "twilio",
+                "GATHER_SMS_ACCOUNT_SID": ACCOUNT, "GATHER_SMS_AUTH_TOKEN": TOKEN, "GATHER_SMS_FROM": FROM}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    app_server = make_server("127.0.0.1", port, create_app(), threaded=True)
+    threading.Thread(target=app_server.serve_forever, daemon=True).start()
+    fake = FakeTwilio(notifications_url)
+    world.configure(notifications_url=notifications_url, sms_provider="twilio", sms_base_url=fake.url,
+                    sms_account_sid=ACCOUNT, sms_auth_token=TOKEN, sms_from=FROM)
+    yield fake
+    fake.server.shutdown()
+    app_server.shutdown()
+
+
+def test_an_sms_goes_through_the_twilio_api_and_its_receipt_marks_it_delivered(world: World,
+                                                                               twilio: FakeTwilio) -> None:
+    world.publish()
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+
+    [sent] = twilio.requests
+    assert sent["account"] == ACCOUNT and sent["auth"] == (ACCOUNT, TOKEN)
+    assert (sent["form"]["To"], sent["form"]["From"]) == (PHONE, FROM)
+    assert "Peer support circle" in sent["form"]["Body"]
+    assert sent["form"]["StatusCallback"].startswith(f"{twilio.notifications_url}/v1/sms/status")
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent")]
+
+    assert twilio.report("sent").status_code == 204
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent")]
+    assert twilio.report("delivered").status_code == 204
+    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "delivered")]
+
+
+def test_an_undelivered_receipt_is_recorded_with_the_providers_error(world: World, twilio: FakeTwilio) -> None:
+    world.publish()
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+    twilio.report("undelivered", ErrorCode="30003")
+    [notification] = world.notifications()
+    assert (notification.status, notification.last_error) == ("undelivered", "provider error 30003")
+
+
+def test_a_stop_reply_stops_every_sms_to_that_number_until_start(world: World, twilio: FakeTwilio) -> None:
+    world.publish()
+    assert twilio.reply(PHONE, "Stop ").status_code == 200
+    first = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+    assert [(n.status, n.last_error) for n in world.notifications(signup_id=first["signup_id"])] == [
+        ("suppressed", "opted out: the number replied STOP")]
+    assert twilio.requests == []
+
+    assert twilio.reply(PHONE, "START").status_code == 200
+    second = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+    assert world.kinds(world.notifications(signup_id=second["signup_id"])) == [("signup_confirmed", "sms", "sent")]
+    assert len(twilio.requests) == 1
+
+
+def test_twilio_rate_limiting_is_retried_and_a_refusal_fails_at_once(world: World, twilio: FakeTwilio) -> None:
+    world.publish()
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    twilio.responses = [(429, {"code": 20429, "message": "Too Many Requests"}),
+                        (400, {"code": 21211, "message": "Invalid 'To' Phone Number"})]
+    world.run_sender(world.now)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert "429" in notification.last_error
+
+    world.run_sender(notification.scheduled_for)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("failed", 2)
+    assert "21211" in notification.last_error
+
+
+def test_webhooks_not_signed_by_the_provider_are_refused(world: World, twilio: FakeTwilio) -> None:
+    url = f"{twilio.notifications_url}/v1/sms/inbound"
+    forged = requests.post(url, data={"From": PHONE, "Body": "STOP"},
+                           headers={"X-Twilio-Signature": "forged"}, timeout=10)
+    assert forged.status_code == 403
+    assert forged.headers["Content-Type"] == "application/problem+json"
+    missing = requests.post(f"{twilio.notifications_url}/v1/sms/status",
+                            data={"MessageSid": "SM1", "MessageStatus": "delivered"}, timeout=10)
+    assert missing.status_code == 403
+
+
+def test_a_webhook_without_its_fields_is_a_422_naming_them(world: World) -> None:
+    response = create_app().test_client().post("/v1/sms/inbound", data={"Body": "STOP"})
+    assert response.status_code == 422
+    assert "From" in response.get_json()["errors"]
