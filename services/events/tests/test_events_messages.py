@@ -53,8 +53,9 @@ def test_a_new_time_for_a_postponed_event_republishes_it_with_the_status_among_t
     client.call("POST", f"/v1/events/{event['id']}/postpone", key, json={})
     old_start = datetime.fromisoformat(event["starts_at"])
     new_start = old_start + timedelta(days=3)
-    response = client.call("PATCH", f"/v1/events/{event['id']}", key, json={"starts_at": new_start.isoformat(),
-                                                                           "ends_at": (new_start + timedelta(hours=1)).isoformat()})
+    new_end = new_start + timedelta(hours=1)
+    response = client.call("PATCH", f"/v1/events/{event['id']}", key,
+                           json={"starts_at": new_start.isoformat(), "ends_at": new_end.isoformat()})
     assert response.json["status"] == "published"
 
     _, data = event_messages(client)[-1]

@@ -1,0 +1,120 @@
+"""The rules of events, without Flask or a database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gather_events import domain
+
+START = datetime(2030, 3, 1, 18, 0, tzinfo=UTC)
+
+
+def whole(**overrides: object) -> dict[str, object]:
+    return {"starts_at": START, "ends_at": START + timedelta(hours=1), "format": "in_person",
+            "venue": {"name": "Hall", "address": "1 High St"}, "online_url": None} | overrides
+
+
+@pytest.mark.parametrize(("step", "current", "expected"), [
+    (domain.PUBLISH, "draft", "published"),
+    (domain.POSTPONE, "published", "postponed"),
+    (domain.CANCEL, "published", "cancelled"),
+    (domain.CANCEL, "postponed", "cancelled"),
+    (domain.REPUBLISH, "postponed", "published"),
+])
+def test_allowed_transitions_lead_to_their_status(step: domain.Transition, current: str, expected: str) -> None:
+    assert domain.next_status(step, current) == expected
+
+
+@pytest.mark.parametrize(("step", "current"), [
+    (domain.PUBLISH, "published"), (domain.PUBLISH, "postponed"), (domain.PUBLISH, "cancelled"),
+    (domain.POSTPONE, "draft"), (domain.POSTPONE, "postponed"), (domain.POSTPONE, "cancelled"),
+    (domain.CANCEL, "draft"), (domain.CANCEL, "cancelled"), (domain.REPUBLISH, "published"),
+])
+def test_other_transitions_are_refused_naming_the_current_status(step: domain.Transition, current: str) -> None:
+    with pytest.raises(domain.TransitionNotAllowed, match=current) as caught:
+        domain.next_status(step, current)
+    assert caught.value.current == current
+
+
+def test_a_cancelled_event_is_final() -> None:
+    assert not domain.can_edit("cancelled")
+    assert all(domain.can_edit(status) for status in ("draft", "published", "postponed"))
+
+
+def test_only_a_new_time_republishes_a_postponed_event() -> None:
+    assert domain.republishes("postponed", {"starts_at": {}})
+    assert domain.republishes("postponed", {"ends_at": {}})
+    assert not domain.republishes("postponed", {"title": {}})
+    assert not domain.republishes("published", {"starts_at": {}})
+
+
+def test_a_consistent_event_has_no_errors() -> None:
+    assert domain.consistency_errors(whole()) == {}
+    assert domain.consistency_errors(whole(format="online", venue=None, online_url="https://x.org")) == {}
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"ends_at": START}, "ends_at"),
+    ({"format": "online", "venue": None}, "online_url"),
+    ({"format": "hybrid", "online_url": "https://x.org", "venue": None}, "venue"),
+    ({"format": "hybrid"}, "online_url"),
+])
+def test_inconsistent_events_name_the_field(overrides: dict, field: str) -> None:
+    assert field in domain.consistency_errors(whole(**overrides))
+
+
+def test_time_zones_must_be_real_iana_names() -> None:
+    assert domain.is_known_timezone("Europe/London")
+    assert not domain.is_known_timezone("Europe/Atlantis")
+    assert not domain.is_known_timezone("../../etc/passwd")
+
+
+def test_tags_are_normalized_in_the_organizers_order() -> None:
+    assert domain.normalize_tags([" Grief", "grief ", "", "Art"]) == ["grief", "art"]
+
+
+def test_changes_list_old_and_new_values_ready_for_json() -> None:
+    later = START + timedelta(days=1)
+    assert domain.changes({"title": "A", "starts_at": START, "capacity": 5},
+                          {"title": "B", "starts_at": later, "capacity": 5}) == {
+        "title": {"old": "A", "new": "B"},
+        "starts_at": {"old": START.isoformat(), "new": later.isoformat()},
+    }
+
+
+def test_the_same_instant_in_another_offset_is_no_change() -> None:
+    paris = START.astimezone(ZoneInfo("Europe/Paris"))
+    assert domain.changes({"starts_at": START}, {"starts_at": paris}) == {}
+
+
+def test_weekly_occurrences_keep_local_time_across_daylight_saving() -> None:
+    london = ZoneInfo("Europe/London")
+    start = datetime(2030, 3, 26, 18, 0, tzinfo=london)  # the clocks go forward on 31 March 2030
+    dates = domain.occurrences("FREQ=WEEKLY;COUNT=3", start, start + timedelta(hours=2), "Europe/London")
+    assert [d.starts_at.astimezone(london).hour for d in dates] == [18, 18, 18]
+    assert [d.starts_at.astimezone(UTC).hour for d in dates] == [18, 17, 17]
+    assert all(d.ends_at - d.starts_at == timedelta(hours=2) for d in dates)
+
+
+def test_an_rrule_prefix_is_accepted_and_until_bounds_the_series() -> None:
+    dates = domain.occurrences("RRULE:FREQ=DAILY;UNTIL=20300303T235959", START, START + timedelta(hours=1), "UTC")
+    assert len(dates) == 3
+
+
+@pytest.mark.parametrize("rule", ["FREQ=WEEKLY;COUNT=53", "FREQ=HOURLY", "NOT A RULE", "",
+                                  "FREQ=WEEKLY\nRRULE:FREQ=DAILY", "FREQ=WEEKLY;UNTIL=20200101T000000"])
+def test_bad_or_overlong_rules_are_refused(rule: str) -> None:
+    with pytest.raises(domain.RecurrenceError):
+        domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
+
+
+def test_a_cursor_round_trips_and_a_forged_one_is_refused() -> None:
+    event_id = uuid.uuid4()
+    assert domain.decode_cursor(domain.encode_cursor(START, event_id)) == (START, event_id)
+    for forged in ("abc", "bm90IGpzb24", domain.encode_cursor(START, event_id)[:-3]):
+        with pytest.raises(domain.CursorError):
+            domain.decode_cursor(forged)
