@@ -10,6 +10,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,18 @@ ICS_RESPONSE = {"200": {"description": "An RFC 5545 calendar",
                         "content": {"text/calendar": {"schema": {"type": "string"}}}}}
 #: The fields a PATCH may change: everything an organizer writes on creation but the recurrence.
 EDITABLE = tuple(schemas.EventFields().fields)
+
+
+def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
+
+    def document(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status in statuses:
+            view = blp.alt_response(status, schema=schemas.ProblemOut, content_type=web.PROBLEM_JSON,
+                                    description=HTTPStatus(status).phrase)(view)
+        return view
+
+    return document
 
 
 def now() -> datetime:
@@ -156,6 +169,7 @@ def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
 
 
 @blp.route("/organizers", methods=["POST"])
+@problems(401)
 @blp.arguments(schemas.OrganizerIn)
 @blp.response(201, schemas.OrganizerWithKey)
 @blp.doc(security=BEARER)
@@ -171,6 +185,7 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/organizers/me", methods=["GET"])
+@problems(401)
 @blp.response(200, schemas.OrganizerOut)
 @blp.doc(security=BEARER)
 def who_am_i() -> Organizer:
@@ -180,6 +195,7 @@ def who_am_i() -> Organizer:
 
 
 @blp.route("/organizers/me/keys", methods=["POST"])
+@problems(401)
 @blp.response(201, schemas.OrganizerWithKey)
 @blp.doc(security=BEARER)
 def rotate_key() -> dict[str, Any]:
@@ -192,6 +208,7 @@ def rotate_key() -> dict[str, Any]:
 
 
 @blp.route("/organizers/me/events", methods=["GET"])
+@problems(401)
 @organizer_only
 @blp.arguments(schemas.OwnListingArgs, location="query")
 @blp.response(200, schemas.OrganizerPage)
@@ -218,6 +235,7 @@ def paged(session: Session, query: sa.Select, args: dict[str, Any]) -> dict[str,
 
 
 @blp.route("/events", methods=["POST"])
+@problems(401)
 @organizer_only
 @blp.arguments(schemas.EventCreate)
 @blp.response(201, schemas.OrganizerEvent)
@@ -253,6 +271,7 @@ def list_events(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/events/<uuid:event_id>", methods=["GET"])
+@problems(404)
 @blp.doc(responses={"200": {"description": "The event; `online_url` only for its own organizer",
                             "content": {"application/json": {"schema": schemas.OrganizerEvent}}}})
 def get_event(event_id: uuid.UUID) -> Response:
@@ -266,6 +285,7 @@ def get_event(event_id: uuid.UUID) -> Response:
 
 
 @blp.route("/events/<uuid:event_id>", methods=["PATCH"])
+@problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.EventFields(partial=True))
 @blp.response(200, schemas.OrganizerEvent)
@@ -299,6 +319,7 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
+@problems(401, 403, 404, 409)
 @blp.response(200, schemas.OrganizerEvent)
 @blp.doc(security=BEARER)
 def publish_event(event_id: uuid.UUID) -> Event:
@@ -310,6 +331,7 @@ def publish_event(event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
+@problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.Reason)
 @blp.response(200, schemas.OrganizerEvent)
@@ -323,6 +345,7 @@ def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
+@problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.Reason)
 @blp.response(200, schemas.OrganizerEvent)
@@ -339,6 +362,7 @@ def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/series/<uuid:series_id>", methods=["GET"])
+@problems(404)
 @blp.doc(responses={"200": {"description": "The dates of a series, ordered by start; drafts only for "
                                            "their organizer",
                             "content": {"application/json": {"schema": schemas.OrganizerSeries}}}})
@@ -355,6 +379,7 @@ def get_series(series_id: uuid.UUID) -> Response:
 
 
 @blp.route("/series/<uuid:series_id>/publish", methods=["POST"])
+@problems(401, 403, 404)
 @blp.response(200, schemas.OrganizerSeries)
 @blp.doc(security=BEARER)
 def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
@@ -363,6 +388,7 @@ def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/series/<uuid:series_id>/cancel", methods=["POST"])
+@problems(401, 403, 404)
 @organizer_only
 @blp.arguments(schemas.Reason)
 @blp.response(200, schemas.OrganizerSeries)
@@ -387,6 +413,7 @@ def series_step(series_id: uuid.UUID, step: domain.Transition, reason: str | Non
 
 
 @blp.route("/events/<uuid:event_id>/calendar.ics", methods=["GET"])
+@problems(404)
 @blp.doc(responses=ICS_RESPONSE)
 def event_calendar(event_id: uuid.UUID) -> Response:
     """One event as an RFC 5545 calendar (never with the online link)."""
