@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+import sqlalchemy as sa
 
 from gather_notifications import sender
 from gather_notifications.app import create_app
-from gather_notifications.store import Recipient
+from gather_notifications.store import Notification, Recipient
 
 if TYPE_CHECKING:
     from conftest import Mailbox, World
@@ -96,6 +97,17 @@ def test_two_senders_never_claim_the_same_notification(world: World) -> None:
     world.register(consent_reminders=False)
     assert len(sender.claim_due(world.rt, world.now)) == 1
     assert sender.claim_due(world.rt, world.now) == []
+
+
+def test_a_second_sender_skips_what_the_first_is_claiming(world: World, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite lets one writer at a time: a second sender waits instead of skipping")
+    world.publish()
+    world.register(consent_reminders=False)
+    world.register(email="sam@example.org", consent_reminders=False)
+    with world.rt.sessions.begin() as first:
+        locked = first.scalars(sa.select(Notification).limit(1).with_for_update()).one()
+        assert [n.id for n in world.notifications() if n.id != locked.id] == sender.claim_due(world.rt, world.now)
 
 
 def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World,
