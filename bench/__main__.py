@@ -15,13 +15,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import harness, pipeline, signup_rush
+from bench import email_latency, harness, listing, pipeline, reminders, signup_rush
 from bench.harness import Result, Run
 from bench.sinks import SmsSink, SmtpSink
 
 BENCHMARKS: dict[str, Callable[[Run], list[Result]]] = {
     "signup_rush": signup_rush.run,
     "pipeline": pipeline.run,
+    "email_latency": email_latency.run,
+    "reminders": reminders.run,
+    "listing": listing.run,
 }
 
 

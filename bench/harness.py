@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from bench.sinks import SmsSink, SmtpSink
 from gather_shared.testing import (
     REPO,
+    Client,
     Platform,
     free_port,
     fresh_pg_database,
@@ -91,7 +92,7 @@ class Run:
 
     def settle(self, timeout: float = 90) -> None:
         """Wait until the platform has nothing left to do from an earlier benchmark: its queues are
-        empty and no email has arrived for two seconds."""
+        empty and no email or SMS has arrived for a second."""
         if self._platform is None:
             return
         broker_url = self._platform.env["GATHER_BROKER_URL"]
@@ -99,7 +100,7 @@ class Run:
         def quiet() -> bool:
             depth = queue_depth(broker_url)
             idle = time.monotonic() - max(self.smtp.arrivals.last_at(), self.sms.arrivals.last_at())
-            if depth or idle < 2:
+            if depth or idle < 1:
                 progress(f"settling: {depth} messages queued, last email/SMS {idle:.0f}s ago")
                 return False
             return True
@@ -199,8 +200,8 @@ def _number(value: float | None, unit: str) -> str:
 def table(results: list[Result]) -> str:
     rows = [("benchmark", "figure", "baseline", "ratio", "target", "verdict")]
     for r in results:
-        verdict = ("error" if r.error else "n/a" if r.unavailable else
-                   "" if r.met is None else "met" if r.met else "MISSED")
+        verdict = ("error" if r.error else "MISSED" if r.met is False else "n/a" if r.unavailable else
+                   "met" if r.met else "")
         rows.append((r.benchmark, _number(r.figure, r.unit), _number(r.baseline, r.unit),
                      "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -273,6 +274,19 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def open_event(client: Client, **overrides: Any) -> dict[str, Any]:
+    """A published event (from a new organizer) once the signup service has heard of it. A second event
+    published after it is registered for (retrying while unknown) as the probe: the signup service
+    handles the events' messages in order, so when the probe succeeds the first event is known too."""
+    api_key = client.organizer()["api_key"]
+    event = client.published_event(api_key, **overrides)
+    probe = client.published_event(api_key, title="Probe", capacity=None)
+    response = client.register(probe["id"], display_name="Probe", email="probe@example.org")
+    if response.status_code != 201:
+        raise RuntimeError(f"the probe registration failed: {response.status_code} {response.text[:300]}")
+    return event
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:

@@ -129,7 +129,7 @@ def _raw_consume(url: str, n: int, ready: Event, received: Synchronized, finishe
     connection.close()
 
 
-def _raw_publish(url: str, bodies: list[str], go: Event) -> None:
+def _raw_publish(url: str, bodies: list[str], ready: Event, go: Event) -> None:
     import pika
     from pika.spec import Basic
 
@@ -152,6 +152,7 @@ def _raw_publish(url: str, bodies: list[str], go: Event) -> None:
 
     def on_channel(channel: Any) -> None:
         channel.confirm_delivery(on_confirm)
+        ready.set()
         go.wait()
         properties = pika.BasicProperties(delivery_mode=2, content_type=envelope.CONTENT_TYPE)
         for text in bodies:
@@ -169,9 +170,10 @@ def raw(run: Run, n: int) -> float:
         consumer = SPAWN.Process(target=_raw_consume, args=(url, n, ready, received, finished), daemon=True)
         consumer.start()
         ready.wait(60)
-        publisher = SPAWN.Process(target=_raw_publish, args=(url, bodies, go), daemon=True)
+        ready.clear()
+        publisher = SPAWN.Process(target=_raw_publish, args=(url, bodies, ready, go), daemon=True)
         publisher.start()
-        time.sleep(1)  # let the publisher connect, so its clock starts at its first publish
+        ready.wait(60)  # connected, channel open: the clock starts at the first publish
         progress(f"pipeline (raw pika): publishing {n}")
         started = time.time()
         go.set()

@@ -7,12 +7,10 @@ same gunicorn command line and worker count. Also reports each process's memory,
 
 from __future__ import annotations
 
-from typing import Any
-
 import requests
 
 from bench import baseline_app
-from bench.harness import Result, Run, databases, gunicorn_app, progress, rss_mb
+from bench.harness import Result, Run, databases, gunicorn_app, open_event, progress, rss_mb
 from bench.load import Call, Outcome, burst
 from gather_shared.db import make_engine
 from gather_shared.testing import Client
@@ -56,19 +54,6 @@ def baseline(run: Run, n: int) -> Outcome:
                          "baseline")
 
 
-def rush_event(client: Client) -> dict[str, Any]:
-    """A published event with 50 seats and a waitlist, once the signup service has heard of it.
-    A second event published after it is registered for (waiting) as the probe: the signup service
-    handles the events' messages in order, so when the probe succeeds the rush event is known too."""
-    api_key = client.organizer()["api_key"]
-    event = client.published_event(api_key, title="Signup rush", capacity=CAPACITY, waitlist_enabled=True)
-    probe = client.published_event(api_key, title="Probe", capacity=None)
-    response = client.register(probe["id"], display_name="Probe", email="probe@example.org")
-    if response.status_code != 201:
-        raise RuntimeError(f"the probe registration failed: {response.status_code} {response.text[:300]}")
-    return event
-
-
 def confirmed_per_availability(client: Client, event_id: str) -> int | None:
     response = client.call("GET", "signup", f"/v1/events/{event_id}/availability")
     return response.json().get("confirmed") if response.status_code == 200 else None
@@ -79,7 +64,7 @@ def run(run: Run) -> list[Result]:
     started = run.platform()
     idle = rss_mb(started)
     client = Client(started)
-    event = rush_event(client)
+    event = open_event(client, title="Signup rush", capacity=CAPACITY, waitlist_enabled=True)
     base = baseline(run, n)
     base_rate = succeeded(base) / base.seconds
     progress(f"signup rush baseline: {base_rate:,.0f}/s, {statuses(base)}")
