@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 SECRET_LINK = "https://meet.example.org/secret-room"
 
 
@@ -45,7 +43,7 @@ def test_an_event_leaves_the_listing_once_it_has_ended(client: Any, key: str) ->
     assert titles(client.call("GET", "/v1/events")) == []
 
 
-@pytest.mark.parametrize(("query", "expected"), [
+FILTERS = [  # (query, titles listed)
     ({"q": "grief"}, ["Grief circle", "Walk and talk"]),
     ({"q": "GRIEF circle"}, ["Grief circle"]),
     ({"q": "100%"}, []),
@@ -55,21 +53,26 @@ def test_an_event_leaves_the_listing_once_it_has_ended(client: Any, key: str) ->
     ({"format": "online"}, ["Walk and talk"]),
     ({"starts_after": in_days(2, hour=0)}, ["Mindful drawing", "Walk and talk"]),
     ({"starts_before": in_days(3, hour=0)}, ["Grief circle", "Mindful drawing"]),
-])
-def test_the_listing_filters(client: Any, key: str, query: dict, expected: list[str]) -> None:
+    ({"q": "grief", "format": "in_person"}, ["Grief circle"]),
+]
+
+
+def test_the_listing_filters(client: Any, key: str) -> None:
     client.published(key, title="Grief circle", tags=["loss"], **at(1))
     client.published(key, title="Mindful drawing", kind="workshop", tags=["art"], summary="Paint.", **at(2))
     client.published(key, title="Walk and talk", kind="recreational", tags=["grief"], format="online",
                      online_url=SECRET_LINK, venue=None, **at(3))
-    assert titles(client.call("GET", "/v1/events", query_string=query)) == expected
+    for query, expected in FILTERS:
+        assert titles(client.call("GET", "/v1/events", query_string=query)) == expected, query
 
 
-@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"},
-                                   {"cursor": "not-a-cursor"}, {"format": "smoke-signals"}])
-def test_bad_listing_parameters_are_422_naming_them(client: Any, query: dict) -> None:
-    response = client.call("GET", "/v1/events", query_string=query)
-    assert response.status_code == 422
-    assert set(response.json["errors"]) == set(query)
+def test_bad_listing_parameters_are_422_naming_them(client: Any) -> None:
+    for query in ({"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"},
+                  {"starts_before": "2030-01-01T10:00:00"}, {"cursor": "not-a-cursor"}, {"format": "smoke-signals"}):
+        response = client.call("GET", "/v1/events", query_string=query)
+        assert response.status_code == 422, query
+        assert response.mimetype == "application/problem+json"
+        assert set(response.json["errors"]) == set(query)
 
 
 def test_the_cursor_pages_through_every_event_once_while_events_are_added(client: Any, key: str) -> None:
