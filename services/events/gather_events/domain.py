@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -159,8 +160,10 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
         text = text[len("RRULE:"):]
     if not text or "\n" in text or "DTSTART" in text.upper():
         raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10; the first date is starts_at.")
+    # An UNTIL in UTC (…Z) needs an aware start; a floating UNTIL is local time, like the naive start.
+    utc_until = re.search(r"UNTIL=\d{8}T\d{6}Z", text.upper()) is not None
     try:
-        parsed = rrulestr(text, dtstart=local_start)
+        parsed = rrulestr(text, dtstart=local_start.replace(tzinfo=zone) if utc_until else local_start)
     except (ValueError, TypeError) as exc:
         raise RecurrenceError(f"Not a valid RFC 5545 RRULE: {exc}") from exc
     if isinstance(parsed, rruleset) or not isinstance(parsed, rrule):
@@ -168,7 +171,7 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
     # Take one more than allowed: enough to tell an overlong (or endless) rule from an allowed one.
     starts: list[datetime] = []
     for start in parsed:
-        starts.append(start)
+        starts.append(start.replace(tzinfo=None))  # dateutil keeps the wall-clock time: 18:00 stays 18:00
         if len(starts) > MAX_OCCURRENCES:
             raise RecurrenceError(f"At most {MAX_OCCURRENCES} occurrences; add COUNT or an earlier UNTIL.")
     if not starts:

@@ -105,6 +105,14 @@ def test_an_rrule_prefix_is_accepted_and_until_bounds_the_series() -> None:
     assert len(dates) == 3
 
 
+def test_an_until_in_utc_is_understood_and_local_time_kept() -> None:
+    london = ZoneInfo("Europe/London")
+    start = datetime(2030, 10, 22, 18, 0, tzinfo=london)  # the clocks go back on 27 October 2030
+    dates = domain.occurrences("FREQ=WEEKLY;UNTIL=20301105T235959Z", start, start + timedelta(hours=1),
+                               "Europe/London")
+    assert [d.starts_at.astimezone(london).hour for d in dates] == [18, 18, 18]
+
+
 @pytest.mark.parametrize("rule", ["FREQ=WEEKLY;COUNT=53", "FREQ=HOURLY", "NOT A RULE", "",
                                   "FREQ=WEEKLY\nRRULE:FREQ=DAILY", "FREQ=WEEKLY;UNTIL=20200101T000000"])
 def test_bad_or_overlong_rules_are_refused(rule: str) -> None:
