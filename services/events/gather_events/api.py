@@ -303,14 +303,13 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
         if errors:
             raise invalid(errors)
         changes = domain.changes(current, body)
+        if domain.republishes(event.status, body):
+            changes["status"] = {"old": event.status, "new": domain.next_status(domain.REPUBLISH, event.status)}
+            event.status = changes["status"]["new"]
         if not changes:
             return event
-        for name in changes:
+        for name in changes.keys() - {"status"}:
             setattr(event, name, body[name])
-        if domain.republishes(event.status, changes):
-            old_status = event.status
-            event.status = domain.next_status(domain.REPUBLISH, event.status)
-            changes["status"] = {"old": old_status, "new": event.status}
         bump(event)
         if event.status != domain.DRAFT:
             emit(session, web.current_runtime().source, "event.updated.v1",

@@ -68,9 +68,10 @@ def can_edit(status: str) -> bool:
     return status != CANCELLED
 
 
-def republishes(status: str, changes: Mapping[str, Any]) -> bool:
-    """A later change of time brings a postponed event back on."""
-    return status == POSTPONED and ("starts_at" in changes or "ends_at" in changes)
+def republishes(status: str, patched: Iterable[str]) -> bool:
+    """Setting the time of a postponed event brings it back on, even at the time it already had (that is
+    how an organizer says "it goes ahead after all")."""
+    return status == POSTPONED and not {"starts_at", "ends_at"}.isdisjoint(patched)
 
 
 # --- validation -------------------------------------------------------------------------------------

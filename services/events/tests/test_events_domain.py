@@ -45,11 +45,11 @@ def test_a_cancelled_event_is_final() -> None:
     assert all(domain.can_edit(status) for status in ("draft", "published", "postponed"))
 
 
-def test_only_a_new_time_republishes_a_postponed_event() -> None:
-    assert domain.republishes("postponed", {"starts_at": {}})
-    assert domain.republishes("postponed", {"ends_at": {}})
-    assert not domain.republishes("postponed", {"title": {}})
-    assert not domain.republishes("published", {"starts_at": {}})
+def test_only_setting_the_time_republishes_a_postponed_event() -> None:
+    assert domain.republishes("postponed", ["starts_at", "title"])
+    assert domain.republishes("postponed", ["ends_at"])
+    assert not domain.republishes("postponed", ["title"])
+    assert not domain.republishes("published", ["starts_at"])
 
 
 def test_a_consistent_event_has_no_errors() -> None:

@@ -65,6 +65,16 @@ def test_a_new_time_for_a_postponed_event_republishes_it_with_the_status_among_t
     assert data["event"]["status"] == "published"
 
 
+def test_confirming_the_old_time_of_a_postponed_event_republishes_it(client: Any, key: str) -> None:
+    event = client.published(key)
+    client.call("POST", f"/v1/events/{event['id']}/postpone", key, json={})
+    response = client.call("PATCH", f"/v1/events/{event['id']}", key, json={"starts_at": event["starts_at"]})
+    assert response.json["status"] == "published"
+    assert response.json["version"] == event["version"] + 2
+    _, data = event_messages(client)[-1]
+    assert data["changes"] == {"status": {"old": "postponed", "new": "published"}}
+
+
 def test_other_changes_to_a_postponed_event_keep_it_postponed(client: Any, key: str) -> None:
     event = client.published(key)
     client.call("POST", f"/v1/events/{event['id']}/postpone", key, json={})
