@@ -128,9 +128,10 @@ def amqp_url() -> str:
 
 
 @contextlib.contextmanager
-def fresh_pg_database(server_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test; dropped afterwards."""
-    name = f"gather_test_{uuid.uuid4().hex[:12]}"
+def fresh_pg_database(server_url: str, prefix: str = "gather_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards. (The benchmarks use their own
+    `prefix`, so that a clean-up of left-over test databases never drops one in use.)"""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(_psycopg(server_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
