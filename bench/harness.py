@@ -105,7 +105,10 @@ class Run:
                 return False
             return True
 
-        wait_until(quiet, timeout, "the platform to settle")
+        try:
+            wait_until(quiet, timeout, "the platform to settle")
+        except TimeoutError:
+            progress(f"not settled after {timeout:.0f}s: measuring anyway, the figures below pay for it")
 
 
 def queue_depth(broker_url: str) -> int:
@@ -227,7 +230,7 @@ def machine() -> dict[str, Any]:
 def databases(run: Run, *names: str) -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database per name, dropped afterwards."""
     with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(fresh_pg_database(run.database_url)) for name in names}
+        yield {name: stack.enter_context(fresh_pg_database(run.database_url, "gather_bench")) for name in names}
 
 
 @contextlib.contextmanager
