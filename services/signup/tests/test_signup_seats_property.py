@@ -1,0 +1,104 @@
+"""A property test of the seat rule (seats.py) over random sequences of register / cancel / capacity
+change, on SQLite through the real code paths (the seat functions, and the consumer for capacity)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gather_shared.db import make_engine, migrate, session_factory, transaction
+from gather_shared.testing import deliver
+from gather_shared.web import Problem
+from gather_signup import seats
+from gather_signup.bootstrap import MIGRATIONS
+from gather_signup.handlers import HANDLERS
+from gather_signup.status import CONFIRMED, WAITLISTED
+from gather_signup.store import Signup
+
+PEOPLE = 6  # a small pool, so the same person tries to register twice
+capacities = st.one_of(st.none(), st.integers(min_value=1, max_value=4))
+register = st.tuples(st.just("register"), st.integers(0, PEOPLE - 1), st.booleans())
+cancel = st.tuples(st.just("cancel"), st.integers(0, 50))
+change_capacity = st.tuples(st.just("capacity"), capacities)
+# Registrations weigh most, so that waitlists form and the other steps have something to act on.
+steps = st.lists(st.one_of(register, register, register, cancel, change_capacity), min_size=4, max_size=30)
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('seats')}/seats.db")
+    migrate(engine, MIGRATIONS)
+    return session_factory(engine)
+
+
+def contact(person: int, by_phone: bool) -> dict[str, Any]:
+    # The same person writes their email in another letter case now and then: still the same person.
+    email = f"Person{person}@example.org" if by_phone else f"person{person}@example.org"
+    return {"display_name": f"P{person}", "email": email, "phone": f"+4479111234{person:02d}" if by_phone else None,
+            "channels": ["email"], "timezone": None, "consent_reminders": False}
+
+
+def snapshot_of(sessions: Any) -> list[Signup]:
+    with sessions() as session:
+        return list(session.scalars(sa.select(Signup).order_by(Signup.arrival)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(initial_capacity=capacities, waitlist=st.booleans(), plan=steps)
+def test_random_registrations_cancellations_and_capacity_changes_keep_the_seat_rules(
+        sessions: Any, new_event: Callable[..., dict[str, Any]], service_env: Path,
+        initial_capacity: int | None, waitlist: bool, plan: list[tuple[Any, ...]]) -> None:
+    now = datetime.now(UTC)
+    event = new_event(capacity=initial_capacity, waitlist_enabled=waitlist)
+    deliver(sessions, HANDLERS, "event.published.v1", {"event": event})
+    capacity, ever_waitlisted = initial_capacity, set()
+
+    for step in plan:
+        before = [s for s in snapshot_of(sessions) if s.event_id == event["id"]]
+        if step[0] == "register":
+            try:
+                with transaction(sessions) as session:
+                    locked = seats.lock_event(session, event["id"])
+                    signup = seats.register(session, locked, contact(step[1], step[2]), uuid.uuid4().hex, now)
+                    if signup.status == WAITLISTED:
+                        ever_waitlisted.add(signup.id)
+            except Problem as refused:
+                assert refused.code in ("already_registered", "event_full")
+        elif step[0] == "cancel" and before:
+            with transaction(sessions) as session:
+                seats.cancel(session, before[step[1] % len(before)].id, now)
+        elif step[0] == "capacity":
+            capacity = step[1]
+            event = event | {"version": event["version"] + 1, "capacity": capacity}
+            deliver(sessions, HANDLERS, "event.updated.v1", {"event": event, "changes": {}})
+
+        after = [s for s in snapshot_of(sessions) if s.event_id == event["id"]]
+        confirmed_before = sum(s.status == CONFIRMED for s in before)
+        confirmed = [s for s in after if s.status == CONFIRMED]
+        waiting = [s for s in after if s.status == WAITLISTED]
+        # Never overbook: a seat is given only while one is free (a lowered capacity removes nobody).
+        if len(confirmed) > confirmed_before:
+            assert capacity is None or len(confirmed) <= capacity
+        # Nobody waits while a seat is free.
+        if waiting:
+            assert capacity is not None and len(confirmed) >= capacity
+        # Promotion in arrival order: everyone promoted arrived before everyone still waiting.
+        promoted = [s.arrival for s in confirmed if s.id in ever_waitlisted]
+        assert not promoted or not waiting or max(promoted) < min(s.arrival for s in waiting)
+        # No duplicate contacts among the registrations that count.
+        active = confirmed + waiting
+        emails = [s.email.lower() for s in active]
+        phones = [s.phone for s in active if s.phone]
+        assert len(emails) == len(set(emails)) and len(phones) == len(set(phones))
+        # Waitlist positions are 1..N in arrival order.
+        with sessions() as session:
+            positions = seats.waitlist_positions(session, event["id"])
+        assert [positions[s.id] for s in waiting] == list(range(1, len(waiting) + 1))
