@@ -345,10 +345,9 @@ def _decode_cursor(cursor: str) -> int:
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
 @blp.arguments(AttendeeQuery, location="query")
 @blp.response(200, AttendeePage)
-@blp.alt_response(200, description="With `Accept: text/csv`: every registration as CSV",
-                  content_type="text/csv", success=True)
 def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
-    """The attendee list, for the event's organizer: JSON pages in arrival order, or all of it as CSV."""
+    """The attendee list, for the event's organizer: JSON pages in arrival order, or with `Accept: text/csv`
+    every registration as one CSV file."""
     rt = web.current_runtime()
     as_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     with rt.sessions() as session:
