@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from gather_notifications import sender
+from gather_notifications.app import create_app
 from gather_notifications.bootstrap import runtime
 from gather_notifications.handlers import handlers
 from gather_notifications.store import Notification
@@ -127,6 +129,14 @@ class World:
 @pytest.fixture
 def world(rt: Runtime) -> World:
     return World(rt)
+
+
+@pytest.fixture
+def client(rt: Runtime) -> Iterator[FlaskClient]:
+    """The service's web app, on the same database as `rt`."""
+    app = create_app()
+    yield app.test_client()
+    app.extensions["gather_runtime"].engine.dispose()
 
 
 class Mailbox:

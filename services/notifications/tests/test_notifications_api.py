@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gather_notifications.app import create_app
+from flask.testing import FlaskClient
+
 from gather_shared.testing import ADMIN_TOKEN
 from gather_shared.web import hash_secret
 
@@ -20,12 +21,12 @@ def organizer_key(world: World, organizer_id: uuid.UUID) -> str:
     return key
 
 
-def get(token: str | None, **params: Any) -> Any:
+def get(client: FlaskClient, token: str | None, **params: Any) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return create_app().test_client().get("/v1/notifications", query_string=params, headers=headers)
+    return client.get("/v1/notifications", query_string=params, headers=headers)
 
 
-def test_an_organizer_reads_the_log_of_their_own_events_only(world: World) -> None:
+def test_an_organizer_reads_the_log_of_their_own_events_only(world: World, client: FlaskClient) -> None:
     key = organizer_key(world, world.organizer_id)
     mine = world.publish()
     registration = world.register(consent_reminders=False)
@@ -33,44 +34,44 @@ def test_an_organizer_reads_the_log_of_their_own_events_only(world: World) -> No
     theirs = world.publish()
     world.register(email="sam@example.org", consent_reminders=False)
 
-    response = get(key, event_id=str(mine["id"]))
+    response = get(client, key, event_id=str(mine["id"]))
     assert response.status_code == 200
     [item] = response.get_json()["items"]
     assert item["signup_id"] == str(registration["signup_id"])
     assert set(item) == {"id", "event_id", "signup_id", "kind", "channel", "status", "attempts",
                          "scheduled_for", "sent_at", "last_error"}
-    assert [i["event_id"] for i in get(key).get_json()["items"]] == [str(mine["id"])]
-    assert get(key, event_id=str(theirs["id"])).status_code == 403
-    assert get(key, event_id=str(uuid.uuid4())).status_code == 404
+    assert [i["event_id"] for i in get(client, key).get_json()["items"]] == [str(mine["id"])]
+    assert get(client, key, event_id=str(theirs["id"])).status_code == 403
+    assert get(client, key, event_id=str(uuid.uuid4())).status_code == 404
 
 
-def test_the_log_needs_a_token(world: World) -> None:
-    response = get(None)
+def test_the_log_needs_a_token(world: World, client: FlaskClient) -> None:
+    response = get(client, None)
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
-    assert get("not-a-key").status_code == 401
+    assert get(client, "not-a-key").status_code == 401
 
 
-def test_admin_reads_every_notification_filtered_and_paged(world: World) -> None:
+def test_admin_reads_every_notification_filtered_and_paged(world: World, client: FlaskClient) -> None:
     world.publish()
     for n in range(5):
         world.register(email=f"person{n}@example.org", consent_reminders=False)
-    first = get(ADMIN_TOKEN, limit=2).get_json()
+    first = get(client, ADMIN_TOKEN, limit=2).get_json()
     assert len(first["items"]) == 2
     seen = [i["id"] for i in first["items"]]
     cursor = first["next_cursor"]
     while cursor:
-        page = get(ADMIN_TOKEN, limit=2, cursor=cursor).get_json()
+        page = get(client, ADMIN_TOKEN, limit=2, cursor=cursor).get_json()
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
     assert len(seen) == len(set(seen)) == 5
-    assert get(ADMIN_TOKEN, status="sent").get_json()["items"] == []
-    assert len(get(ADMIN_TOKEN, status="pending").get_json()["items"]) == 5
+    assert get(client, ADMIN_TOKEN, status="sent").get_json()["items"] == []
+    assert len(get(client, ADMIN_TOKEN, status="pending").get_json()["items"]) == 5
 
 
-def test_bad_filters_are_a_422_naming_the_field(world: World) -> None:
+def test_bad_filters_are_a_422_naming_the_field(world: World, client: FlaskClient) -> None:
     for params, field in [({"status": "lost"}, "status"), ({"event_id": "nope"}, "event_id"),
                           ({"limit": 0}, "limit"), ({"cursor": "%%%"}, "cursor")]:
-        response = get(ADMIN_TOKEN, **params)
+        response = get(client, ADMIN_TOKEN, **params)
         assert response.status_code == 422, params
         assert field in response.get_json()["errors"]

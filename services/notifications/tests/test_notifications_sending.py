@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from gather_notifications import sender
-from gather_notifications.app import create_app
 from gather_notifications.store import Notification, Recipient
 
 if TYPE_CHECKING:
@@ -173,12 +173,12 @@ def test_an_unreachable_smtp_server_is_retried(world: World) -> None:
     assert "connection" in notification.last_error.lower()
 
 
-def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world: World, mailbox: Mailbox) -> None:
+def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world: World, mailbox: Mailbox,
+                                                                          client: FlaskClient) -> None:
     event = world.publish()
     registration = world.register()
     with world.rt.sessions() as session:
         token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
-    client = create_app().test_client()
     assert client.post(f"/v1/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
     world.change_status("cancelled", at=event["starts_at"] - timedelta(hours=30))
@@ -187,20 +187,21 @@ def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world:
         "You're registered: Peer support circle", "Cancelled: Peer support circle"]
 
 
-def test_the_unsubscribe_link_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox) -> None:
+def test_the_unsubscribe_link_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox,
+                                                                   client: FlaskClient) -> None:
     event = world.publish()
     registration = world.register()
     with world.rt.sessions() as session:
         token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
-    assert create_app().test_client().get(f"/v1/unsubscribe/{token}").status_code == 200
+    assert client.get(f"/v1/unsubscribe/{token}").status_code == 200
     world.run_sender(event["starts_at"] - timedelta(hours=1))
     assert [(n.status, n.last_error) for n in world.notifications(kind="reminder")] == [
         ("suppressed", "opted out: the address unsubscribed")] * 2
     assert [m["Subject"] for m in mailbox.messages] == ["You're registered: Peer support circle"]
 
 
-def test_an_unknown_unsubscribe_link_is_a_404(world: World) -> None:
-    response = create_app().test_client().post(f"/v1/unsubscribe/{uuid.uuid4()}")
+def test_an_unknown_unsubscribe_link_is_a_404(world: World, client: FlaskClient) -> None:
+    response = client.post(f"/v1/unsubscribe/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 from flask import Flask, jsonify, request
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from gather_notifications import rules
@@ -65,12 +66,11 @@ def test_a_long_title_is_shortened_so_the_sms_fits_two_segments_and_ends_with_it
     assert title.split()[0] in sms["body"]
 
 
-def test_the_short_link_leads_to_the_registrations_manage_page(world: World) -> None:
+def test_the_short_link_leads_to_the_registrations_manage_page(world: World, client: FlaskClient) -> None:
     world.publish()
     registration = world.register(phone=PHONE, channels=["sms"])
     with world.rt.sessions() as session:
         code = session.get(Recipient, registration["signup_id"]).short_code
-    client = create_app().test_client()
     response = client.get(f"/s/{code}")
     assert response.status_code == 302
     assert response.headers["Location"] == registration["manage_url"]
@@ -145,7 +145,7 @@ def twilio_signature(url: str, params: dict[str, str]) -> str:
 def serve(app: Flask) -> tuple[str, Any]:
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return f"http://127.0.0.1:{port}", server
 
 
@@ -196,7 +196,7 @@ def twilio(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     app_server = make_server("127.0.0.1", port, create_app(), threaded=True)
-    threading.Thread(target=app_server.serve_forever, daemon=True).start()
+    threading.Thread(target=app_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     fake = FakeTwilio(notifications_url)
     world.configure(notifications_url=notifications_url, sms_provider="twilio", sms_base_url=fake.url,
                     sms_account_sid=ACCOUNT, sms_auth_token=TOKEN, sms_from=FROM)
@@ -276,7 +276,7 @@ def test_webhooks_not_signed_by_the_provider_are_refused(world: World, twilio: F
     assert missing.status_code == 403
 
 
-def test_a_webhook_without_its_fields_is_a_422_naming_them(world: World) -> None:
-    response = create_app().test_client().post("/v1/sms/inbound", data={"Body": "STOP"})
+def test_a_webhook_without_its_fields_is_a_422_naming_them(world: World, client: FlaskClient) -> None:
+    response = client.post("/v1/sms/inbound", data={"Body": "STOP"})
     assert response.status_code == 422
     assert "From" in response.get_json()["errors"]
