@@ -72,6 +72,15 @@ def client(app: Flask) -> EventsClient:
 
 
 @pytest.fixture
+def plumbing_client(service_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsClient]:
+    """For what does not depend on the database (routing, body limits, the OpenAPI document): SQLite only."""
+    monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/plumbing.db")
+    app = create_app()
+    yield EventsClient(app)
+    app.extensions["gather_runtime"].engine.dispose()
+
+
+@pytest.fixture
 def organizer(client: EventsClient) -> dict[str, Any]:
     return client.organizer("Mind Matters")
 

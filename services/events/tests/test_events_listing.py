@@ -124,3 +124,13 @@ def test_an_organizer_lists_their_own_events_drafts_and_past_ones_included(clien
     assert titles(client.call("GET", "/v1/organizers/me/events", key, query_string={"status": "draft"})) == ["Draft"]
     own = client.call("GET", "/v1/organizers/me/events", key).json["items"]
     assert all("online_url" in item for item in own)
+
+
+def test_search_finds_an_event_by_its_new_words_after_a_change(client: Any, key: str) -> None:
+    event = client.published(key, title="Coffee morning", tags=["social"])
+    client.call("PATCH", f"/v1/events/{event['id']}", key, json={"title": "Tea afternoon", "tags": ["Chat"]})
+
+    assert titles(client.call("GET", "/v1/events", query_string={"q": "tea"})) == ["Tea afternoon"]
+    assert titles(client.call("GET", "/v1/events", query_string={"q": "coffee"})) == []
+    assert titles(client.call("GET", "/v1/events", query_string={"tag": "chat"})) == ["Tea afternoon"]
+    assert titles(client.call("GET", "/v1/events", query_string={"tag": "social"})) == []
