@@ -192,15 +192,15 @@ def reset_broker(url: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_vhost(amqp_url: str) -> Iterator[str]:
+def fresh_vhost(amqp_url: str, prefix: str = "gather_test") -> Iterator[str]:
     """A broker URL no other test shares: a new virtual host when this machine runs the broker (with
-    rabbitmqctl at hand), else the given one emptied of Gather's queues."""
+    rabbitmqctl at hand), else the given one emptied of Gather's queues. (`prefix`: as fresh_pg_database.)"""
     parts = urlsplit(amqp_url)
     if not (shutil.which("rabbitmqctl") and parts.hostname in ("127.0.0.1", "localhost")):
         reset_broker(amqp_url)
         yield amqp_url
         return
-    vhost = f"gather_test_{uuid.uuid4().hex[:12]}"
+    vhost = f"{prefix}_{uuid.uuid4().hex[:12]}"
     user = parts.username or "guest"
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
     subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
