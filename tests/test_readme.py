@@ -1,0 +1,30 @@
+"""The README's walkthrough works exactly as written, against a running platform."""
+
+import re
+import subprocess
+
+from gather_shared.testing import ADMIN_TOKEN, REPO, Platform
+
+
+def walkthrough() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Five-minute walkthrough", 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_walkthrough_ends_with_the_confirmation_sent(embedded_platform: Platform) -> None:
+    script = walkthrough()
+    for name, port in {"events": 8001, "signup": 8002, "notifications": 8003}.items():
+        script = script.replace(f"http://localhost:{port}", embedded_platform.urls[name])
+    (embedded_platform.workdir / "var").mkdir(exist_ok=True)
+    (embedded_platform.workdir / "var/admin-token").write_text(ADMIN_TOKEN)
+
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=embedded_platform.workdir,
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "published"
+    assert lines[1] == "confirmed"
+    assert lines[2].endswith(".eml")
+    assert lines[-1] == "sent"
