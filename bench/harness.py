@@ -36,6 +36,9 @@ BENCH_ROOT = Path(__file__).resolve().parents[1]  # on gunicorn's path, for the 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 SERVICES = ("events", "signup", "notifications")
+#: Names of the benchmarks' databases and virtual hosts: not the tests' `gather_test_…`, which a clean-up
+#: of left-over test databases may drop while a benchmark runs.
+PREFIX = "gather_bench"
 _STARTED = time.monotonic()
 
 
@@ -230,7 +233,12 @@ def machine() -> dict[str, Any]:
 def databases(run: Run, *names: str) -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database per name, dropped afterwards."""
     with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(fresh_pg_database(run.database_url, "gather_bench")) for name in names}
+        yield {name: stack.enter_context(fresh_pg_database(run.database_url, PREFIX)) for name in names}
+
+
+def vhost(run: Run) -> contextlib.AbstractContextManager[str]:
+    """A fresh RabbitMQ virtual host, deleted afterwards."""
+    return fresh_vhost(run.amqp_url, PREFIX)
 
 
 @contextlib.contextmanager
@@ -239,7 +247,7 @@ def platform(run: Run, **extra_env: str) -> Iterator[Platform]:
     virtual host."""
     progress(f"starting the platform ({run.workers} gunicorn workers per service)")
     with (tempfile.TemporaryDirectory(prefix="gather-bench-") as workdir, databases(run, *SERVICES) as urls,
-          fresh_vhost(run.amqp_url) as broker_url):
+          vhost(run) as broker_url):
         env = {"WEB_CONCURRENCY": str(run.workers)} | extra_env
         with running_platform(Path(workdir), urls, broker_url, env) as started:
             yield started

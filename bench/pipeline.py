@@ -21,10 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.harness import Result, Run, databases, progress, wait_until
+from bench.harness import Result, Run, databases, progress, vhost, wait_until
 from gather_shared import broker, envelope, messages, topology
 from gather_shared.db import bus_metadata, inbox_table, make_engine, outbox_table, session_factory
-from gather_shared.testing import fresh_vhost
 
 TYPE = "signup.confirmed.v1"
 QUEUE = topology.CONSUMERS["notifications"]  # the queue that signup.* messages are routed to
@@ -187,7 +186,7 @@ def raw(url: str, n: int) -> float:
 
 def run(run: Run) -> list[Result]:
     n = run.sizes.pipeline_messages
-    with fresh_vhost(run.amqp_url) as broker_url:  # one virtual host: the two use different queues
+    with vhost(run) as broker_url:  # one virtual host: the two use different queues
         base = raw(broker_url, n)
         progress(f"pipeline (raw pika): {base:,.0f} msg/s")
         figure = ours(run, broker_url, n)
