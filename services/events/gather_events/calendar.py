@@ -4,6 +4,7 @@ SEQUENCE from the event's version and STATUS from its status. Never the online l
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -44,6 +45,7 @@ def vevent(event: Event) -> icalendar.Event:
 
 
 def ics(events: Iterable[Event]) -> bytes:
+    events = list(events)
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -51,5 +53,8 @@ def ics(events: Iterable[Event]) -> bytes:
     cal.add("x-wr-calname", "Gather")
     for event in events:
         cal.add_component(vevent(event))
-    cal.add_missing_timezones()
+    if events:
+        # Time zone definitions covering just these events: short, and right beyond 2038 (the default end).
+        cal.add_missing_timezones(first_date=min(e.starts_at for e in events).date() - timedelta(days=1),
+                                  last_date=max(e.ends_at for e in events).date() + timedelta(days=2))
     return cal.to_ical()
