@@ -55,7 +55,8 @@ def main() -> int:
         return process.wait()
     except KeyboardInterrupt:
         # honcho got the same Ctrl-C from the terminal and is stopping its processes: wait for it.
-        return process.wait()
+        process.wait()
+        return 0
 
 
 if __name__ == "__main__":

@@ -70,12 +70,12 @@ def _resolve(name: str) -> _Tier:
         tier.why_not = f"{name} tier skipped: {tier.env_var} is not set and no Docker engine answers"
         return tier
     if name == "postgresql":
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         tier.container = PostgresContainer("postgres:16-alpine", driver=None).start()
         tier.url = tier.container.get_connection_url()
     else:
-        from testcontainers.rabbitmq import RabbitMqContainer
+        from testcontainers.community.rabbitmq import RabbitMqContainer
 
         tier.container = RabbitMqContainer("rabbitmq:3.13-management").start()
         params = tier.container.get_connection_params()
@@ -393,12 +393,14 @@ class Client:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def register(self, event_id: str, wait: bool = True, **body: Any) -> Any:
+    def register(self, event_id: str, wait: bool = True, headers: dict[str, str] | None = None,
+                 **body: Any) -> Any:
         """Register; with `wait`, retry while the signup service has not yet heard of the event."""
         body = {"display_name": "Sam", "email": "sam@example.org", "channels": ["email"]} | body
         deadline = time.monotonic() + 30
         while True:
-            response = self.call("POST", "signup", f"/v1/events/{event_id}/signups", json=body)
+            response = self.call("POST", "signup", f"/v1/events/{event_id}/signups", json=body,
+                                 headers=dict(headers or {}))
             if not (wait and response.status_code == 404 and time.monotonic() < deadline):
                 return response
             time.sleep(0.1)

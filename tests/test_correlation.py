@@ -1,0 +1,24 @@
+"""One registration can be followed through every process's log by the id of the HTTP request."""
+
+import re
+
+from gather_shared.testing import Client, Platform, wait_for
+
+
+def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_message_id(
+        embedded_platform: Platform) -> None:
+    client = Client(embedded_platform)
+    event = client.published_event(client.organizer()["api_key"])
+    wait_for(lambda: client.register(event["id"], email="warmup@example.org").status_code == 201)
+
+    response = client.register(event["id"], headers={"X-Request-ID": "journey-42"})
+    assert response.status_code == 201
+    assert response.headers["X-Request-ID"] == "journey-42"
+    wait_for(lambda: len([n for n in client.notifications(event_id=event["id"]) if n["status"] == "sent"]) == 2)
+
+    relayed = [line for line in embedded_platform.tail("signup-relay", 200).splitlines() if "cid=journey-42" in line]
+    handled = [line for line in embedded_platform.tail("notifications-consumer", 400).splitlines()
+               if "cid=journey-42" in line]
+    assert relayed and handled
+    message_ids = {re.search(r"mid=(\S+)\]", line).group(1) for line in relayed + handled}
+    assert len(message_ids) == 1 and "-" not in message_ids
