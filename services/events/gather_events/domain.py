@@ -161,6 +161,7 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
         text = text[len("RRULE:"):]
     if not text or "\n" in text or "DTSTART" in text.upper():
         raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10; the first date is starts_at.")
+    _check_parts(text)
     # An UNTIL in UTC (…Z) needs an aware start; a floating UNTIL is local time, like the naive start.
     utc_until = re.search(r"UNTIL=\d{8}T\d{6}Z", text.upper()) is not None
     try:
@@ -171,14 +172,38 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
         raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10.")
     # Take one more than allowed: enough to tell an overlong (or endless) rule from an allowed one.
     starts: list[datetime] = []
-    for start in parsed:
-        starts.append(start.replace(tzinfo=None))  # dateutil keeps the wall-clock time: 18:00 stays 18:00
-        if len(starts) > MAX_OCCURRENCES:
-            raise RecurrenceError(f"At most {MAX_OCCURRENCES} occurrences; add COUNT or an earlier UNTIL.")
+    try:
+        for start in parsed:
+            starts.append(start.replace(tzinfo=None))  # dateutil keeps the wall-clock time: 18:00 stays 18:00
+            if len(starts) > MAX_OCCURRENCES:
+                raise RecurrenceError(f"At most {MAX_OCCURRENCES} occurrences; add COUNT or an earlier UNTIL.")
+    except (ValueError, OverflowError) as exc:
+        raise RecurrenceError(f"Not a usable RFC 5545 RRULE: {exc}") from exc
     if not starts:
         raise RecurrenceError("The rule gives no date at all.")
     duration = local_end - local_start
     return [Occurrence(start.replace(tzinfo=zone), (start + duration).replace(tzinfo=zone)) for start in starts]
+
+
+#: What a rule may say. dateutil searches until year 9999 for a date that matches every filter, so a
+#: rule no date can match (say, 30 February) would hold a worker for seconds or hours: hence no sub-daily
+#: frequencies, and filters only where the search stays short (a daily rule may pick weekdays only).
+RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS"}
+FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+DAILY_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY"}
+
+
+def _check_parts(rule: str) -> None:
+    parts = dict(part.partition("=")[::2] for part in rule.upper().split(";") if part)
+    unknown = set(parts) - RULE_PARTS
+    if unknown:
+        raise RecurrenceError(f"Not supported here: {', '.join(sorted(unknown))}.")
+    if parts.get("FREQ") not in FREQUENCIES:
+        raise RecurrenceError("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY.")
+    if parts["FREQ"] == "DAILY" and set(parts) - DAILY_PARTS:
+        raise RecurrenceError("A daily rule may only choose weekdays (BYDAY).")
+    if not parts.get("INTERVAL", "1").isdigit() or not 1 <= int(parts.get("INTERVAL", "1")) <= 52:
+        raise RecurrenceError("INTERVAL must be between 1 and 52.")
 
 
 # --- the listing cursor -----------------------------------------------------------------------------

@@ -105,6 +105,13 @@ def test_an_rrule_prefix_is_accepted_and_until_bounds_the_series() -> None:
     assert len(dates) == 3
 
 
+def test_weekday_and_monthly_rules_give_the_dates_a_group_expects() -> None:
+    weekdays = domain.occurrences("FREQ=DAILY;BYDAY=MO,WE;COUNT=4", START, START + timedelta(hours=1), "UTC")
+    assert [d.starts_at.strftime("%a %d") for d in weekdays] == ["Mon 04", "Wed 06", "Mon 11", "Wed 13"]
+    last_fridays = domain.occurrences("FREQ=MONTHLY;BYDAY=-1FR;COUNT=2", START, START + timedelta(hours=1), "UTC")
+    assert [d.starts_at.date().isoformat() for d in last_fridays] == ["2030-03-29", "2030-04-26"]
+
+
 def test_an_until_in_utc_is_understood_and_local_time_kept() -> None:
     london = ZoneInfo("Europe/London")
     start = datetime(2030, 10, 22, 18, 0, tzinfo=london)  # the clocks go back on 27 October 2030
@@ -113,9 +120,18 @@ def test_an_until_in_utc_is_understood_and_local_time_kept() -> None:
     assert [d.starts_at.astimezone(london).hour for d in dates] == [18, 18, 18]
 
 
-@pytest.mark.parametrize("rule", ["FREQ=WEEKLY;COUNT=53", "FREQ=HOURLY", "NOT A RULE", "",
-                                  "FREQ=WEEKLY\nRRULE:FREQ=DAILY", "FREQ=WEEKLY;UNTIL=20200101T000000"])
-def test_bad_or_overlong_rules_are_refused(rule: str) -> None:
+@pytest.mark.parametrize("rule", ["FREQ=WEEKLY;COUNT=53", "NOT A RULE", "", "FREQ=WEEKLY\nRRULE:FREQ=DAILY",
+                                  "FREQ=WEEKLY;UNTIL=20200101T000000", "FREQ=WEEKLY;INTERVAL=0;COUNT=2",
+                                  "FREQ=WEEKLY;BYDAY=XX;COUNT=2", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"])
+def test_bad_overlong_or_impossible_rules_are_refused(rule: str) -> None:
+    with pytest.raises(domain.RecurrenceError):
+        domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
+
+
+@pytest.mark.parametrize("rule", ["FREQ=HOURLY;COUNT=2", "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+                                  "FREQ=DAILY;BYSETPOS=2", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+                                  "FREQ=WEEKLY;BYEASTER=0"])
+def test_rules_that_could_search_for_hours_are_refused_at_once(rule: str) -> None:
     with pytest.raises(domain.RecurrenceError):
         domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
 
