@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -224,9 +224,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         starts_at, event_id = json.loads(raw)
-        position = datetime.fromisoformat(starts_at), uuid.UUID(event_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        position = datetime.fromisoformat(starts_at)
+        if position.tzinfo is None:
+            raise ValueError("naive time")
+        # In UTC, as stored: a forged time the database could not hold fails here, not there.
+        return position.astimezone(UTC), uuid.UUID(event_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise CursorError("Not a cursor this service gave out.") from exc
-    if position[0].tzinfo is None:
-        raise CursorError("Not a cursor this service gave out.")
-    return position

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
@@ -9,6 +10,9 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from gather_events import domain
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
+#: Times outside this range are surely mistakes, and near datetime's limits they could not even be converted.
+SUPPORTED_TIMES = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC), max=datetime(2100, 1, 1, tzinfo=UTC),
+                                 error="Must be between the years 2000 and 2100.")
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
 
 
@@ -84,8 +88,8 @@ class EventFields(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(domain.KINDS))
     tags = fields.List(Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
                        validate=validate.Length(max=20), load_default=list)
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
+    ends_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
     timezone = fields.String(required=True, validate=validate.Length(max=64),
                              metadata={"description": "IANA time zone name, e.g. Europe/London"})
     format = fields.String(required=True, validate=validate.OneOf(domain.FORMATS))
@@ -137,8 +141,8 @@ class ListingArgs(Schema):
     kind = fields.String(validate=validate.OneOf(domain.KINDS))
     tag = Tag(validate=validate.Length(min=1, max=40))
     format = fields.String(validate=validate.OneOf(domain.FORMATS))
-    starts_after = fields.AwareDateTime()
-    starts_before = fields.AwareDateTime()
+    starts_after = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "inclusive"})
+    starts_before = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "exclusive"})
 
 
 class PageArgs(Schema):

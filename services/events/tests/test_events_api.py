@@ -57,6 +57,7 @@ INVALID = [  # (what is wrong, the field the answer must name)
     ({"resources": [{"title": "Help", "url": "ftp://example.org/help"}]}, "resources.0.url"),
     ({"kind": "rave"}, "kind"),
     ({"starts_at": "2030-01-01T10:00:00"}, "starts_at"),
+    ({"ends_at": "9999-12-31T23:00:00-05:00"}, "ends_at"),
     ({"venue": {"city": "Leeds"}}, "venue.name"),
     ({"language": "not a language"}, "language"),
     ({"colour": "blue"}, "colour"),

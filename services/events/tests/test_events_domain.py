@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -139,6 +141,8 @@ def test_rules_that_could_search_for_hours_are_refused_at_once(rule: str) -> Non
 def test_a_cursor_round_trips_and_a_forged_one_is_refused() -> None:
     event_id = uuid.uuid4()
     assert domain.decode_cursor(domain.encode_cursor(START, event_id)) == (START, event_id)
-    for forged in ("abc", "bm90IGpzb24", domain.encode_cursor(START, event_id)[:-3]):
+    naive = base64.urlsafe_b64encode(json.dumps(["2030-01-01T00:00:00", str(event_id)]).encode()).decode()
+    extreme = base64.urlsafe_b64encode(json.dumps(["0001-01-01T00:00:00+01:00", str(event_id)]).encode()).decode()
+    for forged in ("abc", "bm90IGpzb24", domain.encode_cursor(START, event_id)[:-3], naive, extreme):
         with pytest.raises(domain.CursorError):
             domain.decode_cursor(forged)

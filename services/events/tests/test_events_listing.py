@@ -68,7 +68,9 @@ def test_the_listing_filters(client: Any, key: str) -> None:
 
 def test_bad_listing_parameters_are_422_naming_them(client: Any) -> None:
     for query in ({"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"},
-                  {"starts_before": "2030-01-01T10:00:00"}, {"cursor": "not-a-cursor"}, {"format": "smoke-signals"}):
+                  {"starts_before": "2030-01-01T10:00:00"},
+                  {"starts_after": "0001-01-01T00:00:00+01:00"}, {"cursor": "not-a-cursor"},
+                  {"format": "smoke-signals"}):
         response = client.call("GET", "/v1/events", query_string=query)
         assert response.status_code == 422, query
         assert response.mimetype == "application/problem+json"
