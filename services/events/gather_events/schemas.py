@@ -16,7 +16,24 @@ SUPPORTED_TIMES = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC), max=datet
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
 
 
-class Tag(fields.String):
+def without_nul(text: str) -> str:
+    """PostgreSQL cannot store NUL characters, and no person types them: refuse them as input."""
+    if "\x00" in text:
+        raise ValidationError("Must not contain NUL characters.")
+    return text
+
+
+class Text(fields.String):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return without_nul(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Link(fields.Url):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return without_nul(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Tag(Text):
     """A tag, trimmed and lower-cased before it is validated."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -39,7 +56,7 @@ class ProblemOut(Schema):
 
 
 class OrganizerIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(required=True, validate=validate.Length(max=320))
 
 
@@ -58,10 +75,10 @@ class OrganizerWithKey(OrganizerOut):
 
 
 class VenueSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    address = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    city = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
-    postcode = fields.String(validate=validate.Length(max=20), load_default=None, allow_none=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    address = Text(required=True, validate=validate.Length(min=1, max=300))
+    city = Text(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    postcode = Text(validate=validate.Length(max=20), load_default=None, allow_none=True)
 
 
 class AccessibilitySchema(Schema):
@@ -71,35 +88,35 @@ class AccessibilitySchema(Schema):
     sign_language = fields.Boolean(load_default=False)
     captions = fields.Boolean(load_default=False)
     quiet_space = fields.Boolean(load_default=False)
-    notes = fields.String(validate=validate.Length(max=1000), load_default=None, allow_none=True)
+    notes = Text(validate=validate.Length(max=1000), load_default=None, allow_none=True)
 
 
 class ResourceSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    url = Link(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
 
 
 class EventFields(Schema):
     """Every field an organizer writes. Unknown fields are refused, so that a typo is not silently lost."""
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    summary = fields.String(validate=validate.Length(max=500), load_default=None, allow_none=True)
-    description = fields.String(validate=validate.Length(max=20000), load_default=None, allow_none=True)
-    kind = fields.String(required=True, validate=validate.OneOf(domain.KINDS))
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    summary = Text(validate=validate.Length(max=500), load_default=None, allow_none=True)
+    description = Text(validate=validate.Length(max=20000), load_default=None, allow_none=True)
+    kind = Text(required=True, validate=validate.OneOf(domain.KINDS))
     tags = fields.List(Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
                        validate=validate.Length(max=20), load_default=list)
     starts_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
     ends_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
-    timezone = fields.String(required=True, validate=validate.Length(max=64),
+    timezone = Text(required=True, validate=validate.Length(max=64),
                              metadata={"description": "IANA time zone name, e.g. Europe/London"})
-    format = fields.String(required=True, validate=validate.OneOf(domain.FORMATS))
+    format = Text(required=True, validate=validate.OneOf(domain.FORMATS))
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
-    online_url = fields.Url(schemes={"https"}, validate=validate.Length(max=2000), load_default=None,
+    online_url = Link(schemes={"https"}, validate=validate.Length(max=2000), load_default=None,
                             allow_none=True, metadata={"description": "Never shown publicly."})
     capacity = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), load_default=None,
                               allow_none=True, metadata={"description": "null: unlimited"})
     waitlist_enabled = fields.Boolean(load_default=True)
-    language = fields.String(validate=[validate.Length(max=35), validate.Regexp(LANGUAGE_PATTERN)],
+    language = Text(validate=[validate.Length(max=35), validate.Regexp(LANGUAGE_PATTERN)],
                              load_default=None, allow_none=True)
     accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
     resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
@@ -117,7 +134,7 @@ class EventFields(Schema):
 
 
 class EventCreate(EventFields):
-    recurrence = fields.String(
+    recurrence = Text(
         load_default=None, allow_none=True, validate=validate.Length(max=500),
         metadata={"description": f"An RFC 5545 RRULE such as FREQ=WEEKLY;COUNT=10 (at most "
                                  f"{domain.MAX_OCCURRENCES} occurrences): creates a series of separate "
@@ -132,22 +149,22 @@ class EventCreate(EventFields):
 
 
 class Reason(Schema):
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000),
+    reason = Text(load_default=None, allow_none=True, validate=validate.Length(max=1000),
                            metadata={"description": "Told to the attendees."})
 
 
 class ListingArgs(Schema):
-    q = fields.String(validate=validate.Length(max=200), metadata={"description": "words in title, summary or tags"})
-    kind = fields.String(validate=validate.OneOf(domain.KINDS))
+    q = Text(validate=validate.Length(max=200), metadata={"description": "words in title, summary or tags"})
+    kind = Text(validate=validate.OneOf(domain.KINDS))
     tag = Tag(validate=validate.Length(min=1, max=40))
-    format = fields.String(validate=validate.OneOf(domain.FORMATS))
+    format = Text(validate=validate.OneOf(domain.FORMATS))
     starts_after = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "inclusive"})
     starts_before = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "exclusive"})
 
 
 class PageArgs(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the last page"})
+    cursor = Text(validate=validate.Length(max=200), metadata={"description": "next_cursor of the last page"})
 
 
 class PublicListingArgs(ListingArgs, PageArgs):
@@ -155,7 +172,7 @@ class PublicListingArgs(ListingArgs, PageArgs):
 
 
 class OwnListingArgs(ListingArgs, PageArgs):
-    status = fields.String(validate=validate.OneOf(domain.STATUSES))
+    status = Text(validate=validate.OneOf(domain.STATUSES))
 
 
 # --- events out -------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ INVALID = [  # (what is wrong, the field the answer must name)
     ({"format": "online", "online_url": "http://meet.example.org/x"}, "online_url"),
     ({"title": "x" * 201}, "title"),
     ({"title": ""}, "title"),
+    ({"summary": "a\x00b"}, "summary"),
+    ({"resources": [{"title": "Help", "url": "https://example.org/\x00"}]}, "resources.0.url"),
     ({"tags": ["   "]}, "tags.0"),
     ({"tags": ["a|b"]}, "tags.0"),
     ({"resources": [{"title": "Help", "url": "javascript:alert(1)"}]}, "resources.0.url"),

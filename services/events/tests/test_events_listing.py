@@ -67,7 +67,7 @@ def test_the_listing_filters(client: Any, key: str) -> None:
 
 
 def test_bad_listing_parameters_are_422_naming_them(client: Any) -> None:
-    for query in ({"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"},
+    for query in ({"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"}, {"q": "a\x00b"},
                   {"starts_before": "2030-01-01T10:00:00"},
                   {"starts_after": "0001-01-01T00:00:00+01:00"}, {"cursor": "not-a-cursor"},
                   {"format": "smoke-signals"}):
