@@ -8,7 +8,9 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -34,6 +36,8 @@ LEASE = timedelta(minutes=5)
 #: How long to wait for the event's snapshot when a registration message overtook it.
 EVENT_WAIT = timedelta(seconds=5)
 PURGE_EVERY_SECONDS = 60
+#: Deliveries in flight at once; within the database pool (5 + 10 overflow), with room for the claims.
+SEND_WORKERS = 8
 
 
 def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
@@ -160,24 +164,30 @@ def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
         return len(expired)
 
 
+def deliver_or_fail(rt: Runtime, notification_id: uuid.UUID) -> None:
+    """Deliver at the current time; a bug (say, in a template) fails this notification, not the others."""
+    try:
+        deliver(rt, notification_id, utcnow())
+    except Exception as exc:
+        log.exception("sender: notification %s could not be handled", notification_id)
+        with transaction(rt.sessions) as session:
+            _update(session, notification_id, status=c.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:1000])
+
+
 def run(rt: Runtime, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+    """Claim what is due and deliver it on SEND_WORKERS threads: most of a delivery is waiting for the
+    SMTP server or the SMS API, so a fan-out of reminders goes out in parallel rather than in a queue."""
     next_purge = 0.0
-    while not stop.is_set():
-        due: list[uuid.UUID] = []
-        try:
-            if time.monotonic() >= next_purge:
-                forget_expired_contacts(rt, utcnow())
-                next_purge = time.monotonic() + PURGE_EVERY_SECONDS
-            due = claim_due(rt, utcnow())
-            for notification_id in due:
-                try:
-                    deliver(rt, notification_id, utcnow())
-                except Exception as exc:  # a bug (say, in a template) fails this one, not the others
-                    log.exception("sender: notification %s could not be handled", notification_id)
-                    with transaction(rt.sessions) as session:
-                        _update(session, notification_id, status=c.FAILED,
-                                last_error=f"{type(exc).__name__}: {exc}"[:1000])
-        except Exception:
-            log.exception("sender: cycle failed")
-        if not due:
-            stop.wait(poll_seconds)
+    with ThreadPoolExecutor(SEND_WORKERS, thread_name_prefix="sender") as pool:
+        while not stop.is_set():
+            due: list[uuid.UUID] = []
+            try:
+                if time.monotonic() >= next_purge:
+                    forget_expired_contacts(rt, utcnow())
+                    next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+                due = claim_due(rt, utcnow(), limit=SEND_WORKERS * 25)
+                list(pool.map(partial(deliver_or_fail, rt), due))
+            except Exception:
+                log.exception("sender: cycle failed")
+            if not due:
+                stop.wait(poll_seconds)
