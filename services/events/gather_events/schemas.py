@@ -16,21 +16,26 @@ SUPPORTED_TIMES = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC), max=datet
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
 
 
-def without_nul(text: str) -> str:
-    """PostgreSQL cannot store NUL characters, and no person types them: refuse them as input."""
+def storable(text: str) -> str:
+    """Refuse what no person types and PostgreSQL cannot store: NUL characters, and lone surrogates (which
+    JSON's \\u escapes can carry but UTF-8 cannot encode)."""
     if "\x00" in text:
         raise ValidationError("Must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("Must be valid Unicode text.") from exc
     return text
 
 
 class Text(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return without_nul(super()._deserialize(value, attr, data, **kwargs))
+        return storable(super()._deserialize(value, attr, data, **kwargs))
 
 
 class Link(fields.Url):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return without_nul(super()._deserialize(value, attr, data, **kwargs))
+        return storable(super()._deserialize(value, attr, data, **kwargs))
 
 
 class Tag(Text):

@@ -52,6 +52,7 @@ INVALID = [  # (what is wrong, the field the answer must name)
     ({"title": "x" * 201}, "title"),
     ({"title": ""}, "title"),
     ({"summary": "a\x00b"}, "summary"),
+    ({"title": "\ud800"}, "title"),
     ({"resources": [{"title": "Help", "url": "https://example.org/\x00"}]}, "resources.0.url"),
     ({"tags": ["   "]}, "tags.0"),
     ({"tags": ["a|b"]}, "tags.0"),
