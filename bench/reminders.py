@@ -30,8 +30,8 @@ from gather_shared.testing import Client, wait_for
 
 TARGET_SECONDS = 30
 TARGET_RATIO = 2.0
-SETUP_PER_SECOND = 150  # registrations the setup is given time for: announce, plan, send the confirmation
-DEADLINE_SECONDS = 110  # the whole benchmark stays under two minutes
+SETUP_PER_SECOND = 200  # registrations the setup is given time for: announce, plan, send the confirmation
+FANOUT_BOUND_SECONDS = 45  # past the mark anyway; keeps the whole benchmark near two minutes
 
 
 def daytime_zone() -> str:
@@ -92,14 +92,13 @@ def direct_loop(run: Run, people: list[dict[str, Any]]) -> float:
                 smtp.send_message(message)
         else:
             requests.post(url, auth=(sms["GATHER_SMS_ACCOUNT_SID"], sms["GATHER_SMS_AUTH_TOKEN"]), timeout=30,
-                          data={"To": person["phone"], "From": sms["GATHER_SMS_FROM"],
+                          data={"To": person["phone"].replace("+4477", "+4478"), "From": sms["GATHER_SMS_FROM"],
                                 "Body": "Gather: your event starts soon."}).raise_for_status()
     return time.monotonic() - began
 
 
 def run(run: Run) -> list[Result]:
     unit, target = "s", f"<= {TARGET_SECONDS} s and <= {TARGET_RATIO:.0f}x the direct loop"
-    began = time.monotonic()
     started = run.platform()
     client = Client(started)
     api_key = client.organizer()["api_key"]
@@ -132,7 +131,7 @@ def run(run: Run) -> list[Result]:
                  f"{due - time.monotonic():.0f} s")
         time.sleep(min(1.0, max(0.0, due - time.monotonic())))
     confirmations_late = n - len(received())
-    deadline = began + DEADLINE_SECONDS
+    deadline = due + FANOUT_BOUND_SECONDS
     while time.monotonic() < deadline:
         reminded = sum(1 for c in received().values() if c >= 2)
         progress(f"reminder fan-out: {reminded}/{n} reminders accepted, {time.monotonic() - due:.0f} s after due")

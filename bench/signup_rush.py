@@ -7,6 +7,8 @@ same gunicorn command line and worker count. Also reports each process's memory,
 
 from __future__ import annotations
 
+from collections import Counter
+
 import requests
 
 from bench import baseline_app
@@ -29,14 +31,13 @@ def registrations(base_url: str, event_id: str, n: int) -> list[Call]:
 
 def statuses(outcome: Outcome) -> dict[str, int]:
     """How the answers came back: by registration status for a 201, else by HTTP status or error."""
-    counts: dict[str, int] = {}
-    for r in outcome.results:
-        if isinstance(r, requests.Response):
-            key = r.json().get("status", "?") if r.status_code == 201 else f"http {r.status_code}"
-        else:
-            key = type(r).__name__
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+
+    def status(r: requests.Response | Exception) -> str:
+        if not isinstance(r, requests.Response):
+            return type(r).__name__
+        return r.json().get("status", "?") if r.status_code == 201 else f"http {r.status_code}"
+
+    return dict(Counter(status(r) for r in outcome.results))
 
 
 def succeeded(outcome: Outcome) -> int:
