@@ -4,7 +4,7 @@ the messages that give it events and organizers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,10 +33,12 @@ def event_snapshot(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(service_env: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Flask:
+def app(service_env: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     monkeypatch.setenv("GATHER_DATABASE_URL", database_url)
     monkeypatch.setenv("GATHER_SIGNUP_URL", "https://gather.example/")
-    return create_app()
+    app = create_app()
+    yield app
+    app.extensions["gather_runtime"].engine.dispose()  # the test database is dropped next: let it go
 
 
 @pytest.fixture

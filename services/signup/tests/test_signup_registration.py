@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
+from sqlalchemy.exc import IntegrityError
 
 from gather_shared.service import Runtime
 from gather_shared.testing import outbox_messages
+from gather_signup.store import Signup
 
 Publish = Callable[..., dict[str, Any]]
 Register = Callable[..., Any]
@@ -118,7 +121,7 @@ def test_an_event_that_has_started_closes_registration(publish: Publish, registe
     assert response.json["code"] == "registration_closed"
 
 
-@pytest.mark.parametrize("body, field", [
+INVALID = [
     ({"email": "not-an-email"}, "email"),
     ({"email": "sam@localhost"}, "email"),
     ({"phone": "07911 123456", "email": None, "channels": ["sms"]}, "phone"),
@@ -132,14 +135,16 @@ def test_an_event_that_has_started_closes_registration(publish: Publish, registe
     ({"display_name": "x" * 61}, "display_name"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
     ({"consent": {"reminders": "perhaps"}}, "consent.reminders"),
-])
-def test_invalid_input_is_a_422_naming_the_field(
-        publish: Publish, register: Register, body: dict[str, Any], field: str) -> None:
+]
+
+
+def test_invalid_input_is_a_422_naming_the_field(publish: Publish, register: Register) -> None:
     event = publish()
-    response = register(event["id"], **body)
-    assert response.status_code == 422
-    assert response.mimetype == "application/problem+json"
-    assert field in response.json["errors"], response.json
+    for body, field in INVALID:
+        response = register(event["id"], **body)
+        assert response.status_code == 422, body
+        assert response.mimetype == "application/problem+json"
+        assert field in response.json["errors"], (body, response.json)
 
 
 def test_a_phone_is_normalised_to_e164_and_a_real_timezone_kept(
@@ -183,3 +188,18 @@ def test_no_manage_token_is_stored_in_the_clear_even_for_idempotent_replays(
     stored = database_text(outbox=False)  # the outbox carries the link to the attendee, by design
     assert signup["manage_token"] not in stored
     assert "k-1" not in stored
+
+
+def test_the_database_itself_refuses_a_second_active_registration_of_an_email_or_phone(
+        publish: Publish, register: Register, rt: Runtime) -> None:
+    event = publish()
+    first = register(event["id"], phone="+447911123456", channels=["email", "sms"]).json
+    with rt.engine.connect() as conn:
+        row = dict(conn.execute(sa.select(Signup.__table__).where(Signup.id == uuid.UUID(first["id"]))).one()._mapping)
+    for same_contact in ({"email": row["email"].upper(), "phone": None}, {"email": None, "phone": row["phone"]}):
+        copy = row | same_contact | {"id": uuid.uuid4(), "arrival": 99, "manage_token_hash": "0" * 64}
+        with pytest.raises(IntegrityError), rt.engine.begin() as conn:
+            conn.execute(sa.insert(Signup.__table__).values(copy))
+    cancelled = row | {"id": uuid.uuid4(), "arrival": 98, "manage_token_hash": "1" * 64, "status": "cancelled"}
+    with rt.engine.begin() as conn:  # a cancelled registration does not count
+        conn.execute(sa.insert(Signup.__table__).values(cancelled))
