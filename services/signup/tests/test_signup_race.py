@@ -22,6 +22,7 @@ from gather_signup.store import Signup
 SEATS = 20
 PEOPLE = 200
 REPEATS = 40  # the first 40 people press the button twice, at the same time as everyone else
+RETRIES = 10  # and the last person's app sends the same request 10 times with one Idempotency-Key
 
 
 def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
@@ -41,9 +42,10 @@ def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
 
         def register(n: int) -> requests.Response:
             body = {"display_name": f"Person {n}", "email": f"person{n}@example.org", "channels": ["email"]}
-            return requests.post(url, json=body, timeout=60)
+            headers = {"Idempotency-Key": f"retry-{n}"} if n == PEOPLE - 1 else {}
+            return requests.post(url, json=body, headers=headers, timeout=60)
 
-        people = [*range(PEOPLE), *range(REPEATS)]
+        people = [*range(PEOPLE), *range(REPEATS), *[PEOPLE - 1] * RETRIES]
         with ThreadPoolExecutor(max_workers=64) as pool:
             responses = list(pool.map(register, people))
     except BaseException:
@@ -52,9 +54,11 @@ def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
     finally:
         platform.stop()
 
-    assert Counter(r.status_code for r in responses) == {201: PEOPLE, 409: REPEATS}
+    assert Counter(r.status_code for r in responses) == {201: PEOPLE + RETRIES, 409: REPEATS}
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"already_registered"}
-    answers = [r.json() for r in responses if r.status_code == 201]
+    retried = [r.json() for person, r in zip(people, responses, strict=True) if person == PEOPLE - 1]
+    assert all(answer == retried[0] for answer in retried)
+    answers = list({r.json()["id"]: r.json() for r in responses if r.status_code == 201}.values())
     assert sum(a["status"] == "confirmed" for a in answers) == SEATS
     positions = sorted(a["waitlist_position"] for a in answers if a["status"] == "waitlisted")
     assert positions == list(range(1, PEOPLE - SEATS + 1))
