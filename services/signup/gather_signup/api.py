@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from gather_shared import web
 from gather_shared.db import transaction, utcnow
 from gather_signup import idempotency, privacy, seats
-from gather_signup.status import CONFIRMED, WAITLISTED
+from gather_signup.status import CANCELLED, CONFIRMED, WAITLISTED
 from gather_signup.store import Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
@@ -107,7 +107,7 @@ class ManageQuery(Schema):
 class AttendeeQuery(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(["confirmed", "waitlisted", "cancelled"]))
+    status = fields.String(load_default=None, validate=validate.OneOf([CONFIRMED, WAITLISTED, CANCELLED]))
 
 
 # --- output -----------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ def keep_organizer(session: Session, message: Message) -> None:
 
 
 def keep_event(session: Session, message: Message) -> None:
-    """Every event.* message carries the whole event: keep the newest version we have seen. More seats
-    (or none lowered, an event republished) may let waitlisted people in: promote them in this same
-    transaction (seats.py, rule 4)."""
+    """Every event.* message carries the whole event: keep the newest version we have seen. A new version
+    may have more seats (or unlimited ones): the longest-waiting get them in this same transaction
+    (seats.py, rule 4)."""
     snap = message.data["event"]
     event = seats.lock_event(session, snap["id"])
     if event is not None and event.version >= snap["version"]:
