@@ -92,9 +92,12 @@ def verdict(rt: Runtime, session: Session, notification: Notification, recipient
 def deliver(rt: Runtime, notification_id: uuid.UUID, now: datetime) -> None:
     """Send one claimed notification, or settle why it does not go."""
     with transaction(rt.sessions) as session:
-        notification = session.get(Notification, notification_id)
-        recipient = session.get(Recipient, notification.signup_id)
-        event = session.get(Event, notification.event_id)
+        notification, recipient, event = session.execute(
+            sa.select(Notification, Recipient, Event)
+            .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
+            .outerjoin(Event, Event.id == Notification.event_id)
+            .where(Notification.id == notification_id)
+        ).one()
         if event is None:  # the registration overtook the event's snapshot; wait for it
             _update(session, notification_id, status=c.PENDING, scheduled_for=now + EVENT_WAIT)
             return
@@ -124,10 +127,9 @@ def deliver(rt: Runtime, notification_id: uuid.UUID, now: datetime) -> None:
         _failed(rt, notification, attempts, exc, now)
         return
     with transaction(rt.sessions) as session:
-        _update(session, notification_id, sent_at=now, provider_id=provider_id, last_error=None)
         # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-        session.execute(sa.update(Notification).where(Notification.id == notification_id,
-                                                      Notification.status == c.SENDING).values(status=c.SENT))
+        status = sa.case((Notification.status == c.SENDING, c.SENT), else_=Notification.status)
+        _update(session, notification_id, status=status, sent_at=now, provider_id=provider_id, last_error=None)
     log.info("sender: %s %s sent", notification.kind, notification.channel)
 
 
