@@ -145,6 +145,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.replies: list[str] = []
+        self.logins: list[tuple[str, str]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         if self.replies:
@@ -166,5 +167,28 @@ def mailbox(world: World) -> Iterator[Mailbox]:
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     world.configure(smtp_url=f"smtp://127.0.0.1:{port}")
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox_with_login(world: World) -> Iterator[Mailbox]:
+    """A real SMTP server that asks for a login (user `gather`, password `p@ss word`, which the URL must
+    percent-encode); `mailbox.logins` records the attempts. The sender is configured to use it."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    handler = Mailbox()
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: LoginPassword) -> AuthResult:
+        handler.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"gather", b"p@ss word"))
+
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
+    controller.start()
+    world.configure(smtp_url=f"smtp://gather:p%40ss%20word@127.0.0.1:{port}")
     yield handler
     controller.stop()

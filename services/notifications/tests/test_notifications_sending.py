@@ -226,3 +226,12 @@ def test_message_bodies_are_not_kept_after_sending(world: World, mailbox: Mailbo
     with world.rt.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT * FROM notifications").all()
     assert all("Confidential" not in str(value) for row in rows for value in row)
+
+
+def test_the_sender_logs_in_to_the_smtp_server_with_the_urls_credentials(world: World,
+                                                                        mailbox_with_login: Mailbox) -> None:
+    world.publish()
+    world.register(consent_reminders=False)
+    world.run_sender(world.now)
+    assert mailbox_with_login.logins == [("gather", "p@ss word")]
+    assert len(mailbox_with_login.messages) == 1
