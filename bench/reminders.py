@@ -31,6 +31,7 @@ from gather_shared.testing import Client, wait_for
 TARGET_SECONDS = 30
 TARGET_RATIO = 2.0
 SETUP_PER_SECOND = 200  # registrations the setup is given time for: announce, plan, send the confirmation
+BASELINE_SAMPLE = 2000
 FANOUT_BOUND_SECONDS = 45  # past the mark anyway; keeps the whole benchmark near two minutes
 
 
@@ -77,7 +78,7 @@ def announce(broker_url: str, event_id: str, people: list[dict[str, Any]], signu
 
 
 def direct_loop(run: Run, people: list[dict[str, Any]]) -> float:
-    """Seconds to send every reminder directly: one SMTP connection per email, one API call per SMS."""
+    """Seconds to send these reminders directly: one SMTP connection per email, one API call per SMS."""
     sms = run.sms.env()
     url = f"{sms['GATHER_SMS_BASE_URL']}/2010-04-01/Accounts/{sms['GATHER_SMS_ACCOUNT_SID']}/Messages.json"
     began = time.monotonic()
@@ -108,8 +109,11 @@ def run(run: Run) -> list[Result]:
 
     n = run.sizes.reminders
     people = attendees(n)
-    base = direct_loop(run, people)
-    progress(f"reminder fan-out baseline: {n} direct sends in {base:.1f} s")
+    # One send after another: the loop's time grows linearly, so a sample of it, scaled, keeps the
+    # benchmark within its two minutes.
+    sample = people[:BASELINE_SAMPLE]
+    base = direct_loop(run, sample) * n / len(sample)
+    progress(f"reminder fan-out baseline: {len(sample)} direct sends, {base:.1f} s for {n}")
 
     setup_seconds = 5 + n / SETUP_PER_SECOND
     starts = datetime.now(UTC) + timedelta(seconds=setup_seconds + REMINDER_OFFSET_SECONDS)
@@ -146,7 +150,8 @@ def run(run: Run) -> list[Result]:
             seen[to] += 1
             if seen[to] == 2 and sum(1 for c in seen.values() if c >= 2) == n:
                 done_at = at
-    details = {"reminders": n, "baseline_seconds": base, "confirmations_unsent_at_due": confirmations_late,
+    details = {"reminders": n, "baseline_seconds": base, "baseline_sample": len(sample),
+               "confirmations_unsent_at_due": confirmations_late,
                "reminded": sum(1 for c in seen.values() if c >= 2)}
     if done_at is None:
         progress(f"reminder fan-out: only {details['reminded']}/{n} reminders within the benchmark's bound")
