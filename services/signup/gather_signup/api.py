@@ -8,6 +8,7 @@ import base64
 import csv
 import functools
 import io
+import unicodedata
 import uuid
 from typing import Any
 from zoneinfo import available_timezones
@@ -34,6 +35,17 @@ MAX_PAGE = 100
 
 
 # --- input ------------------------------------------------------------------------------------------
+
+
+class Name(fields.String):
+    """A name or pseudonym: any text a person types, but not what PostgreSQL cannot store (NUL characters,
+    lone surrogates that JSON's \\u escapes can carry) nor other control characters."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
+            raise ValidationError("Must be plain text, without control characters.")
+        return text.strip()
 
 
 class EmailAddress(fields.String):
@@ -79,7 +91,7 @@ class SignupIn(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    display_name = Name(required=True, validate=validate.Length(min=1, max=60, error="Give 1 to 60 characters."))
     email = EmailAddress(load_default=None, allow_none=True, validate=validate.Length(max=320))
     phone = PhoneNumber(load_default=None, allow_none=True)
     channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True,
@@ -89,8 +101,6 @@ class SignupIn(Schema):
 
     @validates_schema
     def _contacts(self, data: dict[str, Any], **_: Any) -> None:
-        if not data.get("display_name", "x").strip():
-            raise ValidationError("Give a name or a pseudonym.", "display_name")
         if not data.get("email") and not data.get("phone"):
             raise ValidationError("Give an email address or a phone number.", "email")
         channels = data.get("channels", [])
@@ -185,7 +195,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
     now = utcnow()
     key = request.headers.get("Idempotency-Key")
     body_hash = idempotency.request_hash(body)
-    details = {"display_name": body["display_name"].strip(), "email": body["email"], "phone": body["phone"],
+    details = {"display_name": body["display_name"], "email": body["email"], "phone": body["phone"],
                "channels": sorted(set(body["channels"])), "timezone": body["timezone"],
                "consent_reminders": body["consent"]["reminders"]}
     token = idempotency.new_manage_token()

@@ -133,6 +133,9 @@ INVALID = [
     ({"display_name": ""}, "display_name"),
     ({"display_name": "   "}, "display_name"),
     ({"display_name": "x" * 61}, "display_name"),
+    ({"display_name": "Sam\x00"}, "display_name"),
+    ({"display_name": "\ud800"}, "display_name"),
+    ({"email": "sam\ud800@example.org"}, "email"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
     ({"consent": {"reminders": "perhaps"}}, "consent.reminders"),
 ]
