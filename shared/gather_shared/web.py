@@ -80,7 +80,9 @@ class ProblemApi(Api):
             for location_errors in webargs_messages.values():
                 errors.update(flatten_errors(location_errors))
             fields_named = ", ".join(sorted(errors))
-            return problem_response(status, "Invalid request", f"Invalid input in: {fields_named}",
+            # webargs answers a body that is not JSON at all with 400; to a client it is invalid input
+            # like any other, so it gets the same 422 as every validation failure.
+            return problem_response(422, "Invalid request", f"Invalid input in: {fields_named}",
                                     code="validation_error", errors=errors)
         if status >= 500:
             log.error("unhandled error: %s", error)
