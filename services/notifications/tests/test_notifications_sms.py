@@ -52,12 +52,12 @@ def test_sms_segments_are_counted_as_phones_count_them(text: str, segments: int)
 
 @pytest.mark.parametrize("title", ["Long " * 100, "Łódź wellbeing café 🙂 " * 20])
 def test_a_long_title_is_shortened_so_the_sms_fits_two_segments_and_ends_with_its_short_link(
-        world: World, service_env: Path, title: str) -> None:
+        world: World, tmp_path: Path, title: str) -> None:
     world.publish(title=title)
     registration = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
     world.run_sender(world.now)
 
-    [sms] = sms_sent(service_env)
+    [sms] = sms_sent(tmp_path)
     assert sms["to"] == PHONE
     assert rules.sms_segments(sms["body"]) <= 2
     with world.rt.sessions() as session:
@@ -87,7 +87,7 @@ def test_the_short_link_leads_to_the_registrations_manage_page(world: World, cli
     (datetime(2026, 10, 24, 21, 0, tzinfo=UTC), datetime(2026, 10, 25, 8, 0, tzinfo=UTC)),
 ])
 def test_an_sms_in_quiet_hours_waits_until_eight_on_the_recipients_clock_even_when_clocks_change(
-        world: World, service_env: Path, evening: datetime, quiet_end: datetime) -> None:
+        world: World, tmp_path: Path, evening: datetime, quiet_end: datetime) -> None:
     world.publish(starts_at=evening + timedelta(days=5))
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=evening)
     world.run_sender(evening)
@@ -95,13 +95,13 @@ def test_an_sms_in_quiet_hours_waits_until_eight_on_the_recipients_clock_even_wh
     assert (notification.status, notification.scheduled_for) == ("pending", quiet_end)
 
     world.run_sender(quiet_end - timedelta(seconds=1))
-    assert sms_sent(service_env) == []
+    assert sms_sent(tmp_path) == []
     world.run_sender(quiet_end)
-    assert len(sms_sent(service_env)) == 1
+    assert len(sms_sent(tmp_path)) == 1
     assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent")]
 
 
-def test_quiet_hours_follow_the_recipients_time_zone(world: World, service_env: Path) -> None:
+def test_quiet_hours_follow_the_recipients_time_zone(world: World, tmp_path: Path) -> None:
     world.publish()
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, timezone="Asia/Tokyo")
     world.run_sender(world.now)  # 12:00 in London is 21:00 in Tokyo
@@ -109,18 +109,18 @@ def test_quiet_hours_follow_the_recipients_time_zone(world: World, service_env: 
     assert notification.scheduled_for == datetime(2026, 6, 10, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
 
 
-def test_a_routine_sms_whose_quiet_hours_outlast_the_event_is_suppressed(world: World, service_env: Path) -> None:
+def test_a_routine_sms_whose_quiet_hours_outlast_the_event_is_suppressed(world: World, tmp_path: Path) -> None:
     late = datetime(2026, 6, 10, 22, 0, tzinfo=UTC)  # 23:00 in London
     world.publish(starts_at=late + timedelta(hours=7, minutes=30))  # 06:30 next morning
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late)
     world.run_sender(late)
     assert [(n.status, n.last_error) for n in world.notifications()] == [
         ("suppressed", "quiet hours: they last past the event's start")]
-    assert sms_sent(service_env) == []
+    assert sms_sent(tmp_path) == []
 
 
 def test_news_of_a_cancellation_goes_at_night_when_the_event_starts_before_morning(
-        world: World, service_env: Path) -> None:
+        world: World, tmp_path: Path) -> None:
     late = datetime(2026, 6, 10, 22, 0, tzinfo=UTC)
     world.publish(starts_at=late + timedelta(hours=7, minutes=30))
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late - timedelta(hours=6))
