@@ -17,16 +17,23 @@ import contextlib
 import heapq
 import json
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import kombu
 import sqlalchemy as sa
+from kombu.exceptions import ChannelError
 from kombu.mixins import ConsumerMixin
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +54,26 @@ PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step"
 # --- connections and topology -----------------------------------------------------------------------
 
 
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel writes a message file in place, so a reader in another process can
+    pick it up half-written (seen here as a JSONDecodeError that stopped a consumer). Write it under a
+    name no reader matches, then rename: a rename is atomic."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        path = Path(self.data_folder_out) / name
+        partial = path.with_name(name + ".partial")
+        try:
+            partial.write_bytes(str_to_bytes(dumps(payload)))
+            os.replace(partial, path)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {path!r} to directory") from exc
+
+
+class _AtomicFilesystemTransport(filesystem.Transport):
+    Channel = _AtomicFilesystemChannel
+
+
 def connect(url: str, **transport_options: Any) -> kombu.Connection:
     if url.startswith("filesystem://"):
         # Absolute: a process (or a test) that changes directory later must keep the same broker.
@@ -58,6 +85,8 @@ def connect(url: str, **transport_options: Any) -> kombu.Connection:
             "data_folder_out": str(data),
             "control_folder": str(control),
         }
+        return kombu.Connection(url, transport=_AtomicFilesystemTransport, transport_options=transport_options,
+                                connect_timeout=5)
     return kombu.Connection(url, transport_options=transport_options, connect_timeout=5)
 
 

@@ -277,7 +277,7 @@ class Platform:
             process = self.processes[name]
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 3  # a test needs no graceful shutdown; the next test needs the cores
         for name in list(self.processes):
             process = self.processes.pop(name)
             try:
