@@ -416,9 +416,10 @@ class Client:
 
 
 def deliver(sessions: Any, handlers: dict[str, Any], type_: str, data: dict[str, Any],
-            source: str = "/gather/test", message_id: str | None = None) -> Any:
+            source: str = "/gather/test", message_id: str | None = None, time: Any = None) -> Any:
     """Hand a message to a service's handlers exactly as its consumer would (validation, inbox,
-    one transaction). Returns the Message. Deliver the same `message_id` twice to test redelivery."""
+    one transaction). Returns the Message. Deliver the same `message_id` twice to test redelivery;
+    give `time` (an aware datetime) to send a message created earlier or later."""
     import json
 
     from gather_shared import broker, envelope, messages
@@ -426,6 +427,8 @@ def deliver(sessions: Any, handlers: dict[str, Any], type_: str, data: dict[str,
     body = envelope.build(type_, source, messages.dump(type_, data), None)
     if message_id is not None:
         body["id"] = message_id
+    if time is not None:
+        body["time"] = time.isoformat()
     message = broker.received(json.dumps(body))
     broker.handle(sessions, handlers, message)
     return message

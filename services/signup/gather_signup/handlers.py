@@ -11,8 +11,17 @@ from gather_signup.store import Event, Organizer
 
 
 def keep_organizer(session: Session, message: Message) -> None:
+    """The organizer's current API key hash. A rotation revokes the old key, so a late copy of an older
+    key message (a relay retry) must not bring it back: the newest issue time wins."""
     data = message.data
-    session.merge(Organizer(id=data["organizer_id"], api_key_hash=data["api_key_hash"]))
+    organizer = session.get(Organizer, data["organizer_id"], with_for_update=True)
+    if organizer is None:
+        organizer = Organizer(id=data["organizer_id"])
+        session.add(organizer)
+    elif organizer.key_issued_at is not None and organizer.key_issued_at >= message.time:
+        return
+    organizer.api_key_hash = data["api_key_hash"]
+    organizer.key_issued_at = message.time
 
 
 def keep_event(session: Session, message: Message) -> None:

@@ -28,6 +28,8 @@ class Organizer(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     api_key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # When the current key was issued (the message's time): an older key arriving late never comes back.
+    key_issued_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -6,6 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -108,4 +109,16 @@ def test_a_reissued_organizer_key_replaces_the_old_one(
     send("organizer.key_issued.v1", {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters",
                                      "api_key_hash": web.hash_secret("new-key")})
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer(organizer_key)).status_code == 401
+    assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("new-key")).status_code == 200
+
+
+def test_a_revoked_key_arriving_late_does_not_come_back(
+        publish: Publish, send: Send, client: FlaskClient, organizer_key: str) -> None:
+    event = publish()
+    send("organizer.key_issued.v1", {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters",
+                                     "api_key_hash": web.hash_secret("new-key")})
+    send("organizer.key_issued.v1", {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters",
+                                     "api_key_hash": web.hash_secret("older-key")},
+         time=datetime.now(UTC) - timedelta(minutes=5))
+    assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("older-key")).status_code == 401
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("new-key")).status_code == 200
