@@ -23,17 +23,15 @@ def quiet_hours_far_from_now() -> str:
     return f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}"
 
 
-@pytest.fixture
+@pytest.fixture(params=["embedded", "real"])
 def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
-    """PostgreSQL + RabbitMQ when that tier is available, else SQLite + filesystem:// (the lead's slice
-    test already covers both stacks; one run of this longer journey keeps the suite quick)."""
+    """SQLite + filesystem://, and PostgreSQL + RabbitMQ."""
     env = {"GATHER_SMS_QUIET_HOURS": quiet_hours_far_from_now()}
-    try:
-        pg_server_url, amqp_url = request.getfixturevalue("pg_server_url"), request.getfixturevalue("clean_amqp_url")
-    except pytest.skip.Exception:
+    if request.param == "embedded":
         with running_platform(tmp_path, None, None, env) as platform:
             yield platform
         return
+    pg_server_url, amqp_url = request.getfixturevalue("pg_server_url"), request.getfixturevalue("clean_amqp_url")
     with (fresh_pg_database(pg_server_url) as events_db, fresh_pg_database(pg_server_url) as signup_db,
           fresh_pg_database(pg_server_url) as notifications_db):
         urls = {"events": events_db, "signup": signup_db, "notifications": notifications_db}
