@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -71,7 +72,10 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
     recipient.channels = data["channels"]
     recipient.timezone = data["timezone"]
     recipient.consent_reminders = data["consent_reminders"]
-    recipient.manage_url = data["manage_url"]
+    # The signup service keeps only a hash of the manage token, so only a registration's first message
+    # carries it (in the link's #fragment); later ones carry the bare link. Keep the one that opens.
+    if recipient.manage_url is None or urlsplit(data["manage_url"]).fragment:
+        recipient.manage_url = data["manage_url"]
     recipient.updated_at = message.time
     return recipient
 

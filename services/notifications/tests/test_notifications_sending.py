@@ -235,3 +235,16 @@ def test_the_sender_logs_in_to_the_smtp_server_with_the_urls_credentials(world: 
     world.run_sender(world.now)
     assert mailbox_with_login.logins == [("gather", "p@ss word")]
     assert len(mailbox_with_login.messages) == 1
+
+
+def test_a_promotion_email_keeps_the_manage_link_that_carries_the_token(world: World, mailbox: Mailbox) -> None:
+    world.publish()
+    waiting = world.register(status="waitlisted", consent_reminders=False,
+                             manage_url="http://localhost:8002/v1/signups/s1#token=secret")
+    world.registration_changed(waiting | {"manage_url": "http://localhost:8002/v1/signups/s1"}, "promoted",
+                               world.now + timedelta(minutes=1))
+    world.run_sender(world.now + timedelta(minutes=2))
+
+    promoted = [m for m in mailbox.messages if m["Subject"].startswith("A place is yours")]
+    assert promoted, [m["Subject"] for m in mailbox.messages]
+    assert "/v1/signups/s1#token=secret" in promoted[0].get_body(("plain",)).get_content()
