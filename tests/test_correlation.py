@@ -16,9 +16,10 @@ def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_mes
     assert response.headers["X-Request-ID"] == "journey-42"
     wait_for(lambda: len([n for n in client.notifications(event_id=event["id"]) if n["status"] == "sent"]) == 2)
 
-    relayed = [line for line in embedded_platform.tail("signup-relay", 200).splitlines() if "cid=journey-42" in line]
-    handled = [line for line in embedded_platform.tail("notifications-consumer", 400).splitlines()
-               if "cid=journey-42" in line]
-    assert relayed and handled
-    message_ids = {re.search(r"mid=(\S+)\]", line).group(1) for line in relayed + handled}
+    def journey(process: str) -> list[str]:
+        return [line for line in embedded_platform.tail(process, 400).splitlines() if "cid=journey-42" in line]
+
+    relayed, handled, sent = journey("signup-relay"), journey("notifications-consumer"), journey("notifications-sender")
+    assert relayed and handled and sent
+    message_ids = {re.search(r"mid=(\S+)\]", line).group(1) for line in relayed + handled + sent}
     assert len(message_ids) == 1 and "-" not in message_ids

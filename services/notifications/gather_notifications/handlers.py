@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gather_notifications import constants as c
 from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Organizer, Recipient, forget_contact
-from gather_shared import messages
+from gather_shared import logs, messages
 from gather_shared.broker import Handler, Message
 from gather_shared.config import Settings
 
@@ -94,7 +94,9 @@ def add_notification(session: Session, recipient: Recipient, kind: str, channel:
     key = dict(signup_id=recipient.signup_id, kind=kind, event_version=event_version, channel=channel,
                reminder_offset=reminder_offset)
     if session.scalar(sa.select(Notification.id).filter_by(**key)) is None:
-        session.add(Notification(event_id=recipient.event_id, scheduled_for=scheduled_for, **key))
+        session.add(Notification(event_id=recipient.event_id, scheduled_for=scheduled_for,
+                                 cause_message_id=logs.message_id.get(), correlation_id=logs.correlation_id.get(),
+                                 **key))
 
 
 def notify(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:

@@ -26,6 +26,7 @@ from gather_notifications.store import (
     contact_hash,
     forget_contact,
 )
+from gather_shared.broker import message_context
 from gather_shared.db import transaction, utcnow
 from gather_shared.service import Runtime
 
@@ -168,8 +169,12 @@ def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
 
 def deliver_or_fail(rt: Runtime, notification_id: uuid.UUID) -> None:
     """Deliver at the current time; a bug (say, in a template) fails this notification, not the others."""
+    with rt.sessions() as session:
+        cause = session.execute(sa.select(Notification.cause_message_id, Notification.correlation_id)
+                                .where(Notification.id == notification_id)).one()
     try:
-        deliver(rt, notification_id, utcnow())
+        with message_context(cause.cause_message_id or "-", cause.correlation_id):
+            deliver(rt, notification_id, utcnow())
     except Exception as exc:
         log.exception("sender: notification %s could not be handled", notification_id)
         with transaction(rt.sessions) as session:

@@ -119,6 +119,9 @@ class Notification(Base):
     #: The SMS provider's id for the message, to match its delivery receipts.
     provider_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The message that planned it and the HTTP request behind that: the sender's log lines carry both.
+    cause_message_id: Mapped[str | None] = mapped_column(sa.String(200))
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 def forget_contact(session: Session, recipient: Recipient, now: datetime, reason: str) -> None:
