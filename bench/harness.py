@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kombu
 import requests
 import sqlalchemy as sa
 
 from bench.sinks import SmsSink, SmtpSink
+from gather_shared import topology
 from gather_shared.testing import (
     REPO,
     Client,
@@ -116,10 +118,6 @@ class Run:
 
 def queue_depth(broker_url: str) -> int:
     """Messages waiting in every consumer's queue."""
-    import kombu
-
-    from gather_shared import topology
-
     with kombu.Connection(broker_url, connect_timeout=5) as conn:
         channel = conn.channel()
         try:
@@ -144,8 +142,6 @@ def servers_from_env() -> tuple[str, str]:
 
 def unreachable(database_url: str, amqp_url: str) -> str | None:
     """Why the servers cannot be used, or None when both answer."""
-    import kombu
-
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1),
                               connect_args={"connect_timeout": 3})
     try:
