@@ -14,6 +14,7 @@ Guarantees, and where each comes from:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import heapq
 import json
 import logging
@@ -32,8 +33,8 @@ import sqlalchemy as sa
 from kombu.exceptions import ChannelError
 from kombu.mixins import ConsumerMixin
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,11 +56,11 @@ PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step"
 
 
 class _AtomicFilesystemChannel(filesystem.Channel):
-    """kombu's filesystem channel writes a message file in place, so a reader in another process can
-    pick it up half-written (seen here as a JSONDecodeError that stopped a consumer). Write it under a
-    name no reader matches, then rename: a rename is atomic."""
+    """kombu's filesystem channel, without its two races between processes (both seen here as a
+    JSONDecodeError that stopped a process): messages and exchange tables read half-written."""
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        # Write under a name no reader matches, then rename: a rename is atomic.
         name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         path = Path(self.data_folder_out) / name
         partial = path.with_name(name + ".partial")
@@ -68,6 +69,30 @@ class _AtomicFilesystemChannel(filesystem.Channel):
             os.replace(partial, path)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {path!r} to directory") from exc
+
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        # kombu creates the exchange file and locks it in two steps, so another process binding at the
+        # same moment could read it empty (seen here as a JSONDecodeError at start-up). Open-or-create,
+        # then lock, then read; an empty file is an empty table.
+        path = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0) as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            content = f.read()
+            table = [filesystem.exchange_queue_t(*q) for q in (loads(bytes_to_str(content)) if content else [])]
+            if entry not in table:
+                table.insert(0, entry)
+                f.seek(0)
+                f.truncate()
+                f.write(str_to_bytes(dumps(table)))
+
+    def get_table(self, exchange: str) -> list[Any]:
+        try:
+            return super().get_table(exchange)
+        except ValueError:  # created by a binder that has not written it yet: nothing is bound so far
+            return []
 
 
 class _AtomicFilesystemTransport(filesystem.Transport):
