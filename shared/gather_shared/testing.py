@@ -157,6 +157,38 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+@contextlib.contextmanager
+def module_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service: str,
+                   **env: str) -> Iterator[str]:
+    """For a module-scoped fixture parametrised over ("sqlite", "postgresql"): a working directory and a
+    migrated-on-start database of its own for `service`, and the GATHER_* settings pointing at them, for
+    the whole module (creating a PostgreSQL database per test would cost most of the suite's time; pair
+    it with `empty_tables` before each test). Yields the database URL; `env` adds settings."""
+    workdir = tmp_path_factory.mktemp(service)
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{workdir}/test.db"
+        else:
+            url = stack.enter_context(fresh_pg_database(request.getfixturevalue("pg_server_url")))
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.chdir(workdir)
+        for name in os.environ:
+            if name.startswith("GATHER_") and not name.startswith("GATHER_TEST_") and name != "GATHER_REQUIRE_SERVICES":
+                patch.delenv(name)
+        for name, value in {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "GATHER_DATABASE_URL": url, **env}.items():
+            patch.setenv(name, value)
+        yield url
+
+
+def empty_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """Delete every row of a service's tables, bus tables included."""
+    from gather_shared.db import bus_metadata
+
+    with engine.begin() as conn:
+        for table in [*reversed(metadata.sorted_tables), *bus_metadata.sorted_tables]:
+            conn.execute(table.delete())
+
+
 @pytest.fixture
 def service_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Run in a fresh working directory (so `var/` is the test's own) with a known admin token."""

@@ -3,7 +3,6 @@ its API the way an organizer or a visitor does."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Engine
 from gather_events.app import create_app
 from gather_events.store import metadata
 from gather_shared import testing
-from gather_shared.db import inbox_table, outbox_table, utcnow
+from gather_shared.db import utcnow
 
 
 class EventsClient:
@@ -63,31 +62,16 @@ class EventsClient:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """One app per test module and database (creating and migrating a PostgreSQL database per test cost
-    most of the suite's time); `app` empties it before each test."""
-    workdir = tmp_path_factory.mktemp("events")
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/test.db"
-        else:
-            url = stack.enter_context(testing.fresh_pg_database(request.getfixturevalue("pg_server_url")))
-        env = stack.enter_context(pytest.MonkeyPatch.context())
-        env.chdir(workdir)
-        for name in ("GATHER_BROKER_URL", "GATHER_SMTP_URL"):
-            env.delenv(name, raising=False)
-        env.setenv("GATHER_ADMIN_TOKEN", testing.ADMIN_TOKEN)
-        env.setenv("GATHER_DATABASE_URL", url)
+    with testing.module_service(request, tmp_path_factory, "events"):
         app = create_app()
-        stack.callback(app.extensions["gather_runtime"].engine.dispose)
         yield app
+        app.extensions["gather_runtime"].engine.dispose()
 
 
 @pytest.fixture
 def app(module_app: Flask) -> Flask:
     """The events app on an empty database (SQLite, then PostgreSQL), with the real clock."""
-    with module_app.extensions["gather_runtime"].engine.begin() as conn:
-        for table in [*reversed(metadata.sorted_tables), outbox_table, inbox_table]:
-            conn.execute(table.delete())
+    testing.empty_tables(module_app.extensions["gather_runtime"].engine, metadata)
     module_app.config["GATHER_CLOCK"] = utcnow
     return module_app
 

@@ -3,10 +3,8 @@ PostgreSQL), and `World`, which sends it the messages the other services would s
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,6 @@ from gather_notifications.bootstrap import runtime
 from gather_notifications.handlers import handlers
 from gather_notifications.store import Notification, metadata
 from gather_shared import broker, envelope, messages, testing
-from gather_shared.db import inbox_table, outbox_table
 from gather_shared.service import Runtime
 from gather_shared.testing import free_port
 
@@ -38,35 +35,18 @@ SIGNUP_URL = "http://signup.test"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_rt(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """One migrated database per test module and backend (creating and migrating a PostgreSQL database
-    per test cost most of the suite's time); `rt` empties it before each test."""
-    with contextlib.ExitStack() as stack:
-        workdir = tmp_path_factory.mktemp("notifications")
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/test.db"
-        else:
-            url = stack.enter_context(testing.fresh_pg_database(request.getfixturevalue("pg_server_url")))
-        env = stack.enter_context(pytest.MonkeyPatch.context())
-        env.chdir(workdir)
-        for name in [n for n in os.environ if n.startswith("GATHER_")]:
-            env.delenv(name)
-        env.setenv("GATHER_ADMIN_TOKEN", testing.ADMIN_TOKEN)
-        env.setenv("GATHER_DATABASE_URL", url)
-        env.setenv("GATHER_NOTIFICATIONS_URL", NOTIFICATIONS_URL)
-        env.setenv("GATHER_SIGNUP_URL", SIGNUP_URL)
-        env.setenv("GATHER_REMINDER_OFFSETS", "24h,1h")
+    with testing.module_service(request, tmp_path_factory, "notifications", GATHER_NOTIFICATIONS_URL=NOTIFICATIONS_URL,
+                                GATHER_SIGNUP_URL=SIGNUP_URL, GATHER_REMINDER_OFFSETS="24h,1h"):
         runtime_ = runtime()
-        stack.callback(runtime_.engine.dispose)
         yield runtime_
+        runtime_.engine.dispose()
 
 
 @pytest.fixture
 def rt(module_rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     """The service's runtime on an empty database (SQLite, then PostgreSQL); `var/` (the email and SMS
     outboxes) is the test's own `tmp_path`."""
-    with module_rt.engine.begin() as conn:
-        for table in [*reversed(metadata.sorted_tables), outbox_table, inbox_table]:
-            conn.execute(table.delete())
+    testing.empty_tables(module_rt.engine, metadata)
     monkeypatch.chdir(tmp_path)
     return module_rt
 

@@ -3,7 +3,6 @@ the messages that give it events and organizers."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gather_shared import testing, web
-from gather_shared.db import bus_metadata, inbox_table, outbox_table
+from gather_shared.db import bus_metadata, outbox_table
 from gather_shared.service import Runtime
 from gather_shared.testing import deliver
 from gather_signup.app import create_app
@@ -38,32 +37,16 @@ def event_snapshot(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """One app per test module and database: creating and migrating a PostgreSQL database for every test
-    cost most of the suite's time. `app` empties it before each test."""
-    workdir = tmp_path_factory.mktemp("signup")
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/test.db"
-        else:
-            url = stack.enter_context(testing.fresh_pg_database(request.getfixturevalue("pg_server_url")))
-        env = stack.enter_context(pytest.MonkeyPatch.context())
-        env.chdir(workdir)
-        for name in ("GATHER_BROKER_URL", "GATHER_SMTP_URL"):
-            env.delenv(name, raising=False)
-        env.setenv("GATHER_ADMIN_TOKEN", testing.ADMIN_TOKEN)
-        env.setenv("GATHER_DATABASE_URL", url)
-        env.setenv("GATHER_SIGNUP_URL", "https://gather.example/")
+    with testing.module_service(request, tmp_path_factory, "signup", GATHER_SIGNUP_URL="https://gather.example/"):
         app = create_app()
-        stack.callback(app.extensions["gather_runtime"].engine.dispose)
         yield app
+        app.extensions["gather_runtime"].engine.dispose()
 
 
 @pytest.fixture
 def app(module_app: Flask) -> Flask:
     """The signup app on an empty database (SQLite, then PostgreSQL)."""
-    with module_app.extensions["gather_runtime"].engine.begin() as conn:
-        for table in [*reversed(metadata.sorted_tables), outbox_table, inbox_table]:
-            conn.execute(table.delete())
+    testing.empty_tables(module_app.extensions["gather_runtime"].engine, metadata)
     return module_app
 
 
