@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gather_notifications import constants as c
 from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Organizer, Recipient, forget_contact
-from gather_shared import logs, messages
+from gather_shared import logs, messages, organizers
 from gather_shared.broker import Handler, Message
 from gather_shared.config import Settings
 
@@ -27,11 +27,6 @@ ANNOUNCED_CHANGES = frozenset({"starts_at", "ends_at", "timezone", "format", "ve
 
 
 # --- the copies this service keeps ------------------------------------------------------------------
-
-
-def keep_organizer(session: Session, message: Message) -> None:
-    data = message.data
-    session.merge(Organizer(id=data["organizer_id"], api_key_hash=data["api_key_hash"]))
 
 
 def keep_event(session: Session, message: Message) -> Event | None:
@@ -192,7 +187,7 @@ def handlers(settings: Settings) -> dict[str, Handler]:
     """The table: message type → handler. Reminder offsets come from the settings."""
     offsets = rules.parse_offsets(settings.reminder_offsets)
     return {
-        "organizer.key_issued.v1": keep_organizer,
+        "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
         "event.published.v1": partial(on_event_published, offsets),
         "event.updated.v1": partial(on_event_updated, offsets),
         "event.postponed.v1": partial(on_event_status, c.EVENT_POSTPONED, offsets),

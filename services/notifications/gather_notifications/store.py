@@ -27,6 +27,7 @@ class Organizer(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     api_key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    key_issued_at: Mapped[datetime | None]  # see gather_shared.organizers.keep_key
 
 
 class Event(Base):

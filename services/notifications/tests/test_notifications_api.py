@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask.testing import FlaskClient
@@ -75,3 +76,14 @@ def test_bad_filters_are_a_422_naming_the_field(world: World, client: FlaskClien
         response = get(client, ADMIN_TOKEN, **params)
         assert response.status_code == 422, params
         assert field in response.get_json()["errors"]
+
+
+def test_a_revoked_key_arriving_late_does_not_open_the_log_again(world: World, client: FlaskClient) -> None:
+    event = world.publish()
+    new_key, old_key = "new-key", "old-key"
+    world.send("organizer.key_issued.v1", {"organizer_id": world.organizer_id, "name": "Org",
+                                           "api_key_hash": hash_secret(new_key)})
+    world.send("organizer.key_issued.v1", {"organizer_id": world.organizer_id, "name": "Org",
+                                           "api_key_hash": hash_secret(old_key)}, at=world.now - timedelta(minutes=5))
+    assert get(client, old_key, event_id=str(event["id"])).status_code == 401
+    assert get(client, new_key, event_id=str(event["id"])).status_code == 200

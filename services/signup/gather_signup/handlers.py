@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy.orm import Session
 
+from gather_shared import organizers
 from gather_shared.broker import Handler, Message
 from gather_shared.db import utcnow
 from gather_signup import seats
 from gather_signup.store import Event, Organizer
-
-
-def keep_organizer(session: Session, message: Message) -> None:
-    """The organizer's current API key hash. A rotation revokes the old key, so a late copy of an older
-    key message (a relay retry) must not bring it back: the newest issue time wins."""
-    data = message.data
-    organizer = session.get(Organizer, data["organizer_id"], with_for_update=True)
-    if organizer is None:
-        organizer = Organizer(id=data["organizer_id"])
-        session.add(organizer)
-    elif organizer.key_issued_at is not None and organizer.key_issued_at >= message.time:
-        return
-    organizer.api_key_hash = data["api_key_hash"]
-    organizer.key_issued_at = message.time
 
 
 def keep_event(session: Session, message: Message) -> None:
@@ -48,7 +37,7 @@ def keep_event(session: Session, message: Message) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "organizer.key_issued.v1": keep_organizer,
+    "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
     "event.published.v1": keep_event,
     "event.updated.v1": keep_event,
     "event.postponed.v1": keep_event,

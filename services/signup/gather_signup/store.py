@@ -28,8 +28,7 @@ class Organizer(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     api_key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
-    # When the current key was issued (the message's time): an older key arriving late never comes back.
-    key_issued_at: Mapped[datetime | None]
+    key_issued_at: Mapped[datetime | None]  # see gather_shared.organizers.keep_key
 
 
 class Event(Base):
