@@ -211,7 +211,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                     return replayed
             signup = seats.register(session, event, details, token, now)
             answer = {"id": signup.id, "event_id": signup.event_id, "status": signup.status,
-                      "waitlist_position": seats.waitlist_position(session, signup), "manage_token": token,
+                      "waitlist_position": seats.position_on_arrival(event, signup), "manage_token": token,
                       "created_at": signup.created_at}
             if key is not None:
                 idempotency.remember(session, key, body_hash, signup, RegisteredOut().dump(answer), now)
@@ -230,10 +230,8 @@ def availability(event_id: uuid.UUID) -> dict[str, Any]:
     rt = web.current_runtime()
     with rt.sessions() as session:
         event = seats.visible_event(session.get(Event, event_id))
-        counts = seats.counts(session, event.id)
-    confirmed = counts.get(CONFIRMED, 0)
-    remaining = None if event.capacity is None else max(0, event.capacity - confirmed)
-    return {"capacity": event.capacity, "confirmed": confirmed, "waitlisted": counts.get(WAITLISTED, 0),
+    remaining = None if event.capacity is None else max(0, event.capacity - event.confirmed)
+    return {"capacity": event.capacity, "confirmed": event.confirmed, "waitlisted": event.waitlisted,
             "remaining": remaining, "waitlist_enabled": event.waitlist_enabled,
             "accepting": seats.is_accepting(event, utcnow()) and (remaining != 0 or event.waitlist_enabled)}
 

@@ -22,7 +22,7 @@ def keep_event(session: Session, message: Message) -> None:
     if event is not None and event.version >= snap["version"]:
         return  # an older message arriving late changes nothing
     if event is None:
-        event = Event(id=snap["id"], arrivals=0)
+        event = Event(id=snap["id"], arrivals=0, confirmed=0, waitlisted=0)
         session.add(event)
     event.organizer_id = snap["organizer_id"]
     event.version = snap["version"]

@@ -47,6 +47,10 @@ class Event(Base):
     waitlist_enabled: Mapped[bool]
     #: How many registrations the event has received; numbers each in arrival order (see seats.py).
     arrivals: Mapped[int] = mapped_column(default=0)
+    #: How many of its registrations are confirmed, and how many waitlisted: kept by seats.py in the
+    #: transaction that changes them, so that registering reads two numbers instead of counting rows.
+    confirmed: Mapped[int] = mapped_column(default=0, server_default="0")
+    waitlisted: Mapped[int] = mapped_column(default=0, server_default="0")
     #: When the retention job removed its attendees' contact details.
     anonymised_at: Mapped[datetime | None]
 

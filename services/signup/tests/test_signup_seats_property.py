@@ -21,7 +21,7 @@ from gather_signup import seats
 from gather_signup.bootstrap import MIGRATIONS
 from gather_signup.handlers import HANDLERS
 from gather_signup.status import CONFIRMED, WAITLISTED
-from gather_signup.store import Signup
+from gather_signup.store import Event, Signup
 
 PEOPLE = 6  # a small pool, so the same person tries to register twice
 capacities = st.one_of(st.none(), st.integers(min_value=1, max_value=4))
@@ -101,4 +101,7 @@ def test_random_registrations_cancellations_and_capacity_changes_keep_the_seat_r
         # Waitlist positions are 1..N in arrival order.
         with sessions() as session:
             positions = seats.waitlist_positions(session, event["id"])
+            counted = session.get(Event, event["id"])
         assert [positions[s.id] for s in waiting] == list(range(1, len(waiting) + 1))
+        # The counts kept on the event (the seat rule reads them) equal the registrations' statuses.
+        assert (counted.confirmed, counted.waitlisted) == (len(confirmed), len(waiting))
