@@ -36,6 +36,7 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from marshmallow import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import envelope, logs, messages, topology
@@ -48,6 +49,8 @@ ATTEMPT_HEADER = "x-gather-attempt"
 ERROR_HEADER = "x-gather-error"
 CONFIRM_TIMEOUT_SECONDS = 10
 RELAY_BACKOFF_MAX_SECONDS = 300
+#: The consumer handles what arrived within this long (up to its prefetch) in one transaction.
+BATCH_WAIT_SECONDS = 0.02
 #: kombu's default retry policy retries forever; a consumer must rather fail and be redelivered.
 PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 
@@ -343,6 +346,14 @@ class Message:
 Handler = Callable[[Session, Message], None]
 
 
+@dataclass
+class _Pending:
+    kombu_message: kombu.Message
+    body: str
+    headers: dict[str, Any]
+    message: Message
+
+
 @dataclass(order=True)
 class _Retry:
     due: float
@@ -378,6 +389,12 @@ class Consumer(ConsumerMixin):
         self.retry_delays = retry_delays
         self.prefetch = prefetch
         self._local_retries: list[_Retry] = []  # the embedded transport has no TTL: retries wait here
+        self._batch: list[_Pending] = []  # received, not yet handled nor acked
+        self._batch_started = 0.0
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        # Wake at least every BATCH_WAIT_SECONDS, so that a partial batch is handled promptly.
+        super().run(_tokens, safety_interval=BATCH_WAIT_SECONDS, **kwargs)
 
     def on_connection_revived(self) -> None:
         declare_topology(self.connection)
@@ -389,6 +406,8 @@ class Consumer(ConsumerMixin):
 
     def on_iteration(self) -> None:
         now = time.monotonic()
+        if self._batch and now - self._batch_started >= BATCH_WAIT_SECONDS:
+            self._flush()
         while self._local_retries and self._local_retries[0].due <= now:
             retry = heapq.heappop(self._local_retries)
             self._publish_copy(retry.body, self.queue.name, retry.headers)
@@ -403,13 +422,23 @@ class Consumer(ConsumerMixin):
             self._publish_copy(body, self.queue.dlq, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
             message.ack()
             return
-        with message_context(message_in.id, message_in.correlation_id):
-            try:
-                handle(self.sessions, self.handlers, message_in)
-            except Exception as exc:
-                log.exception("consumer: handler for %s failed", message_in.type)
-                self._retry_or_dead_letter(body, headers, f"{type(exc).__name__}: {exc}")
-        message.ack()
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.append(_Pending(message, body, headers, message_in))
+        if len(self._batch) >= self.prefetch:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Handle the buffered messages in one transaction, then ack them: one commit per batch rather
+        than per message, and still no ack before the commit."""
+        batch, self._batch = self._batch, []
+        failed = handle_batch(self.sessions, self.handlers, [pending.message for pending in batch])
+        for pending in batch:
+            error = failed.get(pending.message.id)
+            if error is not None:
+                with message_context(pending.message.id, pending.message.correlation_id):
+                    self._retry_or_dead_letter(pending.body, pending.headers, error)
+            pending.kombu_message.ack()
 
     def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
@@ -437,22 +466,59 @@ class Consumer(ConsumerMixin):
 def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], message: Message) -> None:
     """Run the handler for `message` once: its effects and the inbox row commit together, so a
     redelivered message (same source and id) finds the row and changes nothing."""
-    handler = handlers.get(message.type)
     with transaction(sessions) as session:
-        seen = session.execute(
-            sa.select(inbox_table.c.handled_at).where(
-                inbox_table.c.source == message.source, inbox_table.c.message_id == message.id
-            )
-        ).first()
-        if seen is not None:
-            log.info("consumer: %s already handled at %s; ignored", message.type, seen.handled_at)
-            return
-        session.execute(inbox_table.insert().values(
-            source=message.source, message_id=message.id, type=message.type, handled_at=utcnow()))
-        if handler is None:
-            log.info("consumer: no handler for %s; nothing to do", message.type)
-            return
-        handler(session, message)
+        _handle_in(session, handlers, message)
+
+
+def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler],
+                 batch: list[Message]) -> dict[str, str]:
+    """Handle `batch` in one transaction; returns {message id: error} for those whose handler failed.
+
+    Failures are rare, so the batch runs optimistically without a savepoint per message (each would cost
+    a round trip); if anything fails, the whole transaction rolls back and each message is handled again
+    in a transaction of its own, so one bad message never takes the others down with it."""
+    if len(batch) == 1:
+        return _handle_alone(sessions, handlers, batch[0])
+    try:
+        with transaction(sessions) as session:
+            for message in batch:
+                with message_context(message.id, message.correlation_id):
+                    _handle_in(session, handlers, message)
+        return {}
+    except Exception:  # noqa: BLE001 - handled again one by one just below, where each failure is reported
+        log.warning("consumer: a batch of %d failed; handling its messages one by one", len(batch))
+    failed: dict[str, str] = {}
+    for message in batch:
+        failed |= _handle_alone(sessions, handlers, message)
+    return failed
+
+
+def _handle_alone(sessions: sessionmaker[Session], handlers: dict[str, Handler], message: Message) -> dict[str, str]:
+    with message_context(message.id, message.correlation_id):
+        try:
+            handle(sessions, handlers, message)
+        except Exception as exc:
+            log.exception("consumer: handler for %s failed", message.type)
+            return {message.id: f"{type(exc).__name__}: {exc}"}
+    return {}
+
+
+def _handle_in(session: Session, handlers: dict[str, Handler], message: Message) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox_table)
+    first_time = session.execute(
+        insert.values(source=message.source, message_id=message.id, type=message.type, handled_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["source", "message_id"])
+        .returning(inbox_table.c.message_id)
+    ).first()
+    if first_time is None:
+        log.info("consumer: %s already handled; ignored", message.type)
+        return
+    handler = handlers.get(message.type)
+    if handler is None:
+        log.info("consumer: no handler for %s; nothing to do", message.type)
+        return
+    handler(session, message)
     log.info("consumer: handled %s", message.type)
 
 

@@ -50,7 +50,10 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(url)
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pool_pre_ping: it cost a round trip per request and per message (measured: 9 % of a signup
+    # worker's time, 25 % of a consumer's). After a database restart, the first use of each stale
+    # connection fails instead and the pool replaces it; a consumer retries that message.
+    return sa.create_engine(url, pool_size=5, max_overflow=10)
 
 
 def _sqlite_engine(url: str) -> Engine:

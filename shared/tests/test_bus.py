@@ -206,3 +206,21 @@ def test_several_relays_publish_each_message_exactly_once(bus: Bus, run_consumer
             message = wait_for(lambda: queue.get(no_ack=True), message=f"message {len(received) + 1}")
             received.append(json.loads(message.body)["data"]["organizer_id"])
     assert sorted(received) == sorted(ids)
+
+
+def test_one_failing_message_in_a_batch_does_not_hold_back_the_others(
+        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    ids = emit_committed(bus, 20)
+    poison = ids[7]
+
+    def picky(session: Session, message: Message) -> None:
+        if str(message.data["organizer_id"]) == poison:
+            raise ValueError("cannot handle this one")
+        record(session, message)
+
+    Relay(bus.broker_url, bus.sessions).publish_batch()  # all 20 wait in the queue: the consumer takes a batch
+    run_consumer({"organizer.key_issued.v1": picky}, retry_delays=(1,))
+    wait_for(lambda: len(bus.effects()) == 19, message="the 19 good messages")
+    dead = wait_for(lambda: bus.drain(QUEUE.dlq), timeout=30, message="the poison message's dead letter")
+    assert sorted(bus.effects()) == sorted(set(ids) - {poison})
+    assert json.loads(dead[0].body)["data"]["organizer_id"] == poison
