@@ -165,12 +165,14 @@ def _free_seats(event: Event) -> int | None:
 
 
 def _already_registered(session: Session, event_id: uuid.UUID, email: str | None, phone: str | None) -> bool:
-    # Written as the partial unique indexes' own conditions (store.py), so that it is an index lookup
-    # whatever the number of registrations (`status IN ACTIVE` would not match their predicate).
+    # One EXISTS per contact, each written as a partial unique index's own condition (store.py), so that
+    # each is one index lookup whatever the number of registrations. (One EXISTS with `email OR phone`, or
+    # `status IN ACTIVE`, which does not match the indexes' predicate, makes PostgreSQL scan the event.)
     same_contact = []
     if email:
         same_contact.append(sa.func.lower(Signup.email) == email.lower())
     if phone:
         same_contact.append(Signup.phone == phone)
-    return session.scalar(sa.select(sa.exists().where(
-        Signup.event_id == event_id, Signup.status != CANCELLED, sa.or_(*same_contact)))) or False
+    return session.scalar(sa.select(sa.or_(*(
+        sa.exists().where(Signup.event_id == event_id, Signup.status != CANCELLED, contact)
+        for contact in same_contact)))) or False
