@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -31,11 +33,65 @@ class DeliveryError(Exception):
 
 
 def send_email(settings: Settings, message: EmailMessage) -> None:
+    """Send one email on its own connection (see Mailer to send several on one)."""
+    with Mailer(settings) as mailer:
+        mailer.send(message)
+
+
+class Mailer:
+    """Sends emails one after another over ONE SMTP connection, opened at the first send: connecting
+    (and STARTTLS, and the login) cost more than a message, so a batch of messages shares them. After
+    any failure the connection is dropped and the next send opens a new one. Use it as a context manager
+    (it says QUIT at the end); it is not thread-safe: one per sending thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.smtp_url = settings.smtp_url
+        self.client: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, message: EmailMessage) -> None:
+        with _smtp_errors():
+            if self.smtp_url is None:
+                _write_eml(message)
+                return
+            if self.client is not None:
+                try:
+                    self.client.send_message(message)
+                    return
+                except (smtplib.SMTPServerDisconnected, ConnectionError):
+                    # The server dropped the connection kept from an earlier send (an idle timeout):
+                    # that says nothing about this message, so it gets one try on a fresh connection.
+                    self.close()
+                except BaseException:
+                    self.close()
+                    raise
+            self.client = _connect_smtp(self.smtp_url)
+            try:
+                self.client.send_message(message)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()  # a polite QUIT is not worth a failure: the messages were answered already
+
+
+@contextmanager
+def _smtp_errors() -> Iterator[None]:
+    """Turns what smtplib raises into a DeliveryError that says whether a retry may help."""
     try:
-        if settings.smtp_url is None:
-            _write_eml(message)
-        else:
-            _send_smtp(settings.smtp_url, message)
+        yield
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}",
                             transient=400 <= exc.smtp_code < 500) from exc
@@ -65,7 +121,8 @@ def _write_eml(message: EmailMessage) -> None:
     tmp.rename(path)  # readers never see half a file
 
 
-def _send_smtp(smtp_url: str, message: EmailMessage) -> None:
+def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
+    """A connection ready to send: connected, STARTTLS if the URL asks for it, logged in if it has a user."""
     url = urlparse(smtp_url)
     query = parse_qs(url.query)
     host, port = url.hostname or "localhost", url.port
@@ -74,12 +131,15 @@ def _send_smtp(smtp_url: str, message: EmailMessage) -> None:
                                                 context=ssl.create_default_context())
     else:
         client = smtplib.SMTP(host, port or 25, timeout=TIMEOUT_SECONDS)
-    with client:
+    try:
         if url.scheme == "smtp" and query.get("starttls", ["0"])[0] in ("1", "true"):
             client.starttls(context=ssl.create_default_context())
         if url.username:
             client.login(unquote(url.username), unquote(url.password or ""))
-        client.send_message(message)
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 # --- SMS --------------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -37,31 +38,51 @@ LEASE = timedelta(minutes=5)
 #: How long to wait for the event's snapshot when a registration message overtook it.
 EVENT_WAIT = timedelta(seconds=5)
 PURGE_EVERY_SECONDS = 60
-#: Deliveries in flight at once; within the database pool (5 + 10 overflow), with room for the claims.
+#: Sending threads, each with one batch in flight; within the database pool (5 + 10 overflow).
 SEND_WORKERS = 8
+#: Notifications per batch (one thread, one SMTP connection, one transaction to record the outcomes).
+BATCH_SIZE = 50
+#: Each thread's pause when nothing was due: the threads poll out of step, so new work waits about
+#: POLL_SECONDS / SEND_WORKERS. An idle claim is one indexed query (ix_notifications_due); with work due
+#: a thread claims again at once.
+POLL_SECONDS = 0.1
 
 
 def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
     """Mark up to `limit` due notifications `sending` and return their ids. Several senders may run:
     on PostgreSQL each skips the rows another has locked (SQLite lets one writer at a time anyway)."""
     with transaction(rt.sessions) as session:
-        due = sa.or_(
-            sa.and_(Notification.status == c.PENDING, Notification.scheduled_for <= now),
-            sa.and_(Notification.status == c.SENDING, Notification.locked_until <= now),
-        )
-        query = sa.select(Notification).where(due).order_by(Notification.scheduled_for).limit(limit)
-        if session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        claimed = session.scalars(query).all()
-        for notification in claimed:
-            notification.status = c.SENDING
-            notification.locked_until = now + LEASE
-        return [n.id for n in claimed]
+        return [notification.id for notification, _, _ in _claim(session, now, limit)]
 
 
-def verdict(rt: Runtime, session: Session, notification: Notification, recipient: Recipient | None,
-            event: Event, now: datetime) -> tuple[str, str] | datetime | None:
-    """Whether the notification may go now: None (yes), a time to wait until, or (final status, reason)."""
+def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Notification, Recipient, Event]]]:
+    """Claim (see claim_due) up to `limit` due notifications, each with its recipient and event."""
+    due = sa.or_(
+        sa.and_(Notification.status == c.PENDING, Notification.scheduled_for <= now),
+        sa.and_(Notification.status == c.SENDING, Notification.locked_until <= now),
+    )
+    query = _with_recipient_and_event().where(due).order_by(Notification.scheduled_for).limit(limit)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Notification)
+    claimed = session.execute(query).all()
+    for notification, _, _ in claimed:
+        notification.status = c.SENDING
+        notification.locked_until = now + LEASE
+    session.flush()  # before any later UPDATE of the same rows, which must come after it
+    return claimed
+
+
+def _with_recipient_and_event() -> sa.Select[tuple[Notification, Recipient, Event]]:
+    return (sa.select(Notification, Recipient, Event)
+            .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
+            .outerjoin(Event, Event.id == Notification.event_id))
+
+
+def verdict(rt: Runtime, notification: Notification, recipient: Recipient | None, event: Event, now: datetime,
+            opted_out: set[str]) -> tuple[str, str] | datetime | None:
+    """Whether the notification may go now: None (yes), a time to wait until, or (final status, reason).
+    `opted_out`: the hashes of the batch's addresses and numbers that opted out (email_opt_outs for an
+    email, sms_opt_outs for an SMS), loaded once for the batch."""
     address = None
     if recipient is not None and recipient.erased_at is None:
         address = recipient.email if notification.channel == c.EMAIL else recipient.phone
@@ -73,10 +94,10 @@ def verdict(rt: Runtime, session: Session, notification: Notification, recipient
         if now >= event.starts_at:
             return c.SUPPRESSED, "the event had already started"
     if notification.channel == c.EMAIL:
-        if notification.kind in c.NON_TRANSACTIONAL and session.get(EmailOptOut, contact_hash(address)):
+        if notification.kind in c.NON_TRANSACTIONAL and contact_hash(address) in opted_out:
             return c.SUPPRESSED, "opted out: the address unsubscribed"
         return None
-    if session.get(SmsOptOut, contact_hash(address)):
+    if contact_hash(address) in opted_out:
         return c.SUPPRESSED, "opted out: the number replied STOP"
     window = rules.parse_quiet_hours(rt.settings.sms_quiet_hours)
     quiet_until = rules.quiet_hours_end(now, render.local_zone(recipient, event), window)
@@ -90,63 +111,134 @@ def verdict(rt: Runtime, session: Session, notification: Notification, recipient
     return quiet_until
 
 
-def deliver(rt: Runtime, notification_id: uuid.UUID, now: datetime) -> None:
-    """Send one claimed notification, or settle why it does not go."""
+@dataclass
+class _Send:
+    """A notification cleared to go, rendered, waiting for its provider call."""
+
+    notification: Notification
+    content: EmailMessage | str
+    to: str | None  # the phone number, for an SMS
+    provider_id: str | None = None
+    error: delivery.DeliveryError | None = None
+
+
+def _context(notification: Notification) -> AbstractContextManager[None]:
+    """Log lines about a notification carry the message and request that planned it."""
+    return message_context(notification.cause_message_id or "-", notification.correlation_id)
+
+
+def send_due(rt: Runtime, now: datetime, limit: int) -> int:
+    """Claim up to `limit` due notifications and send them; returns how many were claimed. Two
+    transactions per batch: one claims the batch (with recipients and events: one query; opt-outs: one
+    more), settles those that do not go and renders the others; the provider calls follow, outside any
+    transaction (no lock is held while a provider answers), the emails over one SMTP connection; one
+    transaction records the outcomes. A bug with one notification (say, in a template) fails that
+    notification, not the batch. At-least-once: a sender dying after the first commit leaves its
+    notifications `sending` until the lease ends, then another claims them."""
     with transaction(rt.sessions) as session:
-        notification, recipient, event = session.execute(
-            sa.select(Notification, Recipient, Event)
-            .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
-            .outerjoin(Event, Event.id == Notification.event_id)
-            .where(Notification.id == notification_id)
-        ).one()
-        if event is None:  # the registration overtook the event's snapshot; wait for it
-            _update(session, notification_id, status=c.PENDING, scheduled_for=now + EVENT_WAIT)
-            return
-        decision = verdict(rt, session, notification, recipient, event, now)
-        if isinstance(decision, datetime):
-            _update(session, notification_id, status=c.PENDING, scheduled_for=decision)
-            log.info("sender: %s sms waits for the end of quiet hours at %s", notification.kind, decision)
-            return
-        if decision is not None:
-            _update(session, notification_id, status=decision[0], last_error=decision[1])
-            log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
-            return
-        if notification.channel == c.EMAIL:
-            content: object = render.email(rt.settings, notification, recipient, event, now)
-        else:
-            content = render.sms(rt.settings, notification, recipient, event)
-        notification.attempts += 1
-        attempts, to = notification.attempts, recipient.phone
-    # The provider is called outside any transaction: no lock is held while it answers.
-    try:
-        if notification.channel == c.EMAIL:
-            delivery.send_email(rt.settings, content)
-            provider_id = None
-        else:
-            provider_id = delivery.send_sms(rt.settings, to, content, str(notification_id))
-    except delivery.DeliveryError as exc:
-        _failed(rt, notification, attempts, exc, now)
+        rows = _claim(session, now, limit)
+        sends = _prepare_batch(rt, session, rows, now)
+    _send_and_record(rt, sends, now)
+    return len(rows)
+
+
+def _prepare_batch(rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[Notification, Recipient, Event]]],
+                   now: datetime) -> list[_Send]:
+    """Settle each claimed notification that does not go, render the others (their attempt is counted)."""
+    sends: list[_Send] = []
+    opted_out = _opt_outs(session, [(n, r) for n, r, _ in rows])
+    for notification, recipient, event in rows:
+        with _context(notification):
+            try:
+                send = _prepare(rt, session, notification, recipient, event, now, opted_out)
+            except Exception as exc:
+                log.exception("sender: notification %s could not be handled", notification.id)
+                _update(session, notification.id, status=c.FAILED,
+                        last_error=f"{type(exc).__name__}: {exc}"[:1000])
+                continue
+            if send is not None:
+                notification.attempts += 1  # committed before the call: a crash mid-send still counts
+                sends.append(send)
+    return sends
+
+
+def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
+    if not sends:
         return
+    with delivery.Mailer(rt.settings) as mailer:
+        for send in sends:
+            try:
+                if send.notification.channel == c.EMAIL:
+                    mailer.send(send.content)
+                else:
+                    send.provider_id = delivery.send_sms(rt.settings, send.to, send.content,
+                                                         str(send.notification.id))
+            except delivery.DeliveryError as exc:
+                send.error = exc
+    # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
+    sent = sa.case((Notification.status == c.SENDING, c.SENT), else_=Notification.status)
     with transaction(rt.sessions) as session:
-        # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-        status = sa.case((Notification.status == c.SENDING, c.SENT), else_=Notification.status)
-        _update(session, notification_id, status=status, sent_at=now, provider_id=provider_id, last_error=None)
-    log.info("sender: %s %s sent", notification.kind, notification.channel)
+        sent_without_id = []
+        for send in sends:
+            with _context(send.notification):
+                if send.error is not None:
+                    _failed(session, send.notification, send.error, now)
+                    continue
+                if send.provider_id is None:  # every email, and an SMS without a provider id: one UPDATE
+                    sent_without_id.append(send.notification.id)
+                else:
+                    _update(session, send.notification.id, status=sent, sent_at=now,
+                            provider_id=send.provider_id, last_error=None)
+                log.info("sender: %s %s sent", send.notification.kind, send.notification.channel)
+        if sent_without_id:
+            session.execute(sa.update(Notification).where(Notification.id.in_(sent_without_id))
+                            .values(status=sent, sent_at=now, provider_id=None, last_error=None, locked_until=None))
 
 
-def _failed(rt: Runtime, notification: Notification, attempts: int, exc: delivery.DeliveryError,
-            now: datetime) -> None:
-    error = str(exc)[:1000]
-    with transaction(rt.sessions) as session:
-        if exc.transient and attempts < rules.MAX_ATTEMPTS:
-            retry_at = now + rules.retry_delay(attempts)
-            _update(session, notification.id, status=c.PENDING, scheduled_for=retry_at, last_error=error)
-            log.warning("sender: %s %s attempt %d failed, retry at %s: %s",
-                        notification.kind, notification.channel, attempts, retry_at, error)
-        else:
-            _update(session, notification.id, status=c.FAILED, last_error=error)
-            log.error("sender: %s %s failed after %d attempt(s): %s",
-                      notification.kind, notification.channel, attempts, error)
+def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
+    """The hashes of the batch's email addresses and phone numbers that opted out (one query per table)."""
+    emails = {contact_hash(r.email) for n, r in batch if r is not None and r.email and n.channel == c.EMAIL}
+    phones = {contact_hash(r.phone) for n, r in batch if r is not None and r.phone and n.channel != c.EMAIL}
+    found: set[str] = set()
+    if emails:
+        found.update(session.scalars(sa.select(EmailOptOut.address_hash)
+                                     .where(EmailOptOut.address_hash.in_(emails))))
+    if phones:
+        found.update(session.scalars(sa.select(SmsOptOut.number_hash).where(SmsOptOut.number_hash.in_(phones))))
+    return found
+
+
+def _prepare(rt: Runtime, session: Session, notification: Notification, recipient: Recipient | None,
+             event: Event | None, now: datetime, opted_out: set[str]) -> _Send | None:
+    """Settle a notification that does not go now (returns None), or render the one that does."""
+    if event is None:  # the registration overtook the event's snapshot; wait for it
+        _update(session, notification.id, status=c.PENDING, scheduled_for=now + EVENT_WAIT)
+        return None
+    decision = verdict(rt, notification, recipient, event, now, opted_out)
+    if isinstance(decision, datetime):
+        _update(session, notification.id, status=c.PENDING, scheduled_for=decision)
+        log.info("sender: %s sms waits for the end of quiet hours at %s", notification.kind, decision)
+        return None
+    if decision is not None:
+        _update(session, notification.id, status=decision[0], last_error=decision[1])
+        log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
+        return None
+    if notification.channel == c.EMAIL:
+        return _Send(notification, render.email(rt.settings, notification, recipient, event, now), None)
+    return _Send(notification, render.sms(rt.settings, notification, recipient, event), recipient.phone)
+
+
+def _failed(session: Session, notification: Notification, exc: delivery.DeliveryError, now: datetime) -> None:
+    error, attempts = str(exc)[:1000], notification.attempts
+    if exc.transient and attempts < rules.MAX_ATTEMPTS:
+        retry_at = now + rules.retry_delay(attempts)
+        _update(session, notification.id, status=c.PENDING, scheduled_for=retry_at, last_error=error)
+        log.warning("sender: %s %s attempt %d failed, retry at %s: %s",
+                    notification.kind, notification.channel, attempts, retry_at, error)
+    else:
+        _update(session, notification.id, status=c.FAILED, last_error=error)
+        log.error("sender: %s %s failed after %d attempt(s): %s",
+                  notification.kind, notification.channel, attempts, error)
 
 
 def _update(session: Session, notification_id: uuid.UUID, **values: object) -> None:
@@ -167,34 +259,35 @@ def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
         return len(expired)
 
 
-def deliver_or_fail(rt: Runtime, notification_id: uuid.UUID) -> None:
-    """Deliver at the current time; a bug (say, in a template) fails this notification, not the others."""
-    with rt.sessions() as session:
-        cause = session.execute(sa.select(Notification.cause_message_id, Notification.correlation_id)
-                                .where(Notification.id == notification_id)).one()
+def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
+    """SEND_WORKERS threads, each claiming and delivering its own batches (claim_due is safe to run
+    concurrently): most of a delivery is waiting for the SMTP server or the SMS API, so a fan-out of
+    reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
+    others' batches to finish. This thread erases expired contacts now and then."""
+    workers = [threading.Thread(target=_send_loop, args=(rt, stop, poll_seconds), name=f"sender-{i}")
+               for i in range(SEND_WORKERS)]
+    for worker in workers:
+        worker.start()
     try:
-        with message_context(cause.cause_message_id or "-", cause.correlation_id):
-            deliver(rt, notification_id, utcnow())
-    except Exception as exc:
-        log.exception("sender: notification %s could not be handled", notification_id)
-        with transaction(rt.sessions) as session:
-            _update(session, notification_id, status=c.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:1000])
-
-
-def run(rt: Runtime, stop: threading.Event, poll_seconds: float = 0.2) -> None:
-    """Claim what is due and deliver it on SEND_WORKERS threads: most of a delivery is waiting for the
-    SMTP server or the SMS API, so a fan-out of reminders goes out in parallel rather than in a queue."""
-    next_purge = 0.0
-    with ThreadPoolExecutor(SEND_WORKERS, thread_name_prefix="sender") as pool:
         while not stop.is_set():
-            due: list[uuid.UUID] = []
             try:
-                if time.monotonic() >= next_purge:
-                    forget_expired_contacts(rt, utcnow())
-                    next_purge = time.monotonic() + PURGE_EVERY_SECONDS
-                due = claim_due(rt, utcnow(), limit=SEND_WORKERS * 25)
-                list(pool.map(partial(deliver_or_fail, rt), due))
+                forget_expired_contacts(rt, utcnow())
             except Exception:
-                log.exception("sender: cycle failed")
-            if not due:
-                stop.wait(poll_seconds)
+                log.exception("sender: erasing expired contacts failed")
+            stop.wait(PURGE_EVERY_SECONDS)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+
+def _send_loop(rt: Runtime, stop: threading.Event, poll_seconds: float) -> None:
+    while not stop.is_set():
+        claimed = 0
+        try:
+            claimed = send_due(rt, utcnow(), limit=BATCH_SIZE)
+        except Exception:
+            # What was claimed stays `sending` and is claimed again when its lease ends (at-least-once).
+            log.exception("sender: cycle failed")
+        if not claimed:
+            stop.wait(poll_seconds)

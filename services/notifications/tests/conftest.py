@@ -129,8 +129,7 @@ class World:
 
     def run_sender(self, now: datetime) -> None:
         """One pass of the sender at `now`."""
-        for notification_id in sender.claim_due(self.rt, now):
-            sender.deliver(self.rt, notification_id, now)
+        sender.send_due(self.rt, now, limit=50)
 
 
 @pytest.fixture
@@ -153,8 +152,11 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.replies: list[str] = []
         self.logins: list[tuple[str, str]] = []
+        #: One entry per SMTP connection that sent a message.
+        self.connections: set[int] = set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.connections.add(id(session))
         if self.replies:
             return self.replies.pop(0)
         self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))

@@ -248,3 +248,15 @@ def test_a_promotion_email_keeps_the_manage_link_that_carries_the_token(world: W
     promoted = [m for m in mailbox.messages if m["Subject"].startswith("A place is yours")]
     assert promoted, [m["Subject"] for m in mailbox.messages]
     assert "/v1/signups/s1#token=secret" in promoted[0].get_body(("plain",)).get_content()
+
+
+def test_a_batch_of_emails_shares_one_smtp_connection_and_a_refusal_does_not_stop_the_rest(
+        world: World, mailbox: Mailbox) -> None:
+    world.publish()
+    for i in range(5):
+        world.register(email=f"attendee-{i}@example.org", consent_reminders=False)
+    mailbox.replies = ["250 OK", "250 OK", "451 4.3.0 Try again later"]  # the third is refused
+    world.run_sender(world.now)
+    assert len(mailbox.connections) == 2  # after the refusal, the sender reconnects
+    statuses = sorted(n.status for n in world.notifications())
+    assert statuses == ["pending", "sent", "sent", "sent", "sent"]
