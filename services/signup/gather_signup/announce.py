@@ -3,6 +3,7 @@ built here, and emitted through the outbox in the transaction of the change it a
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +14,12 @@ from gather_signup.bootstrap import SERVICE, SOURCE
 from gather_signup.store import Signup
 
 
+@functools.cache
+def _signup_url() -> str:
+    # Read once per process: the environment does not change, and this runs under the event's lock.
+    return Settings.from_env(SERVICE).signup_url
+
+
 def manage_url(signup: Signup, token: str | None = None) -> str:
     """The link an attendee follows to see or cancel their registration.
 
@@ -20,7 +27,7 @@ def manage_url(signup: Signup, token: str | None = None) -> str:
     out of access logs, proxies and Referer headers. The page served at that URL reads it and calls the
     API with it as the bearer token (see api.manage_page). Only the first message of a registration can
     carry the token, because the service keeps nothing but its hash; later messages carry the bare URL."""
-    url = f"{Settings.from_env(SERVICE).signup_url}/v1/signups/{signup.id}"
+    url = f"{_signup_url()}/v1/signups/{signup.id}"
     return f"{url}#token={token}" if token else url
 
 
