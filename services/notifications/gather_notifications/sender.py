@@ -175,6 +175,11 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                                                          str(send.notification.id))
             except delivery.DeliveryError as exc:
                 send.error = exc
+            except Exception as exc:
+                # A bug (say, an unexpected answer from the provider) fails this notification, not the batch.
+                with _context(send.notification):
+                    log.exception("sender: notification %s could not be sent", send.notification.id)
+                send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
     # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
     sent = sa.case((Notification.status == c.SENDING, c.SENT), else_=Notification.status)
     with transaction(rt.sessions) as session:

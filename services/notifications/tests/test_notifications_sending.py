@@ -260,3 +260,24 @@ def test_a_batch_of_emails_shares_one_smtp_connection_and_a_refusal_does_not_sto
     assert len(mailbox.connections) == 2  # after the refusal, the sender reconnects
     statuses = sorted(n.status for n in world.notifications())
     assert statuses == ["pending", "sent", "sent", "sent", "sent"]
+
+
+def test_a_bug_while_sending_one_email_fails_that_one_and_the_rest_still_go(world: World, mailbox: Mailbox,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from gather_notifications import delivery
+
+    world.publish()
+    world.register(email="broken@example.org", consent_reminders=False)
+    world.register(email="fine@example.org", consent_reminders=False)
+    send = delivery.Mailer.send
+
+    def buggy(self: delivery.Mailer, message: object) -> None:
+        if message["To"] == "broken@example.org":
+            raise RuntimeError("a bug")
+        send(self, message)
+
+    monkeypatch.setattr(delivery.Mailer, "send", buggy)
+    world.run_sender(world.now)
+    statuses = {n.status: n.last_error for n in world.notifications()}
+    assert statuses == {"failed": "RuntimeError: a bug", "sent": None}
+    assert [m["To"] for m in mailbox.messages] == ["fine@example.org"]
