@@ -5,6 +5,7 @@ records the outcome. Delivery is at-least-once; docs/notifications.md says why a
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import uuid
 from collections.abc import Sequence
@@ -295,4 +296,5 @@ def _send_loop(rt: Runtime, stop: threading.Event, poll_seconds: float) -> None:
             # What was claimed stays `sending` and is claimed again when its lease ends (at-least-once).
             log.exception("sender: cycle failed")
         if not claimed:
-            stop.wait(poll_seconds)
+            # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
+            stop.wait(poll_seconds * (0.5 + random.random()))
