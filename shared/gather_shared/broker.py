@@ -397,6 +397,8 @@ class Consumer(ConsumerMixin):
         super().run(_tokens, safety_interval=BATCH_WAIT_SECONDS, **kwargs)
 
     def on_connection_revived(self) -> None:
+        # Messages received on the lost connection were never acked: the broker delivers them again.
+        self._batch = []
         declare_topology(self.connection)
 
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
