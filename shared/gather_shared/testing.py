@@ -234,13 +234,23 @@ def fresh_vhost(amqp_url: str, prefix: str = "gather_test") -> Iterator[str]:
         return
     vhost = f"{prefix}_{uuid.uuid4().hex[:12]}"
     user = parts.username or "guest"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-                   check=True, capture_output=True)
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
     try:
         yield urlunsplit(parts._replace(path=f"/{vhost}"))
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    """rabbitmqctl, tried again a few times: right after a broker restart (a reliability test does one)
+    the CLI can fail for a moment although the broker answers AMQP already."""
+    for attempt in range(5):
+        result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
 @pytest.fixture
