@@ -6,7 +6,7 @@ Guarantees, and where each comes from:
   (publisher confirms, pipelined per batch). A relay killed in between publishes it again on restart.
 - Nothing done twice on the way in: the consumer records `(source, id)` in the inbox table in the same
   transaction as the handler's effects, and acks only after that commit. A redelivery finds the row and
-  changes nothing.
+  changes nothing. (What arrives within BATCH_WAIT_SECONDS shares one transaction: one commit per batch.)
 - Nothing blocks a queue: an invalid message goes to `<queue>.dlq` at once; a failing handler is retried
   after growing delays (RETRY_DELAYS_SECONDS), then dead-lettered.
 """
@@ -72,7 +72,6 @@ class _AtomicFilesystemChannel(filesystem.Channel):
             os.replace(partial, path)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {path!r} to directory") from exc
-
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         # kombu creates the exchange file and locks it in two steps, so another process binding at the
