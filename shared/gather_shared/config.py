@@ -58,13 +58,15 @@ def admin_token_from_file() -> str:
     path = VAR_DIR / "admin-token"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        # O_EXCL: when several processes start at once, the first writer wins and the rest read it.
+        # Write it whole under a private name, then link it into place: when several processes start at
+        # once, the first link wins and no process can read a half-written (empty) token.
+        draft = path.with_name(f".admin-token.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(32))
+        draft.chmod(0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(draft, path)
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(token)
+        finally:
+            draft.unlink()
     return path.read_text().strip()
