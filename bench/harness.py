@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ class Run:
             return True
 
         try:
-            wait_until(quiet, timeout, "the platform to settle")
+            wait_for(quiet, timeout, message="the platform to settle", interval=1.0)
         except TimeoutError:
             progress(f"not settled after {timeout:.0f}s: measuring anyway, the figures below pay for it")
 
@@ -294,18 +294,6 @@ def open_event(client: Client, **overrides: Any) -> dict[str, Any]:
     if response.status_code != 201:
         raise RuntimeError(f"the probe registration failed: {response.status_code} {response.text[:300]}")
     return event
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
-    """Poll `predicate` (which may print its own progress) until truthy; raise after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 # --- memory -----------------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.harness import Result, Run, databases, progress, vhost, wait_until
+from bench.harness import Result, Run, databases, progress, vhost
 from gather_shared import broker, envelope, messages, topology
 from gather_shared.db import bus_metadata, inbox_table, make_engine, outbox_table, session_factory
+from gather_shared.testing import wait_for
 
 TYPE = "signup.confirmed.v1"
 QUEUE = topology.CONSUMERS["notifications"]  # the queue that signup.* messages are routed to
@@ -85,7 +86,7 @@ def ours(run: Run, broker_url: str, n: int) -> float:
             child.start()
         try:
             _fill_outbox(urls["producer"], 1)  # warm-up: connections made, topology declared
-            wait_until(lambda: handled() == 1, 60, "the warm-up message", every=0.1)
+            wait_for(lambda: handled() == 1, 60, message="the warm-up message", interval=0.1)
             progress(f"pipeline (ours): committing {n} outbox rows")
             _fill_outbox(urls["producer"], n)
             started = time.time()  # wall clock: the inbox records when each message was handled
@@ -176,7 +177,7 @@ def raw(url: str, n: int) -> float:
     go.set()
 
     try:
-        wait_until(lambda: received.value >= n, BOUND_SECONDS, "every raw message to be consumed")
+        wait_for(lambda: received.value >= n, BOUND_SECONDS, message="every raw message to be consumed", interval=1.0)
         return n / (finished.value - started)
     finally:
         for child in (publisher, consumer):

@@ -361,7 +361,7 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
 
 
