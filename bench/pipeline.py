@@ -29,7 +29,7 @@ from gather_shared.testing import wait_for
 TYPE = "signup.confirmed.v1"
 QUEUE = topology.CONSUMERS["notifications"]  # the queue that signup.* messages are routed to
 RAW_QUEUE = "bench.raw"
-PREFETCH = 50  # broker.Consumer's default
+PREFETCH = broker.PREFETCH  # as our consumer's
 TARGET_RATIO = 0.5
 BOUND_SECONDS = 60  # past this, our side's figure is the rate of the messages handled so far
 SPAWN = multiprocessing.get_context("spawn")  # children start clean: no inherited connections or threads

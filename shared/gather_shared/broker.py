@@ -49,8 +49,12 @@ ATTEMPT_HEADER = "x-gather-attempt"
 ERROR_HEADER = "x-gather-error"
 CONFIRM_TIMEOUT_SECONDS = 10
 RELAY_BACKOFF_MAX_SECONDS = 300
-#: The consumer handles what arrived within this long (up to its prefetch) in one transaction.
+#: The consumer handles what arrived within this long, up to BATCH_MAX messages, in one transaction.
 BATCH_WAIT_SECONDS = 0.02
+BATCH_MAX = 50
+#: Unacked messages the broker may send a consumer: two batches, so that the next batch is already
+#: arriving while one is handled (with one batch, each waited for the broker after the previous ack).
+PREFETCH = 2 * BATCH_MAX
 #: kombu's default retry policy retries forever; a consumer must rather fail and be redelivered.
 PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 
@@ -372,7 +376,7 @@ class Consumer(ConsumerMixin):
         sessions: sessionmaker[Session],
         handlers: dict[str, Handler],
         retry_delays: tuple[int, ...] = topology.RETRY_DELAYS_SECONDS,
-        prefetch: int = 50,
+        prefetch: int = PREFETCH,
     ) -> None:
         unknown = set(handlers) - set(messages.SCHEMAS)
         if unknown:
@@ -426,7 +430,7 @@ class Consumer(ConsumerMixin):
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append(_Pending(message, body, headers, message_in))
-        if len(self._batch) >= self.prefetch:
+        if len(self._batch) >= BATCH_MAX:
             self._flush()
 
     def _flush(self) -> None:
@@ -468,7 +472,7 @@ def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], messag
     """Run the handler for `message` once: its effects and the inbox row commit together, so a
     redelivered message (same source and id) finds the row and changes nothing."""
     with transaction(sessions) as session:
-        _handle_in(session, handlers, message)
+        _handle_in(session, handlers, [message])
 
 
 def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler],
@@ -482,9 +486,7 @@ def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler],
         return _handle_alone(sessions, handlers, batch[0])
     try:
         with transaction(sessions) as session:
-            for message in batch:
-                with message_context(message.id, message.correlation_id):
-                    _handle_in(session, handlers, message)
+            _handle_in(session, handlers, batch)
         return {}
     except Exception:  # noqa: BLE001 - handled again one by one just below, where each failure is reported
         log.warning("consumer: a batch of %d failed; handling its messages one by one", len(batch))
@@ -504,23 +506,36 @@ def _handle_alone(sessions: sessionmaker[Session], handlers: dict[str, Handler],
     return {}
 
 
-def _handle_in(session: Session, handlers: dict[str, Handler], message: Message) -> None:
+def _handle_in(session: Session, handlers: dict[str, Handler], batch: list[Message]) -> None:
+    """Record `batch` in the inbox and run the handlers of the messages seen for the first time."""
+    first_time = _record_in_inbox(session, batch)
+    for message in batch:
+        with message_context(message.id, message.correlation_id):
+            key = (message.source, message.id)
+            if key not in first_time:
+                log.info("consumer: %s already handled; ignored", message.type)
+                continue
+            first_time.discard(key)  # a second copy within the same batch is a duplicate too
+            handler = handlers.get(message.type)
+            if handler is None:
+                log.info("consumer: no handler for %s; nothing to do", message.type)
+                continue
+            handler(session, message)
+            log.info("consumer: handled %s", message.type)
+
+
+def _record_in_inbox(session: Session, batch: list[Message]) -> set[tuple[str, str]]:
+    """Insert the batch's inbox rows in one statement; returns the (source, id) of those not there yet.
+    (One statement per batch rather than per message: it was a third of the consumer's time.)"""
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox_table)
-    first_time = session.execute(
-        insert.values(source=message.source, message_id=message.id, type=message.type, handled_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["source", "message_id"])
-        .returning(inbox_table.c.message_id)
-    ).first()
-    if first_time is None:
-        log.info("consumer: %s already handled; ignored", message.type)
-        return
-    handler = handlers.get(message.type)
-    if handler is None:
-        log.info("consumer: no handler for %s; nothing to do", message.type)
-        return
-    handler(session, message)
-    log.info("consumer: handled %s", message.type)
+    now = utcnow()
+    inserted = session.execute(
+        insert.on_conflict_do_nothing(index_elements=["source", "message_id"])
+        .returning(inbox_table.c.source, inbox_table.c.message_id),
+        [{"source": m.source, "message_id": m.id, "type": m.type, "handled_at": now} for m in batch],
+    )
+    return {(source, message_id) for source, message_id in inserted}
 
 
 def received(body: bytes | str | dict[str, Any]) -> Message:

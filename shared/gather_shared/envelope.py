@@ -29,6 +29,9 @@ class EnvelopeSchema(Schema):
     data = fields.Dict(required=True)
 
 
+_ENVELOPE = EnvelopeSchema()  # made once: see messages._INSTANCES
+
+
 def build(type_: str, source: str, data: dict[str, Any], correlation_id: str | None) -> dict[str, Any]:
     """A new envelope around `data` (already dumped by its schema)."""
     return {
@@ -54,6 +57,6 @@ def parse(body: bytes | str | dict) -> dict[str, Any]:
             raise ValidationError(f"not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ValidationError("the envelope must be a JSON object")
-    envelope = EnvelopeSchema().load(body)
+    envelope = _ENVELOPE.load(body)
     envelope["data"] = messages.load(envelope["type"], envelope["data"])
     return envelope

@@ -133,9 +133,14 @@ SCHEMAS: dict[str, type[Schema]] = {
 }
 
 
+#: One instance per type, made once: building a schema deep-copies its fields, which cost more than a
+#: load. Loading and dumping keep no state in the instance, so threads may share them.
+_INSTANCES: dict[str, Schema] = {type_: schema() for type_, schema in SCHEMAS.items()}
+
+
 def dump(type_: str, data: dict[str, Any]) -> dict[str, Any]:
     """Serialise outgoing `data` for `type_`, refusing anything its own consumers would reject."""
-    schema = SCHEMAS[type_]()
+    schema = _INSTANCES[type_]
     body = schema.dump(data)
     errors = schema.validate(body)
     if errors:
@@ -145,4 +150,4 @@ def dump(type_: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def load(type_: str, data: Any) -> dict[str, Any]:
     """Validate and deserialise incoming `data`; raises ValidationError (or KeyError for an unknown type)."""
-    return SCHEMAS[type_]().load(data)
+    return _INSTANCES[type_].load(data)

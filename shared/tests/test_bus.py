@@ -139,6 +139,18 @@ def test_a_message_delivered_twice_has_one_effect(bus: Bus, run_consumer: Callab
     assert len(bus.effects()) == 2
 
 
+def test_copies_within_one_batch_and_across_batches_have_one_effect(bus: Bus) -> None:
+    # A relay that dies between the broker's confirm and deleting its rows publishes them again, and both
+    # copies can arrive within one consumer batch (handled in one transaction).
+    first, second = (broker.received(envelope.build("organizer.key_issued.v1", "/gather/test",
+                                                    messages.dump("organizer.key_issued.v1", key_issued()), None))
+                     for _ in range(2))
+    handlers = {"organizer.key_issued.v1": record}
+    assert broker.handle_batch(bus.sessions, handlers, [first, first, second]) == {}
+    assert broker.handle_batch(bus.sessions, handlers, [second, first]) == {}
+    assert sorted(bus.effects()) == sorted(str(m.data["organizer_id"]) for m in (first, second))
+
+
 def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowing(
         bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
     run_consumer()
