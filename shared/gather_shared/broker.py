@@ -49,8 +49,15 @@ ATTEMPT_HEADER = "x-gather-attempt"
 ERROR_HEADER = "x-gather-error"
 CONFIRM_TIMEOUT_SECONDS = 10
 RELAY_BACKOFF_MAX_SECONDS = 300
-#: The consumer handles what arrived within this long, up to BATCH_MAX messages, in one transaction.
-BATCH_WAIT_SECONDS = 0.02
+#: How often the relay looks for new outbox rows: often while messages keep coming (a row waits half
+#: of this on average, a hop in every journey's latency), less often once it has been idle for a while,
+#: so that an idle service costs next to nothing.
+RELAY_POLL_BUSY_SECONDS = 0.005
+RELAY_POLL_IDLE_SECONDS = 0.05
+RELAY_BUSY_SECONDS = 2.0
+#: The consumer handles what arrived within this long, up to BATCH_MAX messages, in one transaction:
+#: long enough to gather a batch when messages stream in, short enough to add little to each one's latency.
+BATCH_WAIT_SECONDS = 0.005
 BATCH_MAX = 50
 #: Unacked messages the broker may send a consumer: two batches, so that the next batch is already
 #: arriving while one is handled (with one batch, each waited for the broker after the previous ack).
@@ -191,17 +198,17 @@ class Relay:
     message. Rows the broker refused or returned stay, and are retried with backoff."""
 
     def __init__(
-        self, broker_url: str, sessions: sessionmaker[Session], batch_size: int = 500, poll_seconds: float = 0.05
+        self, broker_url: str, sessions: sessionmaker[Session], batch_size: int = 500
     ) -> None:
         self.broker_url = broker_url
         self.sessions = sessions
         self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
         self._conn: kombu.Connection | None = None
         self._channel: Any = None
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.5
+        last_published = 0.0
         while not stop.is_set():
             try:
                 published = self.publish_batch()
@@ -212,8 +219,13 @@ class Relay:
                 backoff = min(backoff * 2, 10)
                 continue
             backoff = 0.5
-            if not published:
-                stop.wait(self.poll_seconds)
+            now = time.monotonic()
+            if published:
+                last_published = now
+            elif now - last_published < RELAY_BUSY_SECONDS:
+                stop.wait(RELAY_POLL_BUSY_SECONDS)
+            else:
+                stop.wait(RELAY_POLL_IDLE_SECONDS)
         self._close()
 
     def publish_batch(self) -> int:
