@@ -8,10 +8,10 @@ import smtplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.message import Message
 from urllib.parse import parse_qs, unquote, urlparse
 
-import requests
+import urllib3
 
 from gather_shared.config import VAR_DIR, Settings
 
@@ -32,12 +32,6 @@ class DeliveryError(Exception):
 # --- email ------------------------------------------------------------------------------------------
 
 
-def send_email(settings: Settings, message: EmailMessage) -> None:
-    """Send one email on its own connection (see Mailer to send several on one)."""
-    with Mailer(settings) as mailer:
-        mailer.send(message)
-
-
 class Mailer:
     """Sends emails one after another over ONE SMTP connection, opened at the first send: connecting
     (and STARTTLS, and the login) cost more than a message, so a batch of messages shares them. After
@@ -54,7 +48,7 @@ class Mailer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         with _smtp_errors():
             if self.smtp_url is None:
                 _write_eml(message)
@@ -111,7 +105,7 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
-def _write_eml(message: EmailMessage) -> None:
+def _write_eml(message: Message) -> None:
     EMAIL_DIR.mkdir(parents=True, exist_ok=True)
     # Named by Message-ID, which comes from the notification: writing it again replaces it, never doubles it.
     name = message["Message-ID"].strip("<>").replace("@", "_at_")
@@ -145,38 +139,56 @@ def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
 # --- SMS --------------------------------------------------------------------------------------------
 
 
-def send_sms(settings: Settings, to: str, body: str, reference: str) -> str | None:
-    """Send one SMS; returns the provider's id for it when the provider reports delivery later.
-    `reference` (the notification id) comes back with each delivery receipt."""
-    if settings.sms_provider == "twilio":
-        return _send_twilio(settings, to, body, reference)
-    if settings.sms_provider != "file":
-        raise DeliveryError(f"unknown GATHER_SMS_PROVIDER {settings.sms_provider!r}", transient=False)
-    try:
-        SMS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        with open(SMS_FILE, "a") as f:
-            f.write(json.dumps({"to": to, "body": body}) + "\n")
-    except OSError as exc:
-        raise DeliveryError(f"SMS file: {exc}", transient=True) from exc
-    return None
+class SmsSender:
+    """Sends SMS one after another through the configured provider. For `twilio` the calls share one
+    connection pool, so they reuse a kept-alive connection (and its TLS handshake) instead of opening one
+    each. urllib3 rather than requests: half the CPU per call (measured 0.45 against 0.9 ms), and a fan-out
+    of reminders is CPU-bound. Use it as a context manager; it is not thread-safe: one per sending thread."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # No retries here: a failed call is retried by the sender, after its backoff (rules.retry_delay).
+        self.http = urllib3.PoolManager(timeout=TIMEOUT_SECONDS, retries=False)
 
-def _send_twilio(settings: Settings, to: str, body: str, reference: str) -> str:
-    """The Twilio Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json, basic auth."""
-    if not (settings.sms_account_sid and settings.sms_auth_token and settings.sms_from):
-        raise DeliveryError("twilio needs GATHER_SMS_ACCOUNT_SID, GATHER_SMS_AUTH_TOKEN and GATHER_SMS_FROM",
-                            transient=False)
-    url = f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
-    try:
-        response = requests.post(
-            url, auth=(settings.sms_account_sid, settings.sms_auth_token), timeout=TIMEOUT_SECONDS,
-            data={"To": to, "From": settings.sms_from, "Body": body,
-                  "StatusCallback": f"{settings.notifications_url}/v1/sms/status?notification={reference}"},
-        )
-    except requests.RequestException as exc:
-        raise DeliveryError(f"twilio: {type(exc).__name__}: {exc}", transient=True) from exc
-    if response.status_code == 429 or response.status_code >= 500:
-        raise DeliveryError(f"twilio HTTP {response.status_code}: {response.text[:300]}", transient=True)
-    if response.status_code >= 400:
-        raise DeliveryError(f"twilio HTTP {response.status_code}: {response.text[:300]}", transient=False)
-    return response.json()["sid"]
+    def __enter__(self) -> SmsSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.http.clear()
+
+    def send(self, to: str, body: str, reference: str) -> str | None:
+        """Send one SMS; returns the provider's id for it when the provider reports delivery later.
+        `reference` (the notification id) comes back with each delivery receipt."""
+        if self.settings.sms_provider == "twilio":
+            return self._send_twilio(to, body, reference)
+        if self.settings.sms_provider != "file":
+            raise DeliveryError(f"unknown GATHER_SMS_PROVIDER {self.settings.sms_provider!r}", transient=False)
+        try:
+            SMS_FILE.parent.mkdir(parents=True, exist_ok=True)
+            with open(SMS_FILE, "a") as f:
+                f.write(json.dumps({"to": to, "body": body}) + "\n")
+        except OSError as exc:
+            raise DeliveryError(f"SMS file: {exc}", transient=True) from exc
+        return None
+
+    def _send_twilio(self, to: str, body: str, reference: str) -> str:
+        """The Twilio Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json, basic auth, a form."""
+        settings = self.settings
+        if not (settings.sms_account_sid and settings.sms_auth_token and settings.sms_from):
+            raise DeliveryError("twilio needs GATHER_SMS_ACCOUNT_SID, GATHER_SMS_AUTH_TOKEN and GATHER_SMS_FROM",
+                                transient=False)
+        url = f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
+        try:
+            response = self.http.request(
+                "POST", url, encode_multipart=False,
+                headers=urllib3.make_headers(basic_auth=f"{settings.sms_account_sid}:{settings.sms_auth_token}"),
+                fields={"To": to, "From": settings.sms_from, "Body": body,
+                        "StatusCallback": f"{settings.notifications_url}/v1/sms/status?notification={reference}"},
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise DeliveryError(f"twilio: {type(exc).__name__}: {exc}", transient=True) from exc
+        if response.status == 429 or response.status >= 500:
+            raise DeliveryError(f"twilio HTTP {response.status}: {_text(response.data)[:300]}", transient=True)
+        if response.status >= 400:
+            raise DeliveryError(f"twilio HTTP {response.status}: {_text(response.data)[:300]}", transient=False)
+        return response.json()["sid"]

@@ -4,10 +4,12 @@ templates/, autoescaped HTML, multipart email, SMS that fit in two segments. Not
 from __future__ import annotations
 
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email import charset, policy
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,9 +21,15 @@ from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Recipient
 from gather_shared.config import Settings
 
-SENDER = Address("Gather", "no-reply", "gather.invalid")
-#: Headers unfolded up to SMTP's line limit, so a long List-Unsubscribe URL stays on its header's line.
-EMAIL_POLICY = policy.default.clone(max_line_length=998)
+SENDER = formataddr(("Gather", "no-reply@gather.invalid"))
+#: The email package's compat32 API, not EmailMessage: its default policy parses every header it is given
+#: and refolds every header it writes, which made building an email cost ~1.4 ms of CPU against ~0.7 ms
+#: (measured; the sender is CPU-bound in a fan-out). Headers are left unfolded up to SMTP's line limit, so
+#: a long List-Unsubscribe URL stays on its header's line; the subject is encoded and folded by Header.
+EMAIL_POLICY = policy.compat32.clone(max_line_length=998)
+#: UTF-8 bodies as quoted-printable: 7-bit safe through any SMTP server, and the ASCII stays readable.
+UTF8_QP = charset.Charset("utf-8")
+UTF8_QP.body_encoding = charset.QP
 
 templates = Environment(
     loader=PackageLoader("gather_notifications"),
@@ -87,13 +95,14 @@ def _block(template_name: str, block: str, ctx: dict[str, Any]) -> str:
 
 
 def email(settings: Settings, notification: Notification, recipient: Recipient, event: Event,
-          now: datetime) -> EmailMessage:
+          now: datetime) -> Message:
     ctx = context(settings, notification, recipient, event)
     kind_template = f"email/{notification.kind}.txt"
     ctx["subject"] = _block(kind_template, "subject", ctx)
     ctx["intro"] = _block(kind_template, "intro", ctx)
-    message = EmailMessage(policy=EMAIL_POLICY)
-    message["Subject"] = ctx["subject"]
+    message = MIMEMultipart("alternative", policy=EMAIL_POLICY)
+    # RFC 2047 words of at most 75 characters for a non-ASCII title, folded; an ASCII one stays as it is.
+    message["Subject"] = Header(ctx["subject"], header_name="Subject").encode()
     message["From"] = SENDER
     message["To"] = recipient.email  # the bare address: a display name may be a pseudonym they share with no one
     message["Date"] = format_datetime(now)
@@ -102,8 +111,8 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
     if ctx["unsubscribe_url"]:
         message["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    message.set_content(templates.get_template("email/layout.txt").render(ctx))
-    message.add_alternative(templates.get_template("email/layout.html").render(ctx), subtype="html")
+    for layout, subtype in (("email/layout.txt", "plain"), ("email/layout.html", "html")):
+        message.attach(MIMEText(templates.get_template(layout).render(ctx), subtype, UTF8_QP, policy=EMAIL_POLICY))
     return message
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -117,7 +117,7 @@ class _Send:
     """A notification cleared to go, rendered, waiting for its provider call."""
 
     notification: Notification
-    content: EmailMessage | str
+    content: Message | str
     to: str | None  # the phone number, for an SMS
     provider_id: str | None = None
     error: delivery.DeliveryError | None = None
@@ -166,14 +166,13 @@ def _prepare_batch(rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[No
 def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
     if not sends:
         return
-    with delivery.Mailer(rt.settings) as mailer:
+    with delivery.Mailer(rt.settings) as mailer, delivery.SmsSender(rt.settings) as texter:
         for send in sends:
             try:
                 if send.notification.channel == c.EMAIL:
                     mailer.send(send.content)
                 else:
-                    send.provider_id = delivery.send_sms(rt.settings, send.to, send.content,
-                                                         str(send.notification.id))
+                    send.provider_id = texter.send(send.to, send.content, str(send.notification.id))
             except delivery.DeliveryError as exc:
                 send.error = exc
             except Exception as exc:
@@ -181,24 +180,28 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                 with _context(send.notification):
                     log.exception("sender: notification %s could not be sent", send.notification.id)
                 send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
-    # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-    sent = sa.case((Notification.status == c.SENDING, c.SENT), else_=Notification.status)
     with transaction(rt.sessions) as session:
-        sent_without_id = []
+        sent_without_id: list[uuid.UUID] = []
+        sent_with_id: list[dict[str, object]] = []
         for send in sends:
             with _context(send.notification):
                 if send.error is not None:
                     _failed(session, send.notification, send.error, now)
                     continue
-                if send.provider_id is None:  # every email, and an SMS without a provider id: one UPDATE
+                if send.provider_id is None:  # every email, and an SMS from a provider without ids
                     sent_without_id.append(send.notification.id)
                 else:
-                    _update(session, send.notification.id, status=sent, sent_at=now,
-                            provider_id=send.provider_id, last_error=None)
+                    sent_with_id.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
                 log.info("sender: %s %s sent", send.notification.kind, send.notification.channel)
+        # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
+        table = Notification.__table__
+        sent = (sa.update(table).values(sent_at=now, last_error=None, locked_until=None,
+                                        status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status)))
         if sent_without_id:
-            session.execute(sa.update(Notification).where(Notification.id.in_(sent_without_id))
-                            .values(status=sent, sent_at=now, provider_id=None, last_error=None, locked_until=None))
+            session.execute(sent.where(table.c.id.in_(sent_without_id)).values(provider_id=None))
+        if sent_with_id:  # one statement, run for each SMS: psycopg pipelines them in one round trip
+            session.execute(sent.where(table.c.id == sa.bindparam("sent_id"))
+                            .values(provider_id=sa.bindparam("sent_provider_id")), sent_with_id)
 
 
 def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:

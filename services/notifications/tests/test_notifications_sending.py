@@ -25,6 +25,8 @@ def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(
     world.run_sender(world.now)
 
     [mail] = mailbox.messages
+    assert mail.get_content_type() == "multipart/alternative"
+    assert mail["From"] == "Gather <no-reply@gather.invalid>"
     assert mail["To"] == "robin@example.org"
     assert mail["Subject"] == "You're registered: <Tea & talk>"
     assert mail["Message-ID"] and mail["Date"]
@@ -37,6 +39,20 @@ def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(
         assert registration["manage_url"] in part
     assert "&lt;Tea &amp; talk&gt;" in html and "<Tea" not in html
     assert world.kinds(world.notifications()) == [("signup_confirmed", "email", "sent")]
+
+
+def test_a_title_in_any_language_reaches_the_subject_and_body_intact(world: World, mailbox: Mailbox) -> None:
+    title = "Café des émotions — Ψυχική υγεία, 心の健康, and a long enough title to need a folded subject"
+    world.publish(title=title)
+    world.register(display_name="Zoë", consent_reminders=False)
+    world.run_sender(world.now)
+
+    [mail] = mailbox.messages
+    assert mail["Subject"] == f"You're registered: {title}"
+    raw = mail.as_bytes(policy=mail.policy.clone(max_line_length=None))
+    assert all(line.isascii() and len(line) <= 998 for line in raw.splitlines())  # 7-bit, as any server takes
+    for part in (mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()):
+        assert title in part and "Zoë" in part
 
 
 def test_the_online_link_goes_only_to_confirmed_attendees(world: World, mailbox: Mailbox) -> None:

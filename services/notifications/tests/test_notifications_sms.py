@@ -169,6 +169,7 @@ class FakeTwilio:
         status, body = self.responses.pop(0) if self.responses else (201, {"sid": f"SM{uuid.uuid4().hex}"})
         if status == 201:
             body = body | {"status": "queued", "to": request.form["To"]}
+        self.requests[-1]["answer"] = body
         return jsonify(body), status
 
     def report(self, status: str, **extra: str) -> requests.Response:
@@ -224,6 +225,22 @@ def test_an_sms_goes_through_the_twilio_api_and_its_receipt_marks_it_delivered(w
     assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "delivered")]
 
 
+def test_a_receipt_that_names_only_the_providers_message_id_settles_its_sms(world: World,
+                                                                           twilio: FakeTwilio) -> None:
+    world.publish()
+    signups = {number: world.register(phone=number, channels=["sms"], consent_reminders=False)["signup_id"]
+               for number in (PHONE, "+447700900124")}
+    world.run_sender(world.now)
+    [to_second] = [sent for sent in twilio.requests if sent["form"]["To"] == "+447700900124"]
+    url = f"{twilio.notifications_url}/v1/sms/status"  # no ?notification=: only the provider's id says which
+    params = {"MessageSid": to_second["answer"]["sid"], "MessageStatus": "delivered", "To": "+447700900124"}
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)},
+                             timeout=10)
+    assert response.status_code == 204
+    assert {n.signup_id: n.status for n in world.notifications()} == {
+        signups[PHONE]: "sent", signups["+447700900124"]: "delivered"}
+
+
 def test_an_undelivered_receipt_is_recorded_with_the_providers_error(world: World, twilio: FakeTwilio) -> None:
     world.publish()
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
@@ -263,6 +280,17 @@ def test_twilio_rate_limiting_is_retried_and_a_refusal_fails_at_once(world: Worl
     [notification] = world.notifications()
     assert (notification.status, notification.attempts) == ("failed", 2)
     assert "21211" in notification.last_error
+
+
+def test_an_unreachable_sms_provider_is_retried(world: World, twilio: FakeTwilio) -> None:
+    world.configure(sms_base_url=f"http://127.0.0.1:{free_port()}")
+    world.publish()
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    world.run_sender(world.now)
+    [notification] = world.notifications()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert notification.last_error.startswith("twilio: ")
+    assert notification.scheduled_for > world.now
 
 
 def test_webhooks_not_signed_by_the_provider_are_refused(world: World, twilio: FakeTwilio) -> None:
