@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
+import threading
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -90,6 +96,41 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with sessions() as session, session.begin():
         yield session
+
+
+# --- waking a poller when there is work: PostgreSQL LISTEN/NOTIFY ----------------------------------
+
+
+def notify(session: Session, channel: str) -> None:
+    """Wake whoever `listen`s on `channel` once this transaction commits (PostgreSQL NOTIFY, sent once
+    per transaction, delivered at commit, never for a rollback). On SQLite it does nothing: there the
+    listener's polling finds the work."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    notified = session.info.setdefault("gather_notified", set())
+    if channel not in notified:
+        notified.add(channel)
+        session.execute(sa.select(sa.func.pg_notify(channel, "")))
+
+
+def listen(engine: Engine, channel: str, bell: threading.Event, stop: threading.Event) -> None:
+    """Set `bell` each time a transaction that called `notify(session, channel)` commits, until `stop`
+    is set. Run it in a thread of its own; it reconnects after a failure, and rings once on every
+    (re)connection for what was committed while nobody listened. Returns at once on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                bell.set()
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        bell.set()
+        except psycopg.Error:
+            log.warning("listening on %s failed; reconnecting in 1 s", channel, exc_info=True)
+            stop.wait(1.0)
 
 
 #: The bus tables every service carries, defined once: the outbox (messages waiting for the relay) and

@@ -43,3 +43,7 @@ CANCELLED_REGISTRATION = "cancelled"
 PUBLISHED = "published"
 EVENT_POSTPONED_STATUS = "postponed"
 EVENT_CANCELLED_STATUS = "cancelled"
+
+#: The PostgreSQL NOTIFY channel on which the consumer wakes the sender when it planned a notification
+#: that is due now (gather_shared.db.notify / listen).
+DUE_NOW_CHANNEL = "gather_notifications_due"

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gather_notifications import constants as c
 from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Organizer, Recipient, forget_contact
-from gather_shared import logs, messages, organizers
+from gather_shared import db, logs, messages, organizers
 from gather_shared.broker import Handler, Message
 from gather_shared.config import Settings
 
@@ -92,6 +92,8 @@ def add_notification(session: Session, recipient: Recipient, kind: str, channel:
         session.add(Notification(event_id=recipient.event_id, scheduled_for=scheduled_for,
                                  cause_message_id=logs.message_id.get(), correlation_id=logs.correlation_id.get(),
                                  **key))
+        if scheduled_for <= db.utcnow():
+            db.notify(session, c.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
 
 
 def notify(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:

@@ -29,7 +29,7 @@ from gather_notifications.store import (
     forget_contact,
 )
 from gather_shared.broker import message_context
-from gather_shared.db import transaction, utcnow
+from gather_shared.db import listen, transaction, utcnow
 from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)
@@ -272,11 +272,15 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     """SEND_WORKERS threads, each claiming and delivering its own batches (claim_due is safe to run
     concurrently): most of a delivery is waiting for the SMTP server or the SMS API, so a fan-out of
     reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
-    others' batches to finish. This thread erases expired contacts now and then."""
-    workers = [threading.Thread(target=_send_loop, args=(rt, stop, poll_seconds), name=f"sender-{i}")
+    others' batches to finish. A listener wakes the idle threads when the consumer commits a notification
+    that is due now (PostgreSQL NOTIFY); they poll for the rest. This thread erases expired contacts now
+    and then."""
+    bell = threading.Event()
+    listener = threading.Thread(target=listen, args=(rt.engine, c.DUE_NOW_CHANNEL, bell, stop), name="listener")
+    workers = [threading.Thread(target=_send_loop, args=(rt, stop, bell, poll_seconds), name=f"sender-{i}")
                for i in range(SEND_WORKERS)]
-    for worker in workers:
-        worker.start()
+    for thread in [listener, *workers]:
+        thread.start()
     try:
         while not stop.is_set():
             try:
@@ -286,12 +290,16 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
             stop.wait(PURGE_EVERY_SECONDS)
     finally:
         stop.set()
-        for worker in workers:
-            worker.join()
+        bell.set()  # the idle threads stop waiting
+        for thread in [listener, *workers]:
+            thread.join()
 
 
-def _send_loop(rt: Runtime, stop: threading.Event, poll_seconds: float) -> None:
+def _send_loop(rt: Runtime, stop: threading.Event, bell: threading.Event, poll_seconds: float) -> None:
     while not stop.is_set():
+        # Cleared before claiming: a ring from now on may be for work this claim does not see yet, and it
+        # cuts the wait below short. (A ring that another thread clears is no loss: that thread claims next.)
+        bell.clear()
         claimed = 0
         try:
             claimed = send_due(rt, utcnow(), limit=BATCH_SIZE)
@@ -300,4 +308,4 @@ def _send_loop(rt: Runtime, stop: threading.Event, poll_seconds: float) -> None:
             log.exception("sender: cycle failed")
         if not claimed:
             # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
-            stop.wait(poll_seconds * (0.5 + random.random()))
+            bell.wait(poll_seconds * (0.5 + random.random()))

@@ -3,6 +3,8 @@ the server refuses."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -13,6 +15,8 @@ from flask.testing import FlaskClient
 
 from gather_notifications import sender
 from gather_notifications.store import Notification, Recipient
+from gather_shared.db import utcnow
+from gather_shared.testing import wait_for
 
 if TYPE_CHECKING:
     from conftest import Mailbox, World
@@ -124,6 +128,24 @@ def test_a_second_sender_skips_what_the_first_is_claiming(world: World) -> None:
     with world.rt.sessions.begin() as first:
         locked = first.scalars(sa.select(Notification).limit(1).with_for_update()).one()
         assert [n.id for n in world.notifications() if n.id != locked.id] == sender.claim_due(world.rt, world.now)
+
+
+def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world: World, mailbox: Mailbox) -> None:
+    if world.rt.engine.dialect.name != "postgresql":
+        pytest.skip("the wake-up is PostgreSQL's LISTEN/NOTIFY; on SQLite the sender only polls")
+    now = utcnow()
+    world.publish(at=now, starts_at=now + timedelta(days=7))
+    stop = threading.Event()
+    running = threading.Thread(target=sender.run, args=(world.rt, stop, 600), daemon=True)  # polls every 5-15 min
+    running.start()
+    try:
+        time.sleep(1)  # its threads found nothing to send and are waiting
+        world.register(at=utcnow(), consent_reminders=False)
+        wait_for(lambda: mailbox.messages, 30, message="the confirmation, sent without waiting for a poll")
+    finally:
+        stop.set()
+        running.join(30)
+    assert not running.is_alive(), "the sender stops when asked, even while its threads wait"
 
 
 def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World,
