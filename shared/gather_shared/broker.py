@@ -6,7 +6,7 @@ Guarantees, and where each comes from:
   (publisher confirms, pipelined per batch). A relay killed in between publishes it again on restart.
 - Nothing done twice on the way in: the consumer records `(source, id)` in the inbox table in the same
   transaction as the handler's effects, and acks only after that commit. A redelivery finds the row and
-  changes nothing. (What arrives within BATCH_WAIT_SECONDS shares one transaction: one commit per batch.)
+  changes nothing. (Messages arriving back to back share one transaction: one commit per batch.)
 - Nothing blocks a queue: an invalid message goes to `<queue>.dlq` at once; a failing handler is retried
   after growing delays (RETRY_DELAYS_SECONDS), then dead-lettered.
 """
@@ -55,9 +55,12 @@ RELAY_BACKOFF_MAX_SECONDS = 300
 RELAY_POLL_BUSY_SECONDS = 0.005
 RELAY_POLL_IDLE_SECONDS = 0.05
 RELAY_BUSY_SECONDS = 2.0
-#: The consumer handles what arrived within this long, up to BATCH_MAX messages, in one transaction:
-#: long enough to gather a batch when messages stream in, short enough to add little to each one's latency.
+#: The consumer handles its messages in batches, one transaction (one commit) per batch. A batch ends
+#: when the broker had nothing more for it within BATCH_WAIT_SECONDS, when it holds BATCH_MAX messages,
+#: or when its first message has waited BATCH_MAX_AGE_SECONDS: a stream of messages shares few commits,
+#: and a lone message waits 5 ms.
 BATCH_WAIT_SECONDS = 0.005
+BATCH_MAX_AGE_SECONDS = 0.05
 BATCH_MAX = 50
 #: Unacked messages the broker may send a consumer: two batches, so that the next batch is already
 #: arriving while one is handled (with one batch, each waited for the broker after the previous ack).
@@ -406,9 +409,11 @@ class Consumer(ConsumerMixin):
         self._local_retries: list[_Retry] = []  # the embedded transport has no TTL: retries wait here
         self._batch: list[_Pending] = []  # received, not yet handled nor acked
         self._batch_started = 0.0
+        self._received = False  # whether a message arrived since the last iteration
 
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
-        # Wake at least every BATCH_WAIT_SECONDS, so that a partial batch is handled promptly.
+        # Each iteration waits at most BATCH_WAIT_SECONDS for the next message (kombu delivers one per
+        # iteration): an iteration that got none ends the batch.
         super().run(_tokens, safety_interval=BATCH_WAIT_SECONDS, **kwargs)
 
     def on_connection_revived(self) -> None:
@@ -423,8 +428,9 @@ class Consumer(ConsumerMixin):
 
     def on_iteration(self) -> None:
         now = time.monotonic()
-        if self._batch and now - self._batch_started >= BATCH_WAIT_SECONDS:
+        if self._batch and (not self._received or now - self._batch_started >= BATCH_MAX_AGE_SECONDS):
             self._flush()
+        self._received = False
         while self._local_retries and self._local_retries[0].due <= now:
             retry = heapq.heappop(self._local_retries)
             self._publish_copy(retry.body, self.queue.name, retry.headers)
@@ -439,6 +445,7 @@ class Consumer(ConsumerMixin):
             self._publish_copy(body, self.queue.dlq, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
             message.ack()
             return
+        self._received = True
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append(_Pending(message, body, headers, message_in))
