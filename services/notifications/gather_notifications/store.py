@@ -93,12 +93,15 @@ def contact_hash(contact: str) -> str:
     return hashlib.sha256(contact.strip().lower().encode()).hexdigest()
 
 
+#: One notification per (registration, kind, event version, channel), whatever the redeliveries;
+#: reminders add their offset, since one event version has one reminder per offset.
+UNIQUE_NOTIFICATION = ("signup_id", "kind", "event_version", "channel", "reminder_offset")
+
+
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        # One notification per (registration, kind, event version, channel), whatever the redeliveries;
-        # reminders add their offset, since one event version has one reminder per offset.
-        sa.UniqueConstraint("signup_id", "kind", "event_version", "channel", "reminder_offset"),
+        sa.UniqueConstraint(*UNIQUE_NOTIFICATION),
         sa.Index("ix_notifications_due", "status", "scheduled_for"),
     )
 
