@@ -8,7 +8,7 @@ import fcntl
 import logging
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,8 +113,8 @@ def notify(session: Session, channel: str) -> None:
         session.execute(sa.select(sa.func.pg_notify(channel, "")))
 
 
-def listen(engine: Engine, channel: str, bell: threading.Event, stop: threading.Event) -> None:
-    """Set `bell` each time a transaction that called `notify(session, channel)` commits, until `stop`
+def listen(engine: Engine, channel: str, ring: Callable[[], None], stop: threading.Event) -> None:
+    """Call `ring()` each time a transaction that called `notify(session, channel)` commits, until `stop`
     is set. Run it in a thread of its own; it reconnects after a failure, and rings once on every
     (re)connection for what was committed while nobody listened. Returns at once on SQLite."""
     if engine.dialect.name != "postgresql":
@@ -124,10 +124,10 @@ def listen(engine: Engine, channel: str, bell: threading.Event, stop: threading.
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                bell.set()
+                ring()
                 while not stop.is_set():
                     for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        bell.set()
+                        ring()
         except psycopg.Error:
             log.warning("listening on %s failed; reconnecting in 1 s", channel, exc_info=True)
             stop.wait(1.0)

@@ -25,7 +25,7 @@ def engine(pg_server_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture
 def bell(engine: sa.Engine) -> Iterator[threading.Event]:
     bell, stop = threading.Event(), threading.Event()
-    listener = threading.Thread(target=listen, args=(engine, CHANNEL, bell, stop), daemon=True)
+    listener = threading.Thread(target=listen, args=(engine, CHANNEL, bell.set, stop), daemon=True)
     listener.start()
     assert bell.wait(10), "the listener rings once when it starts listening"
     bell.clear()
@@ -54,5 +54,5 @@ def test_on_sqlite_notify_and_listen_do_nothing(tmp_path) -> None:  # noqa: ANN0
     with transaction(session_factory(engine)) as session:
         notify(session, CHANNEL)  # no error: polling finds the work there
     bell = threading.Event()
-    listen(engine, CHANNEL, bell, threading.Event())  # returns at once
+    listen(engine, CHANNEL, bell.set, threading.Event())  # returns at once
     assert not bell.is_set()

@@ -43,10 +43,11 @@ PURGE_EVERY_SECONDS = 60
 SEND_WORKERS = 8
 #: Notifications per batch (one thread, one SMTP connection, one transaction to record the outcomes).
 BATCH_SIZE = 50
-#: Each thread's pause when nothing was due: the threads poll out of step, so new work waits about
-#: POLL_SECONDS / SEND_WORKERS. An idle claim is one indexed query (ix_notifications_due); with work due
-#: a thread claims again at once.
-POLL_SECONDS = 0.1
+#: Each thread's pause when nothing was due: the threads poll out of step, so work that falls due (a
+#: reminder) waits about POLL_SECONDS / SEND_WORKERS; work due at once rings the doorbell instead (see
+#: run). An idle claim is one indexed query (ix_notifications_due); with work due a thread claims again
+#: at once.
+POLL_SECONDS = 0.5
 
 
 def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
@@ -272,12 +273,17 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     """SEND_WORKERS threads, each claiming and delivering its own batches (claim_due is safe to run
     concurrently): most of a delivery is waiting for the SMTP server or the SMS API, so a fan-out of
     reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
-    others' batches to finish. A listener wakes the idle threads when the consumer commits a notification
-    that is due now (PostgreSQL NOTIFY); they poll for the rest. This thread erases expired contacts now
-    and then."""
-    bell = threading.Event()
-    listener = threading.Thread(target=listen, args=(rt.engine, c.DUE_NOW_CHANNEL, bell, stop), name="listener")
-    workers = [threading.Thread(target=_send_loop, args=(rt, stop, bell, poll_seconds), name=f"sender-{i}")
+    others' batches to finish. When the consumer commits a notification that is due now (PostgreSQL
+    NOTIFY), a listener wakes one idle thread; they poll for the rest. This thread erases expired
+    contacts now and then."""
+    doorbell = threading.Condition()
+
+    def ring() -> None:
+        with doorbell:
+            doorbell.notify()  # one thread: waking them all would have seven claim nothing
+
+    listener = threading.Thread(target=listen, args=(rt.engine, c.DUE_NOW_CHANNEL, ring, stop), name="listener")
+    workers = [threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds), name=f"sender-{i}")
                for i in range(SEND_WORKERS)]
     for thread in [listener, *workers]:
         thread.start()
@@ -290,16 +296,14 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
             stop.wait(PURGE_EVERY_SECONDS)
     finally:
         stop.set()
-        bell.set()  # the idle threads stop waiting
+        with doorbell:
+            doorbell.notify_all()
         for thread in [listener, *workers]:
             thread.join()
 
 
-def _send_loop(rt: Runtime, stop: threading.Event, bell: threading.Event, poll_seconds: float) -> None:
+def _send_loop(rt: Runtime, stop: threading.Event, doorbell: threading.Condition, poll_seconds: float) -> None:
     while not stop.is_set():
-        # Cleared before claiming: a ring from now on may be for work this claim does not see yet, and it
-        # cuts the wait below short. (A ring that another thread clears is no loss: that thread claims next.)
-        bell.clear()
         claimed = 0
         try:
             claimed = send_due(rt, utcnow(), limit=BATCH_SIZE)
@@ -308,4 +312,6 @@ def _send_loop(rt: Runtime, stop: threading.Event, bell: threading.Event, poll_s
             log.exception("sender: cycle failed")
         if not claimed:
             # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
-            bell.wait(poll_seconds * (0.5 + random.random()))
+            # (A ring while no thread waits is missed; this poll finds its work.)
+            with doorbell:
+                doorbell.wait(poll_seconds * (0.5 + random.random()))
