@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from gather_events import calendar, domain, schemas
-from gather_events.store import Event, Organizer, filtered, page, public_events
+from gather_events.store import Event, Organizer, filtered, page, public_events, public_listing
 from gather_shared import web
 from gather_shared.outbox import emit
 
@@ -220,15 +220,15 @@ def own_events(args: dict[str, Any]) -> dict[str, Any]:
         query = filtered(sa.select(Event).where(Event.organizer_id == organizer.id), args)
         if args.get("status"):
             query = query.where(Event.status == args["status"])
-        return paged(session, query, args)
+        items, next_cursor = paged(session.scalars, query, args)
+        return {"items": items, "next_cursor": next_cursor}
 
 
-def paged(session: Session, query: sa.Select, args: dict[str, Any]) -> dict[str, Any]:
+def paged(fetch: Callable[[sa.Select], Any], query: sa.Select, args: dict[str, Any]) -> tuple[list[Any], str | None]:
     try:
-        items, next_cursor = page(session, query, args["limit"], args.get("cursor"))
+        return page(fetch, query, args["limit"], args.get("cursor"))
     except domain.CursorError as exc:
         raise invalid({"cursor": [str(exc)]}) from exc
-    return {"items": items, "next_cursor": next_cursor}
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -264,10 +264,13 @@ def create_event(body: dict[str, Any]) -> Event:
 @blp.route("/events", methods=["GET"])
 @blp.arguments(schemas.PublicListingArgs, location="query")
 @blp.response(200, schemas.PublicPage)
-def list_events(args: dict[str, Any]) -> dict[str, Any]:
+def list_events(args: dict[str, Any]) -> Response:
     """Published and postponed events that have not ended, ordered by start."""
-    with web.current_runtime().sessions() as session:
-        return paged(session, filtered(public_events(now()), args), args)
+    # Plain rows need no Session (it cost ~0.1 ms a request); the items are built by schemas.public_item, not
+    # dumped by PublicPage, which still documents them (flask-smorest passes a Response through as it is).
+    with web.current_runtime().engine.connect() as connection:
+        rows, next_cursor = paged(connection.execute, filtered(public_listing(now()), args), args)
+    return jsonify({"items": [schemas.public_item(row) for row in rows], "next_cursor": next_cursor})
 
 
 @blp.route("/events/<uuid:event_id>", methods=["GET"])

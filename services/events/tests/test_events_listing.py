@@ -3,8 +3,15 @@ stays stable while events are added. The online link never shows publicly."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from flask import jsonify
+
+from gather_events import schemas
+from gather_events.store import Event
+from gather_shared import testing
 
 SECRET_LINK = "https://meet.example.org/secret-room"
 
@@ -136,3 +143,29 @@ def test_search_finds_an_event_by_its_new_words_after_a_change(client: Any, key:
     assert titles(client.call("GET", "/v1/events", query_string={"q": "coffee"})) == []
     assert titles(client.call("GET", "/v1/events", query_string={"tag": "chat"})) == ["Tea afternoon"]
     assert titles(client.call("GET", "/v1/events", query_string={"tag": "social"})) == []
+
+
+def test_the_listing_shows_each_event_byte_for_byte_as_its_public_view(client: Any, key: str) -> None:
+    """The listing builds its items without marshmallow (schemas.public_item, for speed); the answer must stay
+    exactly what flask-smorest makes of PublicPage's dump of the same events."""
+    client.published(key, title="Everything", description="Long text.", tags=["b", "a"], format="hybrid",
+                     online_url=SECRET_LINK, capacity=None, waitlist_enabled=False,
+                     accessibility={"wheelchair": True, "notes": "Lift at the back"},
+                     resources=[{"title": "Slides", "url": "https://example.org/slides"}], **at(1))
+    client.published(key, title="Little", summary=None, language=None, tags=[],
+                     venue={"name": "Hall", "address": "1 Road"}, **at(2))
+    client.published(key, title="Online", format="online", online_url=SECRET_LINK, venue=None, **at(3))
+    postponed = client.published(key, title="Postponed", **at(4))
+    client.call("POST", f"/v1/events/{postponed['id']}/postpone", key, json={"reason": "Snow"})
+    dates = client.call("POST", "/v1/events", key, json=testing.event_body(
+        title="Weekly", recurrence="FREQ=WEEKLY;COUNT=2", **at(5))).json
+    client.call("POST", f"/v1/series/{dates['series_id']}/publish", key)
+    client.published(client.organizer("Other")["api_key"], title="Theirs", **at(6))
+
+    listing = client.call("GET", "/v1/events", query_string={"limit": 100})
+    ids = [uuid.UUID(item["id"]) for item in listing.json["items"]]
+    assert len(ids) == 7
+    with client.app.app_context(), client.app.extensions["gather_runtime"].sessions() as session:
+        events = [session.get(Event, event_id) for event_id in ids]
+        expected = jsonify(schemas.PublicPage().dump({"items": events, "next_cursor": None}))
+        assert listing.get_data() == expected.get_data()
