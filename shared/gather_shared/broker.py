@@ -395,7 +395,6 @@ class Consumer(ConsumerMixin):
         sessions: sessionmaker[Session],
         handlers: dict[str, Handler],
         retry_delays: tuple[int, ...] = topology.RETRY_DELAYS_SECONDS,
-        prefetch: int = PREFETCH,
     ) -> None:
         unknown = set(handlers) - set(messages.SCHEMAS)
         if unknown:
@@ -409,7 +408,6 @@ class Consumer(ConsumerMixin):
         self.sessions = sessions
         self.handlers = handlers
         self.retry_delays = retry_delays
-        self.prefetch = prefetch
         self._local_retries: list[_Retry] = []  # the embedded transport has no TTL: retries wait here
         self._batch: list[_Pending] = []  # received, not yet handled nor acked
         self._batch_started = 0.0
@@ -428,7 +426,7 @@ class Consumer(ConsumerMixin):
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
         declare_topology(self.connection)
         return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message,
-                             prefetch_count=self.prefetch)]
+                             prefetch_count=PREFETCH)]
 
     def on_iteration(self) -> None:
         now = time.monotonic()
