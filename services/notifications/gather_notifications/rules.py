@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Callable
@@ -34,6 +35,7 @@ def reminder_times(starts_at: datetime, offsets: tuple[timedelta, ...], after: d
 # --- SMS quiet hours --------------------------------------------------------------------------------
 
 
+@functools.cache  # the sender asks for every SMS; the setting does not change
 def parse_quiet_hours(setting: str) -> tuple[time, time]:
     """"21:00-08:00" → (21:00, 08:00). The window may wrap around midnight."""
     try:

@@ -276,6 +276,7 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     others' batches to finish. When the consumer commits a notification that is due now (PostgreSQL
     NOTIFY), a listener wakes one idle thread; they poll for the rest. This thread erases expired
     contacts now and then."""
+    rules.parse_quiet_hours(rt.settings.sms_quiet_hours)  # a bad setting stops the sender now, not each SMS
     doorbell = threading.Condition()
 
     def ring() -> None:

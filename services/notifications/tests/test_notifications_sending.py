@@ -148,6 +148,12 @@ def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world
     assert not running.is_alive(), "the sender stops when asked, even while its threads wait"
 
 
+def test_a_malformed_quiet_hours_setting_stops_the_sender_at_start(world: World) -> None:
+    world.configure(sms_quiet_hours="after dark")
+    with pytest.raises(ValueError, match="GATHER_SMS_QUIET_HOURS"):
+        sender.run(world.rt, threading.Event())
+
+
 def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World,
                                                                                mailbox: Mailbox) -> None:
     world.publish()

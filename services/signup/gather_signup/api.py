@@ -132,6 +132,9 @@ class RegisteredOut(Schema):
     created_at = fields.AwareDateTime()
 
 
+_REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
+
+
 class RegistrationOut(Schema):
     id = fields.UUID()
     event_id = fields.UUID()
@@ -214,7 +217,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                       "waitlist_position": seats.position_on_arrival(event, signup), "manage_token": token,
                       "created_at": signup.created_at}
             if key is not None:
-                idempotency.remember(session, key, body_hash, signup, RegisteredOut().dump(answer), now)
+                idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
     except IntegrityError as exc:
         # Only the partial unique indexes can fail here, and the check under the lock came first: this is
         # the database's backstop for the same rule.
