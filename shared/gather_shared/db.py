@@ -11,12 +11,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +51,13 @@ class UTCDateTime(sa.types.TypeDecorator):
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def insert(session: Session, table: Any) -> Any:
+    """An INSERT into `table` (a Table or a mapped class) that can say `on_conflict_do_nothing`: each
+    dialect's own construct (PostgreSQL and SQLite spell the clause alike)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def make_engine(url: str) -> Engine:

@@ -14,7 +14,6 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gather_notifications import constants as c
@@ -91,9 +90,8 @@ def add_notification(session: Session, recipient: Recipient, kind: str, channel:
                      scheduled_for: datetime, reminder_offset: int = 0) -> None:
     """Plan one notification, unless this very one (registration, kind, version, channel, offset) exists:
     the unique constraint decides, in the INSERT itself (no query first: one round trip, not two)."""
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
     session.execute(
-        insert(Notification).values(
+        db.insert(session, Notification).values(
             id=uuid.uuid4(), event_id=recipient.event_id, signup_id=recipient.signup_id, kind=kind,
             event_version=event_version, channel=channel, reminder_offset=reminder_offset,
             scheduled_for=scheduled_for, cause_message_id=logs.message_id.get(),

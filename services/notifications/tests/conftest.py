@@ -4,7 +4,6 @@ PostgreSQL), and `World`, which sends it the messages the other services would s
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from gather_notifications.app import create_app
 from gather_notifications.bootstrap import runtime
 from gather_notifications.handlers import handlers
 from gather_notifications.store import Notification, metadata
-from gather_shared import broker, envelope, messages, testing
+from gather_shared import testing
 from gather_shared.service import Runtime
 from gather_shared.testing import free_port
 
@@ -68,11 +67,7 @@ class World:
 
     def send(self, type_: str, data: dict[str, Any], at: datetime = NOW, message_id: str | None = None) -> None:
         """Hand a message to the handlers exactly as the consumer does (validation, inbox, one transaction)."""
-        body = envelope.build(type_, "/gather/test", messages.dump(type_, data), None)
-        body["time"] = at.isoformat()
-        if message_id is not None:
-            body["id"] = message_id
-        broker.handle(self.rt.sessions, self.handlers, broker.received(json.dumps(body)))
+        testing.deliver(self.rt.sessions, self.handlers, type_, data, message_id=message_id, time=at)
 
     def publish(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
         starts = fields.pop("starts_at", NOW + timedelta(days=7))
