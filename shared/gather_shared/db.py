@@ -116,9 +116,11 @@ def notify(session: Session, channel: str) -> None:
     listener's polling finds the work."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    notified = session.info.setdefault("gather_notified", set())
-    if channel not in notified:
-        notified.add(channel)
+    # Remembered per transaction (a Session may run several): channel → the transaction that notified.
+    notified = session.info.setdefault("gather_notified", {})
+    transaction_ = session.get_transaction()
+    if notified.get(channel) is not transaction_:
+        notified[channel] = transaction_
         session.execute(sa.select(sa.func.pg_notify(channel, "")))
 
 

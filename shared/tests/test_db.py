@@ -37,9 +37,18 @@ def bell(engine: sa.Engine) -> Iterator[threading.Event]:
 def test_a_committed_notify_rings_the_bell_at_commit(engine: sa.Engine, bell: threading.Event) -> None:
     with transaction(session_factory(engine)) as session:
         notify(session, CHANNEL)
-        notify(session, CHANNEL)  # once per transaction is enough
+        notify(session, CHANNEL)  # a second call in the same transaction changes nothing
         assert not bell.wait(0.3), "rang before the commit: the work would not be visible yet"
     assert bell.wait(10)
+
+
+def test_a_session_running_two_transactions_notifies_in_each(engine: sa.Engine, bell: threading.Event) -> None:
+    with session_factory(engine)() as session:
+        for _ in range(2):
+            with session.begin():
+                notify(session, CHANNEL)
+            assert bell.wait(10)
+            bell.clear()
 
 
 def test_a_rolled_back_notify_rings_nothing(engine: sa.Engine, bell: threading.Event) -> None:

@@ -112,16 +112,16 @@ def test_after_a_downtime_reminders_for_a_started_event_are_suppressed(world: Wo
     assert not [m for m in mailbox.messages if m["Subject"].startswith("Reminder")]
 
 
-def test_two_senders_never_claim_the_same_notification(world: World) -> None:
+def test_a_claimed_notification_is_not_claimed_again_while_its_lease_lasts(world: World) -> None:
     world.publish()
     world.register(consent_reminders=False)
     assert len(sender.claim_due(world.rt, world.now)) == 1
     assert sender.claim_due(world.rt, world.now) == []
 
 
+# PostgreSQL only: SQLite lets one writer at a time, so there a second sender waits instead of skipping.
+@pytest.mark.parametrize("module_rt", ["postgresql"], indirect=True)
 def test_a_second_sender_skips_what_the_first_is_claiming(world: World) -> None:
-    if world.rt.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite lets one writer at a time: a second sender waits instead of skipping")
     world.publish()
     world.register(consent_reminders=False)
     world.register(email="sam@example.org", consent_reminders=False)
@@ -130,9 +130,9 @@ def test_a_second_sender_skips_what_the_first_is_claiming(world: World) -> None:
         assert [n.id for n in world.notifications() if n.id != locked.id] == sender.claim_due(world.rt, world.now)
 
 
+# PostgreSQL only: the wake-up is its LISTEN/NOTIFY; on SQLite the sender only polls.
+@pytest.mark.parametrize("module_rt", ["postgresql"], indirect=True)
 def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world: World, mailbox: Mailbox) -> None:
-    if world.rt.engine.dialect.name != "postgresql":
-        pytest.skip("the wake-up is PostgreSQL's LISTEN/NOTIFY; on SQLite the sender only polls")
     now = utcnow()
     world.publish(at=now, starts_at=now + timedelta(days=7))
     stop = threading.Event()
