@@ -1,11 +1,13 @@
-"""The docs say what the code does: the message table in docs/messages.md against the handler tables."""
+"""The docs say what the code does: the message table in docs/messages.md against the handler tables, and the
+timings the docs quote against the constants that set them."""
 
 import re
 
 import pytest
 
+from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
-from gather_shared import messages
+from gather_shared import broker, messages
 from gather_shared.config import Settings
 from gather_shared.testing import REPO
 from gather_signup.handlers import HANDLERS as SIGNUP_HANDLERS
@@ -41,3 +43,23 @@ def test_every_link_in_the_readme_and_docs_points_at_a_file_that_exists() -> Non
     for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms"
+
+
+def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
+    architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
+    for quoted in (f"every {_ms(broker.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
+                   f"every {_ms(broker.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
+                   f"{broker.RELAY_BUSY_SECONDS:g} s",
+                   f"nothing more came within {_ms(broker.BATCH_WAIT_SECONDS)}, at {broker.BATCH_MAX} messages",
+                   f"has waited {_ms(broker.BATCH_MAX_AGE_SECONDS)}",
+                   f"may send it {broker.PREFETCH} unacked messages"):
+        assert quoted in architecture
+    notifications = " ".join((REPO / "docs/notifications.md").read_text().split())
+    low, high = sender.POLL_SECONDS * 0.5, sender.POLL_SECONDS * 1.5  # the threads' jittered pause
+    for quoted in (f"The sender runs {sender.SEND_WORKERS} threads", f"a batch of up to {sender.BATCH_SIZE} due",
+                   f"looks again after {low * 1000:g}–{high * 1000:g} ms"):
+        assert quoted in notifications
