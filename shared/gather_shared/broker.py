@@ -420,9 +420,9 @@ class Consumer(ConsumerMixin):
     def on_connection_revived(self) -> None:
         # Messages received on the lost connection were never acked: the broker delivers them again.
         self._batch = []
-        declare_topology(self.connection)
 
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
+        # kombu calls this on every (re)connection, right after on_connection_revived.
         declare_topology(self.connection)
         return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message,
                              prefetch_count=PREFETCH)]

@@ -107,7 +107,7 @@ def filtered(query: sa.Select, filters: dict[str, Any]) -> sa.Select:
     return query
 
 
-def public_events(now: datetime, statuses: tuple[str, ...] = domain.LISTED) -> sa.Select:
+def public_events(now: datetime, statuses: tuple[str, ...]) -> sa.Select:
     """Events the public may see in a listing: in `statuses`, and not yet ended."""
     return sa.select(Event).where(Event.status.in_(statuses), Event.ends_at > now)
 
@@ -129,7 +129,7 @@ _LISTING = sa.select(
 
 
 def public_listing(now: datetime) -> sa.Select:
-    """The rows of `public_events(now)`, for the public listing."""
+    """The rows of `public_events(now, domain.LISTED)`, for the public listing."""
     return _LISTING.where(Event.ends_at > now)
 
 

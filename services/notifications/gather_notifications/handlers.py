@@ -6,7 +6,6 @@ and the unique constraint on notifications makes a duplicate impossible anyway."
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -57,8 +56,7 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
     data = message.data
     recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
     if recipient is None:
-        recipient = Recipient(signup_id=data["signup_id"], unsubscribe_token=secrets.token_urlsafe(24),
-                              short_code=secrets.token_urlsafe(9))
+        recipient = Recipient(signup_id=data["signup_id"])
         session.add(recipient)
     elif recipient.erased_at is not None or recipient.updated_at > message.time:
         return None
@@ -102,7 +100,7 @@ def add_notification(session: Session, recipient: Recipient, kind: str, channel:
         db.notify(session, c.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
 
 
-def notify(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:
+def plan(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:
     for recipient in recipients:
         for channel in recipient.channels:
             add_notification(session, recipient, kind, channel, event_version, at)
@@ -150,7 +148,7 @@ def on_event_updated(offsets: tuple[timedelta, ...], session: Session, message: 
     if announced:
         # The link goes only to confirmed attendees, so only they hear that it changed.
         statuses = [c.CONFIRMED] if announced == {"online_url"} else [c.CONFIRMED, c.WAITLISTED_REGISTRATION]
-        notify(session, registrations(session, event.id, statuses), c.EVENT_CHANGED, event.version, message.time)
+        plan(session, registrations(session, event.id, statuses), c.EVENT_CHANGED, event.version, message.time)
     replan_reminders(session, event, registrations(session, event.id, [c.CONFIRMED]), offsets, message.time)
 
 
@@ -160,7 +158,7 @@ def on_event_status(kind: str, offsets: tuple[timedelta, ...], session: Session,
     if event is None:
         return
     affected = registrations(session, event.id, [c.CONFIRMED, c.WAITLISTED_REGISTRATION])
-    notify(session, affected, kind, event.version, message.time)
+    plan(session, affected, kind, event.version, message.time)
     replan_reminders(session, event, affected, offsets, message.time)
 
 
@@ -171,11 +169,11 @@ def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session,
     event = session.get(Event, recipient.event_id)
     if event is None:
         # The event's snapshot is still on its way; the sender waits for it before rendering.
-        notify(session, [recipient], kind, 0, message.time)
+        plan(session, [recipient], kind, 0, message.time)
         return
     # When the event was cancelled its own message told them; the registrations it cancels need no second one.
     if not (kind == c.SIGNUP_CANCELLED and event.status == c.EVENT_CANCELLED_STATUS):
-        notify(session, [recipient], kind, event.version, message.time)
+        plan(session, [recipient], kind, event.version, message.time)
     replan_reminders(session, event, [recipient], offsets, message.time)
 
 
@@ -184,9 +182,7 @@ def erase_contact(session: Session, message: Message) -> None:
     recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
     if recipient is None:  # erased before its registration arrived: keep a tombstone so it never does
         recipient = Recipient(signup_id=data["signup_id"], event_id=data["event_id"],
-                              status=c.CANCELLED_REGISTRATION, consent_reminders=False,
-                              unsubscribe_token=secrets.token_urlsafe(24), short_code=secrets.token_urlsafe(9),
-                              updated_at=message.time)
+                              status=c.CANCELLED_REGISTRATION, consent_reminders=False, updated_at=message.time)
         session.add(recipient)
     forget_contact(session, recipient, message.time, "contact erased at the attendee's request")
 
