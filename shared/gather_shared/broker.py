@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import envelope, logs, messages, topology
 from gather_shared.config import VAR_DIR
-from gather_shared.db import inbox_table, insert, outbox_table, transaction, utcnow
+from gather_shared.db import inbox_table, insert, outbox_table, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class Relay:
 
     def publish_batch(self) -> int:
         """Publish one batch of due rows; returns how many the broker confirmed."""
-        with transaction(self.sessions) as session:
+        with self.sessions.begin() as session:
             now = utcnow()
             query = (
                 sa.select(outbox_table.c.id, outbox_table.c.message_id, outbox_table.c.type, outbox_table.c.body,
@@ -491,7 +491,7 @@ class Consumer(ConsumerMixin):
 def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], message: Message) -> None:
     """Run the handler for `message` once: its effects and the inbox row commit together, so a
     redelivered message (same source and id) finds the row and changes nothing."""
-    with transaction(sessions) as session:
+    with sessions.begin() as session:
         _handle_in(session, handlers, [message])
 
 
@@ -505,7 +505,7 @@ def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler],
     if len(batch) == 1:
         return _handle_alone(sessions, handlers, batch[0])
     try:
-        with transaction(sessions) as session:
+        with sessions.begin() as session:
             _handle_in(session, handlers, batch)
         return {}
     except Exception:  # noqa: BLE001 - handled again one by one just below, where each failure is reported

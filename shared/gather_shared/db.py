@@ -97,14 +97,9 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for `engine`. One unit of work is `with sessions.begin() as session:` (SQLAlchemy's own:
+    commit on success, roll back on any exception, then close)."""
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextlib.contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with sessions() as session, session.begin():
-        yield session
 
 
 # --- waking a poller when there is work: PostgreSQL LISTEN/NOTIFY ----------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared import broker, envelope, messages, topology
 from gather_shared.broker import Consumer, Message, Relay
-from gather_shared.db import bus_metadata, make_engine, session_factory, transaction
+from gather_shared.db import bus_metadata, make_engine, session_factory
 from gather_shared.outbox import emit
 from gather_shared.testing import fresh_pg_database, wait_for
 
@@ -105,7 +105,7 @@ def run_consumer(bus: Bus) -> Iterator[Callable[..., Consumer]]:
 
 def emit_committed(bus: Bus, count: int = 1) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(count)]
-    with transaction(bus.sessions) as session:
+    with bus.sessions.begin() as session:
         for organizer_id in ids:
             emit(session, "/gather/test", "organizer.key_issued.v1", key_issued(uuid.UUID(organizer_id)))
     return ids
@@ -121,7 +121,7 @@ def test_a_committed_message_reaches_its_handler_once(bus: Bus, run_consumer: Ca
 
 
 def test_a_rolled_back_change_sends_no_message(bus: Bus) -> None:
-    with pytest.raises(RuntimeError), transaction(bus.sessions) as session:
+    with pytest.raises(RuntimeError), bus.sessions.begin() as session:
         emit(session, "/gather/test", "organizer.key_issued.v1", key_issued())
         raise RuntimeError("the state change failed")
     assert Relay(bus.broker_url, bus.sessions).publish_batch() == 0

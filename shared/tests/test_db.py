@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from gather_shared.db import listen, make_engine, notify, session_factory, transaction
+from gather_shared.db import listen, make_engine, notify, session_factory
 from gather_shared.testing import fresh_pg_database
 
 CHANNEL = "gather_test_work"
@@ -35,7 +35,7 @@ def bell(engine: sa.Engine) -> Iterator[threading.Event]:
 
 
 def test_a_committed_notify_rings_the_bell_at_commit(engine: sa.Engine, bell: threading.Event) -> None:
-    with transaction(session_factory(engine)) as session:
+    with session_factory(engine).begin() as session:
         notify(session, CHANNEL)
         notify(session, CHANNEL)  # a second call in the same transaction changes nothing
         assert not bell.wait(0.3), "rang before the commit: the work would not be visible yet"
@@ -52,7 +52,7 @@ def test_a_session_running_two_transactions_notifies_in_each(engine: sa.Engine, 
 
 
 def test_a_rolled_back_notify_rings_nothing(engine: sa.Engine, bell: threading.Event) -> None:
-    with pytest.raises(RuntimeError), transaction(session_factory(engine)) as session:
+    with pytest.raises(RuntimeError), session_factory(engine).begin() as session:
         notify(session, CHANNEL)
         raise RuntimeError("the change failed")
     assert not bell.wait(0.5)
@@ -60,7 +60,7 @@ def test_a_rolled_back_notify_rings_nothing(engine: sa.Engine, bell: threading.E
 
 def test_on_sqlite_notify_and_listen_do_nothing(tmp_path) -> None:  # noqa: ANN001
     engine = make_engine(f"sqlite:///{tmp_path}/x.db")
-    with transaction(session_factory(engine)) as session:
+    with session_factory(engine).begin() as session:
         notify(session, CHANNEL)  # no error: polling finds the work there
     bell = threading.Event()
     listen(engine, CHANNEL, bell.set, threading.Event())  # returns at once

@@ -30,7 +30,7 @@ from gather_notifications.store import (
 )
 from gather_shared import web
 from gather_shared.config import Settings
-from gather_shared.db import transaction, utcnow
+from gather_shared.db import utcnow
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
 links = Blueprint("links", __name__, description="Short links in SMS")
@@ -139,7 +139,7 @@ def unsubscribe(token: str) -> Response:
     """Stop reminders and every other non-transactional email to the address this link was sent to.
     POST is the RFC 8058 one-click request a mail client makes; GET is the link in the message."""
     rt = web.current_runtime()
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         recipient = session.scalar(sa.select(Recipient).where(Recipient.unsubscribe_token == token))
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
@@ -185,7 +185,7 @@ def sms_inbound(args: dict[str, Any]) -> Response:
     rt = web.current_runtime()
     require_provider_signature(rt.settings)
     word = args["body"].strip().upper()
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         number_hash = contact_hash(args["from_"])
         if word in STOP_WORDS:
             session.merge(SmsOptOut(number_hash=number_hash, created_at=utcnow()))
@@ -228,7 +228,7 @@ def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
         which = (Notification.id == query["notification"] if query["notification"] is not None
                  else Notification.provider_id == args["message_sid"])
         error = f"provider error {args['error_code']}" if status == c.UNDELIVERED else None
-        with transaction(rt.sessions) as session:
+        with rt.sessions.begin() as session:
             session.execute(sa.update(Notification)
                             .where(which, Notification.channel == c.SMS,
                                    Notification.status.in_([c.SENDING, c.SENT]))

@@ -29,7 +29,7 @@ from gather_notifications.store import (
     forget_contact,
 )
 from gather_shared.broker import message_context
-from gather_shared.db import listen, transaction, utcnow
+from gather_shared.db import listen, utcnow
 from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ POLL_SECONDS = 0.5
 def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
     """Mark up to `limit` due notifications `sending` and return their ids. Several senders may run:
     on PostgreSQL each skips the rows another has locked (SQLite lets one writer at a time anyway)."""
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         return [notification.id for notification, _, _ in _claim(session, now, limit)]
 
 
@@ -137,7 +137,7 @@ def send_due(rt: Runtime, now: datetime, limit: int) -> int:
     transaction records the outcomes. A bug with one notification (say, in a template) fails that
     notification, not the batch. At-least-once: a sender dying after the first commit leaves its
     notifications `sending` until the lease ends, then another claims them."""
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         rows = _claim(session, now, limit)
         sends = _prepare_batch(rt, session, rows, now)
     _send_and_record(rt, sends, now)
@@ -181,7 +181,7 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                 with _context(send.notification):
                     log.exception("sender: notification %s could not be sent", send.notification.id)
                 send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         sent_without_id: list[uuid.UUID] = []
         sent_with_id: list[dict[str, object]] = []
         for send in sends:
@@ -259,7 +259,7 @@ def _update(session: Session, notification_id: uuid.UUID, **values: object) -> N
 def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
     """Erase the contact details of attendees of events that ended more than GATHER_RETENTION_DAYS ago."""
     cutoff = now - timedelta(days=rt.settings.retention_days)
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         expired = session.scalars(
             sa.select(Recipient).join(Event, Event.id == Recipient.event_id)
             .where(Event.ends_at < cutoff, Recipient.erased_at.is_(None))

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gather_shared import web
-from gather_shared.db import transaction, utcnow
+from gather_shared.db import utcnow
 from gather_signup import idempotency, privacy, seats
 from gather_signup.status import CANCELLED, CONFIRMED, WAITLISTED
 from gather_signup.store import Event, Organizer, Signup
@@ -203,7 +203,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                "consent_reminders": body["consent"]["reminders"]}
     token = idempotency.new_manage_token()
     try:
-        with transaction(rt.sessions) as session:
+        with rt.sessions.begin() as session:
             event = seats.visible_event(seats.lock_event(session, event_id))
             if key is not None:
                 first = idempotency.replay(session, key, event_id, body_hash, now)
@@ -280,7 +280,7 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
     With `?erase=true` the contact details are also erased, here and in the notifications service."""
     rt = web.current_runtime()
     now = utcnow()
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         _own_signup(session, signup_id)
         signup = seats.cancel(session, signup_id, now)
         if query["erase"]:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared.db import outbox_table, transaction, utcnow
+from gather_shared.db import outbox_table, utcnow
 from gather_signup import announce, idempotency
 from gather_signup.store import Event, IdempotencyRecord, Signup
 
@@ -60,7 +60,7 @@ def run_retention(sessions: sessionmaker[Session], retention_days: int, stop: th
     """The scheduled worker: run the retention job now and then every RETENTION_INTERVAL_SECONDS."""
     while not stop.is_set():
         try:
-            with transaction(sessions) as session:
+            with sessions.begin() as session:
                 count = anonymise_ended_events(session, utcnow(), retention_days)
             log.info("retention: anonymised the attendees of %d ended events", count)
         except Exception:

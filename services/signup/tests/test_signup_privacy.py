@@ -9,7 +9,6 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from gather_shared.db import transaction
 from gather_shared.service import Runtime
 from gather_shared.testing import outbox_messages
 from gather_signup import privacy
@@ -80,11 +79,11 @@ def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keep
     register(same_time["id"], 3, display_name="Also Over")
     ends = event["ends_at"]
 
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         assert privacy.anonymise_ended_events(session, ends + timedelta(days=29), retention_days=30) == 0
     assert "robin.quill" in database_text()
 
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         assert privacy.anonymise_ended_events(session, ends + timedelta(days=30), retention_days=30) == 2
     assert_forgotten(database_text)
     assert "Also Over" not in database_text()
@@ -93,7 +92,7 @@ def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keep
     erased = [m for m in outbox_messages(rt.engine) if m["type"] == "signup.erased.v1"]
     assert len(erased) == 3
 
-    with transaction(rt.sessions) as session:  # a second run finds nothing left to do
+    with rt.sessions.begin() as session:  # a second run finds nothing left to do
         assert privacy.anonymise_ended_events(session, ends + timedelta(days=31), retention_days=30) == 0
 
 
@@ -101,7 +100,7 @@ def test_retention_keeps_attendees_of_events_not_yet_over(
         publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]) -> None:
     event = publish()
     register(event["id"], **CONTACT)
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         privacy.anonymise_ended_events(session, datetime.now(UTC), retention_days=0)
     assert "robin.quill" in database_text()
 
@@ -109,7 +108,7 @@ def test_retention_keeps_attendees_of_events_not_yet_over(
 def test_an_idempotency_key_is_forgotten_after_a_day(publish: Publish, register: Register, rt: Runtime) -> None:
     event = publish()
     register(event["id"], headers={"Idempotency-Key": "k-1"})
-    with transaction(rt.sessions) as session:
+    with rt.sessions.begin() as session:
         privacy.anonymise_ended_events(session, datetime.now(UTC) + timedelta(hours=25), retention_days=30)
     response = register(event["id"], headers={"Idempotency-Key": "k-1"})
     assert response.status_code == 409  # no replay any more: the same person is simply registered already

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gather_shared.db import make_engine, migrate, session_factory, transaction
+from gather_shared.db import make_engine, migrate, session_factory
 from gather_shared.testing import deliver
 from gather_shared.web import Problem
 from gather_signup import seats
@@ -65,7 +65,7 @@ def test_random_registrations_cancellations_and_capacity_changes_keep_the_seat_r
         before = [s for s in snapshot_of(sessions) if s.event_id == event["id"]]
         if step[0] == "register":
             try:
-                with transaction(sessions) as session:
+                with sessions.begin() as session:
                     locked = seats.lock_event(session, event["id"])
                     signup = seats.register(session, locked, contact(step[1], step[2]), uuid.uuid4().hex, now)
                     if signup.status == WAITLISTED:
@@ -73,7 +73,7 @@ def test_random_registrations_cancellations_and_capacity_changes_keep_the_seat_r
             except Problem as refused:
                 assert refused.code in ("already_registered", "event_full")
         elif step[0] == "cancel" and before:
-            with transaction(sessions) as session:
+            with sessions.begin() as session:
                 seats.cancel(session, before[step[1] % len(before)].id, now)
         elif step[0] == "capacity":
             capacity = step[1]
