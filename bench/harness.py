@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from bench.sinks import SmsSink, SmtpSink
 from gather_shared import topology
+from gather_shared.db import sqlalchemy_url
 from gather_shared.testing import (
     REPO,
     Client,
@@ -142,7 +143,7 @@ def servers_from_env() -> tuple[str, str]:
 
 def unreachable(database_url: str, amqp_url: str) -> str | None:
     """Why the servers cannot be used, or None when both answer."""
-    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+    engine = sa.create_engine(sqlalchemy_url(database_url),
                               connect_args={"connect_timeout": 3})
     try:
         with engine.connect():

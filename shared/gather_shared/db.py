@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -60,11 +61,16 @@ def insert(session: Session, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """A GATHER_DATABASE_URL as SQLAlchemy wants it: PostgreSQL through psycopg 3 (`postgresql://` alone
+    would mean psycopg2)."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    url = sqlalchemy_url(url)
     # No pool_pre_ping: it cost a round trip per request and per message (measured: 9 % of a signup
     # worker's time, 25 % of a consumer's). After a database restart, the first use of each stale
     # connection fails instead and the pool replaces it; a consumer retries that message.

@@ -131,8 +131,10 @@ def amqp_url() -> str:
 def fresh_pg_database(server_url: str, prefix: str = "gather_test") -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; dropped afterwards. (The benchmarks use their own
     `prefix`, so that a clean-up of left-over test databases never drops one in use.)"""
+    from gather_shared.db import sqlalchemy_url
+
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_psycopg(server_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
@@ -141,10 +143,6 @@ def fresh_pg_database(server_url: str, prefix: str = "gather_test") -> Iterator[
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def _psycopg(url: str) -> str:
-    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
