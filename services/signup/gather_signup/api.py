@@ -19,7 +19,6 @@ from email_validator import EmailNotValidError, validate_email
 from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gather_shared import web
@@ -202,27 +201,21 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                "channels": sorted(set(body["channels"])), "timezone": body["timezone"],
                "consent_reminders": body["consent"]["reminders"]}
     token = idempotency.new_manage_token()
-    try:
-        with rt.sessions.begin() as session:
-            event = seats.visible_event(seats.lock_event(session, event_id))
-            if key is not None:
-                first = idempotency.replay(session, key, event_id, body_hash, now)
-                if first is not None:
-                    replayed = jsonify(first)
-                    replayed.status_code = 201
-                    replayed.headers["Idempotent-Replayed"] = "true"
-                    return replayed
-            signup = seats.register(session, event, details, token, now)
-            answer = {"id": signup.id, "event_id": signup.event_id, "status": signup.status,
-                      "waitlist_position": seats.position_on_arrival(event, signup), "manage_token": token,
-                      "created_at": signup.created_at}
-            if key is not None:
-                idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
-    except IntegrityError as exc:
-        # Only the partial unique indexes can fail here, and the check under the lock came first: this is
-        # the database's backstop for the same rule.
-        raise web.Problem(409, "already_registered",
-                          "This email address or phone number is already registered.") from exc
+    with rt.sessions.begin() as session:
+        event = seats.visible_event(seats.lock_event(session, event_id))
+        if key is not None:
+            first = idempotency.replay(session, key, event_id, body_hash, now)
+            if first is not None:
+                replayed = jsonify(first)
+                replayed.status_code = 201
+                replayed.headers["Idempotent-Replayed"] = "true"
+                return replayed
+        signup = seats.register(session, event, details, token, now)
+        answer = {"id": signup.id, "event_id": signup.event_id, "status": signup.status,
+                  "waitlist_position": seats.position_on_arrival(event, signup), "manage_token": token,
+                  "created_at": signup.created_at}
+        if key is not None:
+            idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
     return answer
 
 

@@ -29,8 +29,10 @@ cancellation, or when `event.updated.v1` raises the capacity). Why the rule hold
 Lowering the capacity below the confirmed count removes nobody: the count just stays above capacity
 until enough people cancel, and no seat is given meanwhile (rule 2).
 
-Duplicates (the same email or phone, active, on one event) are refused under the same lock, and a
-partial unique index in the database (store.py) enforces it even if a code path forgot.
+Duplicates (the same email or phone, active, on one event) are refused by the database: a partial unique
+index per contact (store.py) makes the registration's INSERT fail, and `register` answers
+`already_registered`. Nothing is checked beforehand: a check would cost every registration a query while
+it holds the event's lock, to spare the rare duplicate an INSERT that is rolled back.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gather_shared.web import Problem, hash_secret
@@ -71,8 +74,6 @@ def register(session: Session, event: Event, details: dict[str, Any], manage_tok
     if not is_accepting(event, now):
         reason = "has started" if event.status == PUBLISHED else f"is {event.status}"
         raise Problem(409, "registration_closed", f"Registration is closed: the event {reason}.")
-    if _already_registered(session, event.id, details["email"], details["phone"]):
-        raise Problem(409, "already_registered", "This email address or phone number is already registered.")
     if _free_seats(event) != 0:
         status = CONFIRMED
     elif event.waitlist_enabled:
@@ -84,7 +85,10 @@ def register(session: Session, event: Event, details: dict[str, Any], manage_tok
                     manage_token_hash=hash_secret(manage_token), created_at=now, updated_at=now, **details)
     _move(event, None, status)
     session.add(signup)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # only the contact indexes can refuse a new registration
+        raise Problem(409, "already_registered", "This email address or phone number is already registered.") from exc
     announce.registration_changed(session, status, signup, position_on_arrival(event, signup), manage_token)
     return signup
 
@@ -162,17 +166,3 @@ def _free_seats(event: Event) -> int | None:
     if event.capacity is None:
         return None
     return max(0, event.capacity - event.confirmed)
-
-
-def _already_registered(session: Session, event_id: uuid.UUID, email: str | None, phone: str | None) -> bool:
-    # One EXISTS per contact, each written as a partial unique index's own condition (store.py), so that
-    # each is one index lookup whatever the number of registrations. (One EXISTS with `email OR phone`, or
-    # `status IN ACTIVE`, which does not match the indexes' predicate, makes PostgreSQL scan the event.)
-    same_contact = []
-    if email:
-        same_contact.append(sa.func.lower(Signup.email) == email.lower())
-    if phone:
-        same_contact.append(Signup.phone == phone)
-    return session.scalar(sa.select(sa.or_(*(
-        sa.exists().where(Signup.event_id == event_id, Signup.status != CANCELLED, contact)
-        for contact in same_contact)))) or False
