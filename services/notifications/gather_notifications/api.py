@@ -127,22 +127,33 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 
 # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------
 
-UNSUBSCRIBED_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Unsubscribed</title></head>
-<body><p>Done: you will get no more reminders from Gather at this address.
-Messages about your registrations (confirmations, changes, cancellations) still reach you.</p></body></html>
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reminders from Gather</title></head><body><main>{body}</main></body></html>
 """
+CONFIRM_PAGE = _PAGE.format(body="""<h1>Stop reminders?</h1>
+<p>You will get no more reminders from Gather at this address. Messages about your registrations
+(confirmations, changes, cancellations) still reach you.</p>
+<form method="post"><button type="submit">Stop reminders</button></form>""")
+UNSUBSCRIBED_PAGE = _PAGE.format(body="""<h1>Done</h1>
+<p>You will get no more reminders from Gather at this address. Messages about your registrations
+(confirmations, changes, cancellations) still reach you.</p>""")
 
 
 @blp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> Response:
     """Stop reminders and every other non-transactional email to the address this link was sent to.
-    POST is the RFC 8058 one-click request a mail client makes; GET is the link in the message."""
+
+    POST does it: the RFC 8058 one-click request a mail client makes, or the button of the page. GET (the
+    link followed in a browser) only shows that page: mail scanners and link previews fetch the links in
+    a message, and must not unsubscribe anyone (the very reason RFC 8058 exists)."""
     rt = web.current_runtime()
     with rt.sessions.begin() as session:
         recipient = session.scalar(sa.select(Recipient).where(Recipient.unsubscribe_token == token))
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
+        if request.method == "GET":
+            return Response(CONFIRM_PAGE, mimetype="text/html")
         if recipient.email is not None:
             session.merge(EmailOptOut(address_hash=contact_hash(recipient.email), created_at=utcnow()))
     return Response(UNSUBSCRIBED_PAGE, mimetype="text/html")

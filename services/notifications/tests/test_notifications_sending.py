@@ -231,17 +231,32 @@ def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world:
         "You're registered: Peer support circle", "Cancelled: Peer support circle"]
 
 
-def test_the_unsubscribe_link_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox,
+def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox,
                                                                    client: FlaskClient) -> None:
+    event = world.publish()
+    registration = world.register()
+    with world.rt.sessions() as session:
+        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    page = client.get(f"/v1/unsubscribe/{token}")  # the link in the email, followed in a browser
+    assert page.status_code == 200 and '<form method="post">' in page.text
+    assert client.post(f"/v1/unsubscribe/{token}").status_code == 200  # its button
+    world.run_sender(event["starts_at"] - timedelta(hours=1))
+    assert [(n.status, n.last_error) for n in world.notifications(kind="reminder")] == [
+        ("suppressed", "opted out: the address unsubscribed")] * 2
+    assert [m["Subject"] for m in mailbox.messages] == ["You're registered: Peer support circle"]
+
+
+def test_following_the_unsubscribe_link_alone_unsubscribes_nobody(world: World, mailbox: Mailbox,
+                                                                   client: FlaskClient) -> None:
+    # Mail scanners and link previews fetch every link of a message: only a POST may unsubscribe.
     event = world.publish()
     registration = world.register()
     with world.rt.sessions() as session:
         token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
     assert client.get(f"/v1/unsubscribe/{token}").status_code == 200
     world.run_sender(event["starts_at"] - timedelta(hours=1))
-    assert [(n.status, n.last_error) for n in world.notifications(kind="reminder")] == [
-        ("suppressed", "opted out: the address unsubscribed")] * 2
-    assert [m["Subject"] for m in mailbox.messages] == ["You're registered: Peer support circle"]
+    assert [n.status for n in world.notifications(kind="reminder")] == ["sent"] * 2
+    assert sum(m["Subject"].startswith("Reminder") for m in mailbox.messages) == 2
 
 
 def test_an_unknown_unsubscribe_link_is_a_404(world: World, client: FlaskClient) -> None:
