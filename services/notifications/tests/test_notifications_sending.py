@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -217,12 +217,17 @@ def test_an_unreachable_smtp_server_is_retried(world: World) -> None:
     assert "connection" in notification.last_error.lower()
 
 
+def unsubscribe_token(world: World, registration: dict[str, Any]) -> str:
+    """The token of the unsubscribe link in this registration's reminders."""
+    with world.rt.sessions() as session:
+        return session.get(Recipient, registration["signup_id"]).unsubscribe_token
+
+
 def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world: World, mailbox: Mailbox,
                                                                           client: FlaskClient) -> None:
     event = world.publish()
     registration = world.register()
-    with world.rt.sessions() as session:
-        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    token = unsubscribe_token(world, registration)
     assert client.post(f"/v1/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
     world.change_status("cancelled", at=event["starts_at"] - timedelta(hours=30))
@@ -235,8 +240,7 @@ def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(world: World,
                                                                    client: FlaskClient) -> None:
     event = world.publish()
     registration = world.register()
-    with world.rt.sessions() as session:
-        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    token = unsubscribe_token(world, registration)
     page = client.get(f"/v1/unsubscribe/{token}")  # the link in the email, followed in a browser
     assert page.status_code == 200 and '<form method="post">' in page.text
     assert client.post(f"/v1/unsubscribe/{token}").status_code == 200  # its button
@@ -251,8 +255,7 @@ def test_following_the_unsubscribe_link_alone_unsubscribes_nobody(world: World, 
     # Mail scanners and link previews fetch every link of a message: only a POST may unsubscribe.
     event = world.publish()
     registration = world.register()
-    with world.rt.sessions() as session:
-        token = session.get(Recipient, registration["signup_id"]).unsubscribe_token
+    token = unsubscribe_token(world, registration)
     assert client.get(f"/v1/unsubscribe/{token}").status_code == 200
     world.run_sender(event["starts_at"] - timedelta(hours=1))
     assert [n.status for n in world.notifications(kind="reminder")] == ["sent"] * 2
