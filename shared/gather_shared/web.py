@@ -125,6 +125,16 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     def _unexpected(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
+        if isinstance(exc, sa.exc.OperationalError):
+            # The database went away (a restart invalidates every pooled connection: the first use of
+            # each fails, and the pool then reconnects), is refusing connections, or gave up on a
+            # deadlock: nothing wrong with the request, so the client is told to try again.
+            log.warning("database unavailable: %s", exc.orig)
+            response = problem_response(503, "Service Unavailable",
+                                        "The database is unavailable for a moment; please try again.",
+                                        code="database_unavailable")
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error")
         return problem_response(500, "Internal Server Error", "Something went wrong on our side.")
 

@@ -4,6 +4,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -12,6 +13,7 @@ from gather_shared import web
 from gather_shared.config import Settings
 from gather_shared.db import make_engine, session_factory
 from gather_shared.service import Runtime
+from gather_shared.testing import fresh_pg_database
 
 
 class Thing(Schema):
@@ -19,11 +21,17 @@ class Thing(Schema):
     place = fields.Nested(Schema.from_dict({"city": fields.String(required=True)}), required=True)
 
 
-def make_client(broker_url: str = "filesystem://") -> FlaskClient:
-    settings = replace(Settings.from_env("events"), broker_url=broker_url)
+def make_client(broker_url: str = "filesystem://", database_url: str | None = None) -> FlaskClient:
+    settings = replace(Settings.from_env("events"), broker_url=broker_url,
+                       database_url=database_url or Settings.from_env("events").database_url)
     engine = make_engine(settings.database_url)
     app, api = web.create_app(Runtime(settings, engine, session_factory(engine)), "test app")
     blp = Blueprint("things", __name__, url_prefix="/v1")
+
+    @blp.route("/things", methods=["GET"])
+    def count() -> dict:
+        with web.current_runtime().sessions() as session:
+            return {"things": session.scalar(sa.text("SELECT 0"))}
 
     @blp.route("/things", methods=["POST"])
     @blp.arguments(Thing)
@@ -89,3 +97,21 @@ def test_readyz_names_what_is_unreachable(service_env: Path) -> None:
     assert response.status_code == 503
     assert response.get_json()["checks"]["broker"].startswith("unreachable")
     assert make_client().get("/healthz").status_code == 200
+
+
+def test_a_database_restart_is_a_503_to_retry_not_a_500(service_env: Path, pg_server_url: str) -> None:
+    with fresh_pg_database(pg_server_url) as url:
+        client = make_client(database_url=url)
+        assert client.get("/v1/things").status_code == 200  # the pool now holds a connection
+        # What a restart of PostgreSQL does to the pooled connections: their backends end.
+        admin = make_engine(pg_server_url)
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+                         {"db": sa.engine.make_url(url).database})
+        admin.dispose()
+        response = client.get("/v1/things")
+        assert (response.status_code, response.mimetype) == (503, "application/problem+json")
+        assert response.get_json()["code"] == "database_unavailable"
+        assert response.headers["Retry-After"] == "1"
+        assert client.get("/v1/things").status_code == 200  # the pool has reconnected
+        client.application.extensions["gather_runtime"].engine.dispose()
