@@ -3,11 +3,13 @@ for every error, correlation ids, health checks and bearer-token helpers."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import uuid
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,6 +182,18 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
 
 
 # --- auth -------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(resources.files("tzdata").joinpath("zones").read_text().split())
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone (e.g. Europe/London), as listed by the tzdata package.
+    (`zoneinfo.available_timezones()` lists every file of the system's zoneinfo folder, `localtime`
+    included: the server's own zone, which no attendee or organizer means.)"""
+    return name in _time_zones()
 
 
 def bearer_token() -> str | None:

@@ -115,3 +115,11 @@ def test_a_database_restart_is_a_503_to_retry_not_a_500(service_env: Path, pg_se
         assert response.headers["Retry-After"] == "1"
         assert client.get("/v1/things").status_code == 200  # the pool has reconnected
         client.application.extensions["gather_runtime"].engine.dispose()
+
+
+@pytest.mark.parametrize("name, known", [("Europe/London", True), ("America/Argentina/Buenos_Aires", True),
+                                         ("Europe/Atlantis", False), ("../../etc/passwd", False),
+                                         ("localtime", False), ("", False)])
+def test_time_zones_must_be_iana_names(name: str, known: bool) -> None:
+    # `localtime` is a file in the system's zoneinfo folder: the server's own zone, which nobody means.
+    assert web.is_time_zone(name) is known

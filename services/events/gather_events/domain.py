@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rruleset, rrulestr
 
@@ -75,14 +75,6 @@ def republishes(status: str, patched: Iterable[str]) -> bool:
 
 
 # --- validation -------------------------------------------------------------------------------------
-
-
-def is_known_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def consistency_errors(event: Mapping[str, Any]) -> dict[str, list[str]]:

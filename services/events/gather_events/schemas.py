@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from gather_events import domain
+from gather_shared import web
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
 #: Times outside this range are surely mistakes, and near datetime's limits they could not even be converted.
@@ -129,7 +130,7 @@ class EventFields(Schema):
 
     @validates("timezone")
     def _timezone(self, value: str, **_: Any) -> None:
-        if not domain.is_known_timezone(value):
+        if not web.is_time_zone(value):
             raise ValidationError("Not a known IANA time zone, e.g. Europe/London.")
 
     @post_load

@@ -44,6 +44,7 @@ def test_tags_are_trimmed_lower_cased_and_deduplicated(client: Any, key: str) ->
 INVALID = [  # (what is wrong, the field the answer must name)
     ({"ends_at": "2030-01-01T10:00:00+00:00", "starts_at": "2030-01-01T11:00:00+00:00"}, "ends_at"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ({"timezone": "localtime"}, "timezone"),
     ({"capacity": 0}, "capacity"),
     ({"capacity": 2.5}, "capacity"),
     ({"format": "online"}, "online_url"),

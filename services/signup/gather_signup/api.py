@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import base64
 import csv
-import functools
 import io
 import unicodedata
 import uuid
 from typing import Any
-from zoneinfo import available_timezones
 
 import phonenumbers
 import sqlalchemy as sa
@@ -72,13 +70,8 @@ class PhoneNumber(fields.String):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@functools.cache
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def _is_timezone(name: str) -> None:
-    if name not in _timezones():
+    if not web.is_time_zone(name):
         raise ValidationError("Not an IANA time zone name, e.g. Europe/London.")
 
 

@@ -137,6 +137,7 @@ INVALID = [
     ({"display_name": "\ud800"}, "display_name"),
     ({"email": "sam\ud800@example.org"}, "email"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ({"timezone": "localtime"}, "timezone"),
     ({"consent": {"reminders": "perhaps"}}, "consent.reminders"),
 ]
 
