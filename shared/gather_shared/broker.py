@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import envelope, logs, messages, topology
 from gather_shared.config import VAR_DIR
-from gather_shared.db import inbox_table, insert, outbox_table, utcnow
+from gather_shared.db import inbox_table, insert, is_postgresql, outbox_table, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class Relay:
                 .order_by(outbox_table.c.id)
                 .limit(self.batch_size)
             )
-            if session.bind.dialect.name == "postgresql":
+            if is_postgresql(session):
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
             if not rows:

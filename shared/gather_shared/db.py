@@ -50,15 +50,17 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+def is_postgresql(bind: Engine | Session) -> bool:
+    """Whether `bind` (an engine, or the one a session uses) is PostgreSQL; Gather's other database is
+    SQLite. The one place that tells them apart."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "postgresql"
 
 
 def insert(session: Session, table: Any) -> Any:
     """An INSERT into `table` (a Table or a mapped class) that can say `on_conflict_do_nothing`: each
     dialect's own construct (PostgreSQL and SQLite spell the clause alike)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if is_postgresql(session) else sqlite.insert)(table)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -116,7 +118,7 @@ def notify(session: Session, channel: str) -> None:
     """Wake whoever `listen`s on `channel` once this transaction commits (PostgreSQL NOTIFY, sent once
     per transaction, delivered at commit, never for a rollback). On SQLite it does nothing: there the
     listener's polling finds the work."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         return
     # Remembered per transaction (a Session may run several): channel → the transaction that notified.
     notified = session.info.setdefault("gather_notified", {})
@@ -130,7 +132,7 @@ def listen(engine: Engine, channel: str, ring: Callable[[], None], stop: threadi
     """Call `ring()` each time a transaction that called `notify(session, channel)` commits, until `stop`
     is set. Run it in a thread of its own; it reconnects after a failure, and rings once on every
     (re)connection for what was committed while nobody listened. Returns at once on SQLite."""
-    if engine.dialect.name != "postgresql":
+    if not is_postgresql(engine):
         return
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while not stop.is_set():
@@ -193,21 +195,21 @@ def migrate(engine: Engine, script_location: str) -> None:
 
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
-    if is_sqlite(engine):
-        lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with open(lock_path, "w") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            yield
-        return
-    key = zlib.crc32(b"gather-migrations")
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    if is_postgresql(engine):
+        key = zlib.crc32(b"gather-migrations")
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
             conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    lock_path = Path(f"{engine.url.database}.migrate-lock")
+    with open(lock_path, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
 
 
 def run_alembic_env(service_metadata: sa.MetaData) -> None:

@@ -29,7 +29,7 @@ from gather_notifications.store import (
     forget_contact,
 )
 from gather_shared.broker import message_context
-from gather_shared.db import listen, utcnow
+from gather_shared.db import is_postgresql, listen, utcnow
 from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Not
         sa.and_(Notification.status == c.SENDING, Notification.locked_until <= now),
     )
     query = _with_recipient_and_event().where(due).order_by(Notification.scheduled_for).limit(limit)
-    if session.bind.dialect.name == "postgresql":
+    if is_postgresql(session):
         query = query.with_for_update(skip_locked=True, of=Notification)
     claimed = session.execute(query).all()
     for notification, _, _ in claimed:
