@@ -182,27 +182,23 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                     log.exception("sender: notification %s could not be sent", send.notification.id)
                 send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
     with rt.sessions.begin() as session:
-        sent_without_id: list[uuid.UUID] = []
-        sent_with_id: list[dict[str, object]] = []
+        sent: list[dict[str, object]] = []
         for send in sends:
             with _context(send.notification):
                 if send.error is not None:
                     _failed(session, send.notification, send.error, now)
                     continue
-                if send.provider_id is None:  # every email, and an SMS from a provider without ids
-                    sent_without_id.append(send.notification.id)
-                else:
-                    sent_with_id.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
+                # provider_id: the SMS provider's id for its delivery receipts (None for an email)
+                sent.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
                 log.info("sender: %s %s sent", send.notification.kind, send.notification.channel)
-        # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-        table = Notification.__table__
-        sent = (sa.update(table).values(sent_at=now, last_error=None, locked_until=None,
-                                        status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status)))
-        if sent_without_id:
-            session.execute(sent.where(table.c.id.in_(sent_without_id)).values(provider_id=None))
-        if sent_with_id:  # one statement, run for each SMS: psycopg pipelines them in one round trip
-            session.execute(sent.where(table.c.id == sa.bindparam("sent_id"))
-                            .values(provider_id=sa.bindparam("sent_provider_id")), sent_with_id)
+        if sent:  # one statement, compiled once, run for each (psycopg pipelines them in one round trip)
+            table = Notification.__table__
+            session.execute(
+                sa.update(table).where(table.c.id == sa.bindparam("sent_id")).values(
+                    sent_at=now, last_error=None, locked_until=None, provider_id=sa.bindparam("sent_provider_id"),
+                    # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
+                    status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status)),
+                sent)
 
 
 def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
