@@ -1,5 +1,5 @@
 """What every Gather web service shares: the Flask app with its OpenAPI docs, RFC 9457 problem details
-for every error, correlation ids, health checks and bearer-token helpers."""
+for every error, correlation ids, health checks, the check of time zone names, and bearer-token helpers."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     return app, api
 
 
-# --- auth -------------------------------------------------------------------------------------------
+# --- input ------------------------------------------------------------------------------------------
 
 
 @functools.cache
@@ -194,6 +194,9 @@ def is_time_zone(name: str) -> bool:
     (`zoneinfo.available_timezones()` lists every file of the system's zoneinfo folder, `localtime`
     included: the server's own zone, which no attendee or organizer means.)"""
     return name in _time_zones()
+
+
+# --- auth -------------------------------------------------------------------------------------------
 
 
 def bearer_token() -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -58,7 +59,7 @@ def test_a_rolled_back_notify_rings_nothing(engine: sa.Engine, bell: threading.E
     assert not bell.wait(0.5)
 
 
-def test_on_sqlite_notify_and_listen_do_nothing(tmp_path) -> None:  # noqa: ANN001
+def test_on_sqlite_notify_and_listen_do_nothing(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/x.db")
     with session_factory(engine).begin() as session:
         notify(session, CHANNEL)  # no error: polling finds the work there

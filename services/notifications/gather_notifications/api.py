@@ -131,13 +131,11 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Reminders from Gather</title></head><body><main>{body}</main></body></html>
 """
-CONFIRM_PAGE = _PAGE.format(body="""<h1>Stop reminders?</h1>
-<p>You will get no more reminders from Gather at this address. Messages about your registrations
-(confirmations, changes, cancellations) still reach you.</p>
+_WHAT_STOPS = """<p>You will get no more reminders from Gather at this address. Messages about your registrations
+(confirmations, changes, cancellations) still reach you.</p>"""
+CONFIRM_PAGE = _PAGE.format(body=f"""<h1>Stop reminders?</h1>{_WHAT_STOPS}
 <form method="post"><button type="submit">Stop reminders</button></form>""")
-UNSUBSCRIBED_PAGE = _PAGE.format(body="""<h1>Done</h1>
-<p>You will get no more reminders from Gather at this address. Messages about your registrations
-(confirmations, changes, cancellations) still reach you.</p>""")
+UNSUBSCRIBED_PAGE = _PAGE.format(body=f"<h1>Done</h1>{_WHAT_STOPS}")
 
 
 @blp.route("/unsubscribe/<token>", methods=["GET", "POST"])

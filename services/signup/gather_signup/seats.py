@@ -12,9 +12,9 @@ cancellation, or when `event.updated.v1` raises the capacity). Why the rule hold
    transaction, before reading anything the decision depends on.
 2. Count under the lock. The locked row carries the event's `confirmed` and `waitlisted` counts. Only the
    functions here change a registration's status, and each changes the matching count in the same
-   transaction (`_move`), so at every commit the counts equal the registrations' statuses. They, the
-   waitlist and the duplicate check are read after the lock is taken, so no other transaction can
-   change them before ours commits and releases it. Hence a seat is given only when
+   transaction (`_move`), so at every commit the counts equal the registrations' statuses. They and the
+   waitlist are read after the lock is taken, so no other transaction can change them before ours
+   commits and releases it. Hence a seat is given only when
    `confirmed < capacity` at the moment of commit. (Reading the counts instead of counting rows keeps
    the time under the lock the same for the 1,000th registration as for the first.)
 3. Order under the lock. Each registration takes the next number of the event's `arrivals` counter (in
