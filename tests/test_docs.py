@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from gather_notifications import constants as notifications_constants
 from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
 from gather_shared import broker, messages
@@ -61,5 +62,6 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     notifications = " ".join((REPO / "docs/notifications.md").read_text().split())
     low, high = sender.POLL_SECONDS * 0.5, sender.POLL_SECONDS * 1.5  # the threads' jittered pause
     for quoted in (f"The sender runs {sender.SEND_WORKERS} threads", f"a batch of up to {sender.BATCH_SIZE} due",
-                   f"looks again after {low * 1000:g}–{high * 1000:g} ms"):
+                   f"looks again after {low * 1000:g}–{high * 1000:g} ms",
+                   f"(`NOTIFY` on `{notifications_constants.DUE_NOW_CHANNEL}`"):
         assert quoted in notifications
