@@ -33,8 +33,12 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: proves the harness runs, measures nothing")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)")
     # 4 (two per core) measured best here: the workers spend most of their time waiting for PostgreSQL.
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "4")),
-                        help="gunicorn workers per web service and baseline (default: WEB_CONCURRENCY or 4)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "4")),
+        help="gunicorn workers per web service and baseline (default: WEB_CONCURRENCY or 4)",
+    )
     parser.add_argument("--output", type=Path, default=harness.BENCH_ROOT / "bench" / "results.json")
     args = parser.parse_args()
 
@@ -46,8 +50,15 @@ def main() -> int:
     started_at = datetime.now(UTC)
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
-        run = Run(database_url, amqp_url, args.workers, harness.TINY if args.tiny else harness.FULL,
-                  stack.enter_context(SmtpSink()), stack.enter_context(SmsSink()), stack)
+        run = Run(
+            database_url,
+            amqp_url,
+            args.workers,
+            harness.TINY if args.tiny else harness.FULL,
+            stack.enter_context(SmtpSink()),
+            stack.enter_context(SmsSink()),
+            stack,
+        )
         for name in args.only or BENCHMARKS:
             harness.progress(f"=== {name}")
             began = time.monotonic()
@@ -60,10 +71,20 @@ def main() -> int:
             harness.progress(f"=== {name} took {time.monotonic() - began:.0f}s")
 
     print("\n" + harness.table(results), flush=True)
-    args.output.write_text(json.dumps({
-        "started_at": started_at.isoformat(), "machine": harness.machine(), "workers": run.workers,
-        "sizes": run.sizes.__dict__, "results": [r.as_json() for r in results],
-    }, indent=2, default=str) + "\n")
+    args.output.write_text(
+        json.dumps(
+            {
+                "started_at": started_at.isoformat(),
+                "machine": harness.machine(),
+                "workers": run.workers,
+                "sizes": run.sizes.__dict__,
+                "results": [r.as_json() for r in results],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"\nwritten: {args.output}", flush=True)
     return 1 if any(r.error for r in results) else 0
 

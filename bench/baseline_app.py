@@ -15,7 +15,8 @@ from gather_shared.db import make_engine
 metadata = sa.MetaData()
 
 registrations = sa.Table(
-    "registrations", metadata,
+    "registrations",
+    metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
     sa.Column("event_id", sa.Uuid, nullable=False),
     sa.Column("display_name", sa.String(60), nullable=False),
@@ -24,7 +25,8 @@ registrations = sa.Table(
 )
 
 listing = sa.Table(
-    "listing", metadata,
+    "listing",
+    metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
@@ -47,8 +49,12 @@ def insert_app() -> Flask:
     @app.post("/v1/events/<uuid:event_id>/signups")
     def register(event_id: uuid.UUID) -> tuple[Response, int]:
         body = request.get_json()
-        row = {"id": uuid.uuid4(), "event_id": event_id, "display_name": body["display_name"],
-               "email": body.get("email")}
+        row = {
+            "id": uuid.uuid4(),
+            "event_id": event_id,
+            "display_name": body["display_name"],
+            "email": body.get("email"),
+        }
         with engine.begin() as conn:
             conn.execute(registrations.insert().values(**row))
         return jsonify({"id": str(row["id"]), "status": "confirmed"}), 201
@@ -63,8 +69,12 @@ def listing_app() -> Flask:
     @app.get("/v1/events")
     def events() -> Response:
         limit = min(int(request.args.get("limit", 20)), 100)
-        query = (sa.select(listing.c.body).where(listing.c.kind == request.args["kind"])
-                 .order_by(listing.c.starts_at, listing.c.id).limit(limit))
+        query = (
+            sa.select(listing.c.body)
+            .where(listing.c.kind == request.args["kind"])
+            .order_by(listing.c.starts_at, listing.c.id)
+            .limit(limit)
+        )
         with engine.connect() as conn:
             items = conn.scalars(query).all()
         return jsonify({"items": items, "next_cursor": None})

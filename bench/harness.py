@@ -64,10 +64,28 @@ class Sizes:
     listing_clients: int
 
 
-FULL = Sizes(rush_registrations=1000, rush_clients=1000, pipeline_messages=5000, email_rate=100,
-             email_seconds=10, reminders=10000, listing_events=5000, listing_seconds=10, listing_clients=16)
-TINY = Sizes(rush_registrations=60, rush_clients=20, pipeline_messages=200, email_rate=20, email_seconds=1,
-             reminders=10, listing_events=20, listing_seconds=1, listing_clients=4)
+FULL = Sizes(
+    rush_registrations=1000,
+    rush_clients=1000,
+    pipeline_messages=5000,
+    email_rate=100,
+    email_seconds=10,
+    reminders=10000,
+    listing_events=5000,
+    listing_seconds=10,
+    listing_clients=16,
+)
+TINY = Sizes(
+    rush_registrations=60,
+    rush_clients=20,
+    pipeline_messages=200,
+    email_rate=20,
+    email_seconds=1,
+    reminders=10,
+    listing_events=20,
+    listing_seconds=1,
+    listing_clients=4,
+)
 
 
 #: When reminders go out before an event starts, on the benchmark's platform: long enough that a
@@ -91,8 +109,11 @@ class Run:
 
     def platform(self) -> Platform:
         if self._platform is None:
-            env = {"GATHER_SMTP_URL": self.smtp.url, "GATHER_REMINDER_OFFSETS": f"{REMINDER_OFFSET_SECONDS}s",
-                   **self.sms.env()}
+            env = {
+                "GATHER_SMTP_URL": self.smtp.url,
+                "GATHER_REMINDER_OFFSETS": f"{REMINDER_OFFSET_SECONDS}s",
+                **self.sms.env(),
+            }
             self._platform = self.stack.enter_context(platform(self, **env))
         return self._platform
 
@@ -122,8 +143,9 @@ def queue_depth(broker_url: str) -> int:
     with kombu.Connection(broker_url, connect_timeout=5) as conn:
         channel = conn.channel()
         try:
-            return sum(channel.queue_declare(queue=q.name, passive=True).message_count
-                       for q in topology.CONSUMERS.values())
+            return sum(
+                channel.queue_declare(queue=q.name, passive=True).message_count for q in topology.CONSUMERS.values()
+            )
         finally:
             channel.close()
 
@@ -143,8 +165,7 @@ def servers_from_env() -> tuple[str, str]:
 
 def unreachable(database_url: str, amqp_url: str) -> str | None:
     """Why the servers cannot be used, or None when both answer."""
-    engine = sa.create_engine(sqlalchemy_url(database_url),
-                              connect_args={"connect_timeout": 3})
+    engine = sa.create_engine(sqlalchemy_url(database_url), connect_args={"connect_timeout": 3})
     try:
         with engine.connect():
             pass
@@ -203,10 +224,19 @@ def _number(value: float | None, unit: str) -> str:
 def table(results: list[Result]) -> str:
     rows = [("benchmark", "figure", "baseline", "ratio", "target", "verdict")]
     for r in results:
-        verdict = ("error" if r.error else "MISSED" if r.met is False else "n/a" if r.unavailable else
-                   "met" if r.met else "")
-        rows.append((r.benchmark, _number(r.figure, r.unit), _number(r.baseline, r.unit),
-                     "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, verdict))
+        verdict = (
+            "error" if r.error else "MISSED" if r.met is False else "n/a" if r.unavailable else "met" if r.met else ""
+        )
+        rows.append(
+            (
+                r.benchmark,
+                _number(r.figure, r.unit),
+                _number(r.baseline, r.unit),
+                "-" if r.ratio is None else f"{r.ratio:.2f}",
+                r.target,
+                verdict,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -215,12 +245,24 @@ def table(results: list[Result]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": round(mem_kb / 1024 / 1024, 1),
-            "python": sys.version.split()[0], "load_average_at_start": os.getloadavg()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": sys.version.split()[0],
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 # --- what a benchmark runs against --------------------------------------------------------------------
@@ -243,8 +285,11 @@ def platform(run: Run, **extra_env: str) -> Iterator[Platform]:
     """Every Procfile process under gunicorn, as `make run` starts them, on fresh databases and a fresh
     virtual host."""
     progress(f"starting the platform ({run.workers} gunicorn workers per service)")
-    with (tempfile.TemporaryDirectory(prefix="gather-bench-") as workdir, databases(run, *SERVICES) as urls,
-          vhost(run) as broker_url):
+    with (
+        tempfile.TemporaryDirectory(prefix="gather-bench-") as workdir,
+        databases(run, *SERVICES) as urls,
+        vhost(run) as broker_url,
+    ):
         env = {"WEB_CONCURRENCY": str(run.workers)} | extra_env
         with running_platform(Path(workdir), urls, broker_url, env) as started:
             yield started
@@ -262,12 +307,20 @@ def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="gather-bench-baseline-") as workdir:
         log = Path(workdir) / "gunicorn.log"
-        process = subprocess.Popen(argv, cwd=workdir, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                                   env=os.environ | {"WEB_CONCURRENCY": str(run.workers)} | env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"WEB_CONCURRENCY": str(run.workers)} | env,
+            start_new_session=True,
+        )
         try:
-            wait_for(lambda: process.poll() is not None or _answers(f"{url}/healthz"), timeout=30,
-                     message=f"baseline {app} to answer")
+            wait_for(
+                lambda: process.poll() is not None or _answers(f"{url}/healthz"),
+                timeout=30,
+                message=f"baseline {app} to answer",
+            )
             if process.poll() is not None:
                 raise RuntimeError(f"baseline {app} exited:\n{log.read_text()[-2000:]}")
             yield url

@@ -39,9 +39,20 @@ def seed(database_url: str, organizer_id: str, n: int) -> None:
         for i in range(n):
             starts = now + timedelta(days=1, minutes=17 * i)
             fields = {k: v for k, v in template.items() if k not in ("starts_at", "ends_at")}
-            session.add(Event(**fields | {"title": f"{TITLE} {i}", "kind": KINDS[i % len(KINDS)],
-                                          "starts_at": starts, "ends_at": starts + timedelta(hours=1)},
-                              organizer_id=uuid.UUID(organizer_id), status="published", version=2))
+            session.add(
+                Event(
+                    **fields
+                    | {
+                        "title": f"{TITLE} {i}",
+                        "kind": KINDS[i % len(KINDS)],
+                        "starts_at": starts,
+                        "ends_at": starts + timedelta(hours=1),
+                    },
+                    organizer_id=uuid.UUID(organizer_id),
+                    status="published",
+                    version=2,
+                )
+            )
     engine.dispose()
 
 
@@ -63,8 +74,12 @@ def answered(outcome: Any) -> int:
 
 
 def measure(url: str, run: Run, label: str) -> float:
-    outcome = for_duration(lambda s: s.get(f"{url}/v1/events", params=QUERY, timeout=60),
-                           run.sizes.listing_clients, run.sizes.listing_seconds, label)
+    outcome = for_duration(
+        lambda s: s.get(f"{url}/v1/events", params=QUERY, timeout=60),
+        run.sizes.listing_clients,
+        run.sizes.listing_seconds,
+        label,
+    )
     return answered(outcome) / outcome.seconds
 
 
@@ -74,8 +89,11 @@ def run(run: Run) -> list[Result]:
     client = Client(started)
     probe = client.call("GET", "events", "/v1/events", params=QUERY)
     if probe.status_code != 200 or "items" not in probe.json():
-        return [not_available("public listing", unit, target,
-                              f"GET /v1/events?kind= answers {probe.status_code}, not a listing")]
+        return [
+            not_available(
+                "public listing", unit, target, f"GET /v1/events?kind= answers {probe.status_code}, not a listing"
+            )
+        ]
 
     n = run.sizes.listing_events
     progress(f"public listing: seeding {n} published events")
@@ -94,13 +112,30 @@ def run(run: Run) -> list[Result]:
         engine = make_engine(urls["baseline"])
         baseline_app.metadata.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(baseline_app.listing.insert(), [
-                {"id": uuid.UUID(e["id"]), "kind": e["kind"], "starts_at": datetime.fromisoformat(e["starts_at"]),
-                 "body": e} for e in events])
+            conn.execute(
+                baseline_app.listing.insert(),
+                [
+                    {
+                        "id": uuid.UUID(e["id"]),
+                        "kind": e["kind"],
+                        "starts_at": datetime.fromisoformat(e["starts_at"]),
+                        "body": e,
+                    }
+                    for e in events
+                ],
+            )
         engine.dispose()
         with gunicorn_app(run, "bench.baseline_app:listing_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as url:
             base = measure(url, run, "baseline listing")
     progress(f"public listing baseline: {base:,.0f} req/s")
-    return [Result("public listing", figure, unit, base, target=target, met=figure >= TARGET_RATIO * base,
-                   details={"events": n, "clients": run.sizes.listing_clients, "query": QUERY,
-                            "items_per_page": len(page)})]
+    return [
+        Result(
+            "public listing",
+            figure,
+            unit,
+            base,
+            target=target,
+            met=figure >= TARGET_RATIO * base,
+            details={"events": n, "clients": run.sizes.listing_clients, "query": QUERY, "items_per_page": len(page)},
+        )
+    ]

@@ -36,9 +36,17 @@ SPAWN = multiprocessing.get_context("spawn")  # children start clean: no inherit
 
 
 def body() -> dict[str, Any]:
-    data = {"signup_id": uuid.uuid4(), "event_id": uuid.uuid4(), "status": "confirmed", "display_name": "Sam",
-            "email": "sam@example.org", "channels": ["email"], "consent_reminders": True,
-            "manage_url": "http://localhost:8002/v1/signups/x?token=y", "created_at": datetime.now(UTC)}
+    data = {
+        "signup_id": uuid.uuid4(),
+        "event_id": uuid.uuid4(),
+        "status": "confirmed",
+        "display_name": "Sam",
+        "email": "sam@example.org",
+        "channels": ["email"],
+        "consent_reminders": True,
+        "manage_url": "http://localhost:8002/v1/signups/x?token=y",
+        "created_at": datetime.now(UTC),
+    }
     return envelope.build(TYPE, "/gather/bench", messages.dump(TYPE, data), None)
 
 
@@ -59,8 +67,15 @@ def _fill_outbox(database_url: str, n: int) -> None:
     rows = []
     for _ in range(n):
         envelope_ = body()
-        rows.append({"message_id": envelope_["id"], "type": TYPE, "body": json.dumps(envelope_),
-                     "created_at": datetime.now(UTC), "attempts": 0})
+        rows.append(
+            {
+                "message_id": envelope_["id"],
+                "type": TYPE,
+                "body": json.dumps(envelope_),
+                "created_at": datetime.now(UTC),
+                "attempts": 0,
+            }
+        )
     with engine.begin() as conn:  # one commit: the rows appear to the relay all at once
         conn.execute(outbox_table.insert(), rows)
     engine.dispose()
@@ -80,8 +95,10 @@ def ours(run: Run, broker_url: str, n: int) -> float:
             with engines["consumer"].connect() as conn:
                 return conn.scalar(sa.select(sa.func.max(inbox_table.c.handled_at))).timestamp()
 
-        children = [SPAWN.Process(target=_consume, args=(urls["consumer"], broker_url), daemon=True),
-                    SPAWN.Process(target=_relay, args=(urls["producer"], broker_url), daemon=True)]
+        children = [
+            SPAWN.Process(target=_consume, args=(urls["consumer"], broker_url), daemon=True),
+            SPAWN.Process(target=_relay, args=(urls["producer"], broker_url), daemon=True),
+        ]
         for child in children:
             child.start()
         try:
@@ -157,8 +174,9 @@ def _raw_publish(url: str, bodies: list[str], ready: Event, go: Event) -> None:
         for text in bodies:
             channel.basic_publish("", RAW_QUEUE, text, properties)
 
-    connection = pika.SelectConnection(pika.URLParameters(url),
-                                       on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel))
+    connection = pika.SelectConnection(
+        pika.URLParameters(url), on_open_callback=lambda conn: conn.channel(on_open_callback=on_channel)
+    )
     connection.ioloop.start()
 
 
@@ -192,5 +210,14 @@ def run(run: Run) -> list[Result]:
         progress(f"pipeline (raw pika): {base:,.0f} msg/s")
         figure = ours(run, broker_url, n)
     progress(f"pipeline (ours): {figure:,.0f} msg/s")
-    return [Result("message pipeline", figure, "msg/s", base, target=f">= {TARGET_RATIO:.0%} of raw",
-                   met=figure >= TARGET_RATIO * base, details={"messages": n})]
+    return [
+        Result(
+            "message pipeline",
+            figure,
+            "msg/s",
+            base,
+            target=f">= {TARGET_RATIO:.0%} of raw",
+            met=figure >= TARGET_RATIO * base,
+            details={"messages": n},
+        )
+    ]

@@ -46,19 +46,29 @@ def attendees(n: int) -> list[dict[str, Any]]:
     people = []
     for i in range(n):
         by_sms = i % 2 == 1
-        people.append({"display_name": f"Attendee {i}", "email": None if by_sms else f"reminded-{i}@example.org",
-                       "phone": f"+4477{i:08d}" if by_sms else None, "channels": ["sms" if by_sms else "email"],
-                       "timezone": zone})
+        people.append(
+            {
+                "display_name": f"Attendee {i}",
+                "email": None if by_sms else f"reminded-{i}@example.org",
+                "phone": f"+4477{i:08d}" if by_sms else None,
+                "channels": ["sms" if by_sms else "email"],
+                "timezone": zone,
+            }
+        )
     return people
 
 
 def plans_reminders(client: Client, api_key: str) -> bool:
     """Does the notifications service plan a reminder for a registration that agreed to them?"""
     event = client.published_event(api_key, title="Reminder probe", capacity=None)
-    signup = client.register(event["id"], display_name="Probe", email="reminder-probe@example.org",
-                             consent={"reminders": True}).json()
-    kinds = wait_for(lambda: {n["kind"] for n in client.notifications(signup_id=signup["id"])}, timeout=30,
-                     message="the probe's notifications")
+    signup = client.register(
+        event["id"], display_name="Probe", email="reminder-probe@example.org", consent={"reminders": True}
+    ).json()
+    kinds = wait_for(
+        lambda: {n["kind"] for n in client.notifications(signup_id=signup["id"])},
+        timeout=30,
+        message="the probe's notifications",
+    )
     return "reminder" in kinds
 
 
@@ -69,12 +79,23 @@ def announce(broker_url: str, event_id: str, people: list[dict[str, Any]], signu
         producer = kombu.Producer(conn.default_channel, exchange=kombu.Exchange(topology.EXCHANGE, type="topic"))
         for person in people:
             signup_id = uuid.uuid4()
-            data = person | {"signup_id": signup_id, "event_id": uuid.UUID(event_id), "status": "confirmed",
-                             "consent_reminders": True, "created_at": datetime.now(UTC),
-                             "manage_url": f"{signup_url}/v1/signups/{signup_id}?token=bench"}
+            data = person | {
+                "signup_id": signup_id,
+                "event_id": uuid.UUID(event_id),
+                "status": "confirmed",
+                "consent_reminders": True,
+                "created_at": datetime.now(UTC),
+                "manage_url": f"{signup_url}/v1/signups/{signup_id}?token=bench",
+            }
             body = envelope.build(type_, "/gather/signup", messages.dump(type_, data), None)
-            producer.publish(json.dumps(body), routing_key=type_, content_type=envelope.CONTENT_TYPE,
-                             content_encoding="utf-8", delivery_mode=2, message_id=body["id"])
+            producer.publish(
+                json.dumps(body),
+                routing_key=type_,
+                content_type=envelope.CONTENT_TYPE,
+                content_encoding="utf-8",
+                delivery_mode=2,
+                message_id=body["id"],
+            )
 
 
 def direct_loop(run: Run, people: list[dict[str, Any]]) -> float:
@@ -92,9 +113,16 @@ def direct_loop(run: Run, people: list[dict[str, Any]]) -> float:
             with smtplib.SMTP("127.0.0.1", run.smtp.port, timeout=30) as smtp:
                 smtp.send_message(message)
         else:
-            requests.post(url, auth=(sms["GATHER_SMS_ACCOUNT_SID"], sms["GATHER_SMS_AUTH_TOKEN"]), timeout=30,
-                          data={"To": person["phone"].replace("+4477", "+4478"), "From": sms["GATHER_SMS_FROM"],
-                                "Body": "Gather: your event starts soon."}).raise_for_status()
+            requests.post(
+                url,
+                auth=(sms["GATHER_SMS_ACCOUNT_SID"], sms["GATHER_SMS_AUTH_TOKEN"]),
+                timeout=30,
+                data={
+                    "To": person["phone"].replace("+4477", "+4478"),
+                    "From": sms["GATHER_SMS_FROM"],
+                    "Body": "Gather: your event starts soon.",
+                },
+            ).raise_for_status()
     return time.monotonic() - began
 
 
@@ -104,8 +132,11 @@ def run(run: Run) -> list[Result]:
     client = Client(started)
     api_key = client.organizer()["api_key"]
     if not plans_reminders(client, api_key):
-        return [not_available("reminder fan-out", unit, target,
-                              "no reminder is planned for a registration with consent.reminders")]
+        return [
+            not_available(
+                "reminder fan-out", unit, target, "no reminder is planned for a registration with consent.reminders"
+            )
+        ]
 
     n = run.sizes.reminders
     people = attendees(n)
@@ -117,8 +148,13 @@ def run(run: Run) -> list[Result]:
 
     setup_seconds = 5 + n / SETUP_PER_SECOND
     starts = datetime.now(UTC) + timedelta(seconds=setup_seconds + REMINDER_OFFSET_SECONDS)
-    event = open_event(client, title="Reminder evening", capacity=None, starts_at=starts.isoformat(),
-                       ends_at=(starts + timedelta(hours=1)).isoformat())
+    event = open_event(
+        client,
+        title="Reminder evening",
+        capacity=None,
+        starts_at=starts.isoformat(),
+        ends_at=(starts + timedelta(hours=1)).isoformat(),
+    )
     due = time.monotonic() + (starts - datetime.now(UTC)).total_seconds() - REMINDER_OFFSET_SECONDS
     first_arrival = {"smtp": run.smtp.arrivals.count(), "sms": run.sms.arrivals.count()}
     progress(f"reminder fan-out: announcing {n} registrations; reminders due in {due - time.monotonic():.0f} s")
@@ -131,8 +167,9 @@ def run(run: Run) -> list[Result]:
 
     while time.monotonic() < due:
         counts = received()
-        progress(f"reminder fan-out: setup: {len(counts)}/{n} confirmations sent; due in "
-                 f"{due - time.monotonic():.0f} s")
+        progress(
+            f"reminder fan-out: setup: {len(counts)}/{n} confirmations sent; due in {due - time.monotonic():.0f} s"
+        )
         time.sleep(min(1.0, max(0.0, due - time.monotonic())))
     confirmations_late = n - len(received())
     deadline = due + FANOUT_BOUND_SECONDS
@@ -150,14 +187,37 @@ def run(run: Run) -> list[Result]:
             seen[to] += 1
             if seen[to] == 2 and sum(1 for c in seen.values() if c >= 2) == n:
                 done_at = at
-    details = {"reminders": n, "baseline_seconds": base, "baseline_sample": len(sample),
-               "confirmations_unsent_at_due": confirmations_late,
-               "reminded": sum(1 for c in seen.values() if c >= 2)}
+    details = {
+        "reminders": n,
+        "baseline_seconds": base,
+        "baseline_sample": len(sample),
+        "confirmations_unsent_at_due": confirmations_late,
+        "reminded": sum(1 for c in seen.values() if c >= 2),
+    }
     if done_at is None:
         progress(f"reminder fan-out: only {details['reminded']}/{n} reminders within the benchmark's bound")
-        return [Result("reminder fan-out", None, unit, base, target=target, met=False, details=details,
-                       unavailable=f"only {details['reminded']}/{n} reminders accepted by the bound")]
+        return [
+            Result(
+                "reminder fan-out",
+                None,
+                unit,
+                base,
+                target=target,
+                met=False,
+                details=details,
+                unavailable=f"only {details['reminded']}/{n} reminders accepted by the bound",
+            )
+        ]
     figure = done_at - due
     progress(f"reminder fan-out: {figure:.1f} s (direct loop {base:.1f} s)")
-    return [Result("reminder fan-out", figure, unit, base, target=target,
-                   met=figure <= TARGET_SECONDS and figure <= TARGET_RATIO * base, details=details)]
+    return [
+        Result(
+            "reminder fan-out",
+            figure,
+            unit,
+            base,
+            target=target,
+            met=figure <= TARGET_SECONDS and figure <= TARGET_RATIO * base,
+            details=details,
+        )
+    ]

@@ -51,8 +51,9 @@ def baseline(run: Run, n: int) -> Outcome:
         engine.dispose()
         with gunicorn_app(run, "bench.baseline_app:insert_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as url:
             progress(f"signup rush baseline: {n} INSERTs from {run.sizes.rush_clients} clients")
-            return burst(registrations(url, "00000000-0000-4000-8000-000000000000", n), run.sizes.rush_clients,
-                         "baseline")
+            return burst(
+                registrations(url, "00000000-0000-4000-8000-000000000000", n), run.sizes.rush_clients, "baseline"
+            )
 
 
 def confirmed_per_availability(client: Client, event_id: str) -> int | None:
@@ -79,17 +80,34 @@ def run(run: Run) -> list[Result]:
     progress(f"signup rush: {rate:,.0f}/s, {answers}, availability says confirmed={per_availability}")
     exactly = confirmed == CAPACITY and per_availability in (None, CAPACITY)
     rush = Result(
-        "signup rush", rate, "reg/s", base_rate, target=f">= {TARGET_RATIO:.0%} of baseline; {CAPACITY} confirmed",
+        "signup rush",
+        rate,
+        "reg/s",
+        base_rate,
+        target=f">= {TARGET_RATIO:.0%} of baseline; {CAPACITY} confirmed",
         met=rate >= TARGET_RATIO * base_rate and exactly,
-        details={"registrations": n, "clients": run.sizes.rush_clients, "answers": answers,
-                 "baseline_answers": statuses(base), "confirmed": confirmed,
-                 "confirmed_per_availability": per_availability, "seconds": outcome.seconds,
-                 "baseline_seconds": base.seconds},
+        details={
+            "registrations": n,
+            "clients": run.sizes.rush_clients,
+            "answers": answers,
+            "baseline_answers": statuses(base),
+            "confirmed": confirmed,
+            "confirmed_per_availability": per_availability,
+            "seconds": outcome.seconds,
+            "baseline_seconds": base.seconds,
+        },
     )
     return [rush, *memory(idle, after)]
 
 
 def memory(idle: dict[str, float], after: dict[str, float]) -> list[Result]:
-    return [Result(f"memory: {name}", after[name], "MB", target=f"reported (idle {idle[name]:.0f} MB)",
-                   details={"idle_mb": idle[name], "after_rush_mb": after[name]})
-            for name in after]
+    return [
+        Result(
+            f"memory: {name}",
+            after[name],
+            "MB",
+            target=f"reported (idle {idle[name]:.0f} MB)",
+            details={"idle_mb": idle[name], "after_rush_mb": after[name]},
+        )
+        for name in after
+    ]

@@ -46,8 +46,14 @@ class _SmtpHandler:
         self.arrivals = arrivals
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        subject = next((line[9:] for line in envelope.content.decode("utf-8", "replace").splitlines()
-                        if line.startswith("Subject: ")), "")
+        subject = next(
+            (
+                line[9:]
+                for line in envelope.content.decode("utf-8", "replace").splitlines()
+                if line.startswith("Subject: ")
+            ),
+            "",
+        )
         for recipient in envelope.rcpt_tos:
             self.arrivals.add(recipient, subject)
         return "250 Message accepted for delivery"
@@ -100,9 +106,13 @@ class SmsSink:
     def env(self) -> dict[str, str]:
         """The notifications service's settings for this sink."""
         host, port = self._server.server_address[:2]
-        return {"GATHER_SMS_PROVIDER": "twilio", "GATHER_SMS_BASE_URL": f"http://{host}:{port}",
-                "GATHER_SMS_ACCOUNT_SID": self.ACCOUNT_SID, "GATHER_SMS_AUTH_TOKEN": "bench",
-                "GATHER_SMS_FROM": "+15550000000"}
+        return {
+            "GATHER_SMS_PROVIDER": "twilio",
+            "GATHER_SMS_BASE_URL": f"http://{host}:{port}",
+            "GATHER_SMS_ACCOUNT_SID": self.ACCOUNT_SID,
+            "GATHER_SMS_AUTH_TOKEN": "bench",
+            "GATHER_SMS_FROM": "+15550000000",
+        }
 
     def __enter__(self) -> SmsSink:
         self._thread.start()

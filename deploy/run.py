@@ -43,15 +43,27 @@ def main() -> int:
             print(f"!! not ready after 90s: {', '.join(waiting)} (see the log above)", flush=True)
         else:
             broker = env.get("GATHER_BROKER_URL", "filesystem:// (var/broker/)")
-            lines = [f"  {name:<14} http://localhost:{port}   docs: http://localhost:{port}/docs"
-                     for name, port in SERVICES.items()]
-            print("\n".join([
-                "", "=" * 78, "Gather is running.", *lines,
-                f"  admin token    {env['GATHER_ADMIN_TOKEN']}",
-                f"  broker         {broker}",
-                "  emails         var/outbox/email/*.eml     SMS: var/outbox/sms.jsonl",
-                "Press Ctrl-C to stop.", "=" * 78, "",
-            ]), flush=True)
+            lines = [
+                f"  {name:<14} http://localhost:{port}   docs: http://localhost:{port}/docs"
+                for name, port in SERVICES.items()
+            ]
+            print(
+                "\n".join(
+                    [
+                        "",
+                        "=" * 78,
+                        "Gather is running.",
+                        *lines,
+                        f"  admin token    {env['GATHER_ADMIN_TOKEN']}",
+                        f"  broker         {broker}",
+                        "  emails         var/outbox/email/*.eml     SMS: var/outbox/sms.jsonl",
+                        "Press Ctrl-C to stop.",
+                        "=" * 78,
+                        "",
+                    ]
+                ),
+                flush=True,
+            )
         return process.wait()
     except KeyboardInterrupt:
         # honcho got the same Ctrl-C from the terminal and is stopping its processes: wait for it.

@@ -19,8 +19,11 @@ def embedded_platform(tmp_path: Path) -> Iterator[Platform]:
 
 @pytest.fixture
 def real_platform(tmp_path: Path, pg_server_url: str, clean_amqp_url: str) -> Iterator[Platform]:
-    with (fresh_pg_database(pg_server_url) as events_db, fresh_pg_database(pg_server_url) as signup_db,
-          fresh_pg_database(pg_server_url) as notifications_db):
+    with (
+        fresh_pg_database(pg_server_url) as events_db,
+        fresh_pg_database(pg_server_url) as signup_db,
+        fresh_pg_database(pg_server_url) as notifications_db,
+    ):
         urls = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
         with running_platform(tmp_path, urls, clean_amqp_url) as platform:
             yield platform

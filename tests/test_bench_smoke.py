@@ -17,7 +17,8 @@ BENCHMARKS = {"signup rush", "message pipeline", "registration to email p99", "r
 
 
 def test_the_benchmark_suite_runs_end_to_end_and_writes_every_figure(
-        tmp_path: Path, pg_server_url: str, clean_amqp_url: str) -> None:
+    tmp_path: Path, pg_server_url: str, clean_amqp_url: str
+) -> None:
     output = tmp_path / "results.json"
     env = os.environ | {"GATHER_TEST_DATABASE_URL": pg_server_url, "GATHER_TEST_AMQP_URL": clean_amqp_url}
     command = [sys.executable, "-m", "bench", "--tiny", "--workers", "2", "--output", str(output)]
@@ -34,10 +35,18 @@ def test_the_benchmark_suite_runs_end_to_end_and_writes_every_figure(
 
 
 def test_the_benchmarks_say_so_in_one_line_when_the_servers_are_unreachable(tmp_path: Path) -> None:
-    env = os.environ | {"GATHER_TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres",
-                        "GATHER_TEST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1//"}
-    finished = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--output", str(tmp_path / "r.json")],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    env = os.environ | {
+        "GATHER_TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres",
+        "GATHER_TEST_AMQP_URL": "amqp://guest:guest@127.0.0.1:1//",
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--output", str(tmp_path / "r.json")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert finished.returncode == 2
     assert finished.stderr.strip().splitlines() == [finished.stderr.strip()]

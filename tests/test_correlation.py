@@ -6,7 +6,8 @@ from gather_shared.testing import Client, Platform, wait_for
 
 
 def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_message_id(
-        embedded_platform: Platform) -> None:
+    embedded_platform: Platform,
+) -> None:
     client = Client(embedded_platform)
     event = client.published_event(client.organizer()["api_key"])
     wait_for(lambda: client.register(event["id"], email="warmup@example.org").status_code == 201)

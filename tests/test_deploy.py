@@ -10,8 +10,14 @@ from gather_shared.testing import REPO, procfile
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-CONTRACT_SETTINGS = {"GATHER_BROKER_URL", "GATHER_DATABASE_URL", "GATHER_ADMIN_TOKEN", "GATHER_SMTP_URL",
-                     "GATHER_SIGNUP_URL", "GATHER_NOTIFICATIONS_URL"}
+CONTRACT_SETTINGS = {
+    "GATHER_BROKER_URL",
+    "GATHER_DATABASE_URL",
+    "GATHER_ADMIN_TOKEN",
+    "GATHER_SMTP_URL",
+    "GATHER_SIGNUP_URL",
+    "GATHER_NOTIFICATIONS_URL",
+}
 
 
 def test_every_process_make_run_starts_runs_in_compose_with_the_same_command() -> None:

@@ -16,8 +16,10 @@ from gather_signup.handlers import HANDLERS as SIGNUP_HANDLERS
 
 def consumers(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     monkeypatch.setenv("GATHER_ADMIN_TOKEN", "unused")  # settings without touching var/
-    return {"signup": set(SIGNUP_HANDLERS),
-            "notifications": set(notifications_handlers(Settings.from_env("notifications")))}
+    return {
+        "signup": set(SIGNUP_HANDLERS),
+        "notifications": set(notifications_handlers(Settings.from_env("notifications"))),
+    }
 
 
 def message_table() -> dict[str, list[str]]:
@@ -35,7 +37,8 @@ def test_every_message_type_is_documented() -> None:
 
 @pytest.mark.parametrize("service, column", [("signup", 2), ("notifications", 3)])
 def test_the_table_says_exactly_which_messages_each_service_reacts_to(
-        service: str, column: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: str, column: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     documented = {type_ for type_, cells in message_table().items() if cells[column] != "—"}
     assert documented == consumers(monkeypatch)[service]
 
@@ -52,16 +55,21 @@ def _ms(seconds: float) -> str:
 
 def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
-    for quoted in (f"every {_ms(broker.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-                   f"every {_ms(broker.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
-                   f"{broker.RELAY_BUSY_SECONDS:g} s",
-                   f"nothing more came within {_ms(broker.BATCH_WAIT_SECONDS)}, at {broker.BATCH_MAX} messages",
-                   f"has waited {_ms(broker.BATCH_MAX_AGE_SECONDS)}",
-                   f"may send it {broker.PREFETCH} unacked messages"):
+    for quoted in (
+        f"every {_ms(broker.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
+        f"every {_ms(broker.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
+        f"{broker.RELAY_BUSY_SECONDS:g} s",
+        f"nothing more came within {_ms(broker.BATCH_WAIT_SECONDS)}, at {broker.BATCH_MAX} messages",
+        f"has waited {_ms(broker.BATCH_MAX_AGE_SECONDS)}",
+        f"may send it {broker.PREFETCH} unacked messages",
+    ):
         assert quoted in architecture
     notifications = " ".join((REPO / "docs/notifications.md").read_text().split())
     low, high = sender.POLL_SECONDS * 0.5, sender.POLL_SECONDS * 1.5  # the threads' jittered pause
-    for quoted in (f"The sender runs {sender.SEND_WORKERS} threads", f"a batch of up to {sender.BATCH_SIZE} due",
-                   f"looks again after {low * 1000:g}–{high * 1000:g} ms",
-                   f"(`NOTIFY` on `{notifications_constants.DUE_NOW_CHANNEL}`"):
+    for quoted in (
+        f"The sender runs {sender.SEND_WORKERS} threads",
+        f"a batch of up to {sender.BATCH_SIZE} due",
+        f"looks again after {low * 1000:g}–{high * 1000:g} ms",
+        f"(`NOTIFY` on `{notifications_constants.DUE_NOW_CHANNEL}`",
+    ):
         assert quoted in notifications

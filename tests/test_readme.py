@@ -19,8 +19,13 @@ def test_the_readme_walkthrough_ends_with_the_confirmation_sent(embedded_platfor
     (embedded_platform.workdir / "var").mkdir(exist_ok=True)
     (embedded_platform.workdir / "var/admin-token").write_text(ADMIN_TOKEN)
 
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=embedded_platform.workdir,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=embedded_platform.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()

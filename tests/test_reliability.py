@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def sent_confirmations(client: Client, event_id: str) -> list[dict]:
-    return [n for n in client.notifications(event_id=event_id)
-            if n["kind"] == "signup_confirmed" and n["status"] == "sent"]
+    return [
+        n for n in client.notifications(event_id=event_id) if n["kind"] == "signup_confirmed" and n["status"] == "sent"
+    ]
 
 
 def emails(platform: Platform) -> list[Path]:
@@ -44,11 +45,14 @@ def test_a_relay_killed_after_publishing_but_before_marking_causes_one_effect(re
     holder.execute(sa.text("SELECT pg_advisory_lock(4242)"))
     holder.commit()
     with signup_db.begin() as conn:
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             CREATE FUNCTION hold_relay() RETURNS trigger AS $$
-            BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN OLD; END $$ LANGUAGE plpgsql"""))
-        conn.execute(sa.text("CREATE TRIGGER hold_relay BEFORE DELETE ON outbox "
-                             "FOR EACH ROW EXECUTE FUNCTION hold_relay()"))
+            BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN OLD; END $$ LANGUAGE plpgsql""")
+        )
+        conn.execute(
+            sa.text("CREATE TRIGGER hold_relay BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION hold_relay()")
+        )
 
     signup = client.register(event["id"]).json()
     # The message was published: the confirmation goes out while the relay still waits to mark it.
@@ -64,8 +68,10 @@ def test_a_relay_killed_after_publishing_but_before_marking_causes_one_effect(re
         conn.execute(sa.text("DROP TRIGGER hold_relay ON outbox"))
     real_platform.start("signup-relay")
 
-    wait_for(lambda: "already handled" in real_platform.tail("notifications-consumer", 400),
-             message="the republished message to reach the consumer")
+    wait_for(
+        lambda: "already handled" in real_platform.tail("notifications-consumer", 400),
+        message="the republished message to reach the consumer",
+    )
     with signup_db.connect() as conn:
         wait_for(lambda: conn.scalar(sa.text("SELECT count(*) FROM outbox")) == 0, message="the outbox to drain")
     assert len(sent_confirmations(client, event["id"])) == 1
@@ -75,18 +81,32 @@ def test_a_relay_killed_after_publishing_but_before_marking_causes_one_effect(re
 
 
 def registration_envelope(event_id: str, email: str) -> dict:
-    data = {"signup_id": uuid.uuid4(), "event_id": uuid.UUID(event_id), "status": "confirmed",
-            "display_name": "Alex", "email": email, "phone": None, "channels": ["email"], "timezone": None,
-            "consent_reminders": False, "waitlist_position": None,
-            "manage_url": "http://localhost:8002/v1/signups/x?token=y", "created_at": datetime.now(UTC)}
+    data = {
+        "signup_id": uuid.uuid4(),
+        "event_id": uuid.UUID(event_id),
+        "status": "confirmed",
+        "display_name": "Alex",
+        "email": email,
+        "phone": None,
+        "channels": ["email"],
+        "timezone": None,
+        "consent_reminders": False,
+        "waitlist_position": None,
+        "manage_url": "http://localhost:8002/v1/signups/x?token=y",
+        "created_at": datetime.now(UTC),
+    }
     return envelope.build("signup.confirmed.v1", "/gather/signup", messages.dump("signup.confirmed.v1", data), None)
 
 
 def publish(amqp_url: str, routing_key: str, body: str) -> None:
     channel = pika_channel(amqp_url)
     channel.confirm_delivery()
-    channel.basic_publish("gather.events", routing_key, body.encode(),
-                          pika.BasicProperties(content_type=envelope.CONTENT_TYPE, delivery_mode=2))
+    channel.basic_publish(
+        "gather.events",
+        routing_key,
+        body.encode(),
+        pika.BasicProperties(content_type=envelope.CONTENT_TYPE, delivery_mode=2),
+    )
     channel.connection.close()
 
 
@@ -99,15 +119,13 @@ def test_the_same_message_published_twice_sends_one_email(real_platform: Platfor
     publish(real_platform.env["GATHER_BROKER_URL"], "signup.confirmed.v1", body)
     publish(real_platform.env["GATHER_BROKER_URL"], "signup.confirmed.v1", body)
 
-    wait_for(lambda: "already handled" in real_platform.tail("notifications-consumer", 400),
-             message="the second copy")
+    wait_for(lambda: "already handled" in real_platform.tail("notifications-consumer", 400), message="the second copy")
     wait_for(lambda: len(sent_confirmations(client, event["id"])) == 2, message="the first copy's email")
     recipients = sorted(p.read_text().split("To: ", 1)[1].split("\n", 1)[0] for p in emails(real_platform))
     assert recipients == ["first@example.org", "twice@example.org"]
 
 
-def test_malformed_and_invalid_messages_are_dead_lettered_and_the_queue_keeps_flowing(
-        real_platform: Platform) -> None:
+def test_malformed_and_invalid_messages_are_dead_lettered_and_the_queue_keeps_flowing(real_platform: Platform) -> None:
     amqp_url = real_platform.env["GATHER_BROKER_URL"]
     client = Client(real_platform)
     event = client.published_event(client.organizer()["api_key"])
@@ -157,6 +175,9 @@ def test_registrations_survive_a_broker_restart(real_platform: Platform) -> None
     worker.join()
 
     assert statuses == [201] * 40  # no web request failed because the broker was down
-    wait_for(lambda: len(sent_confirmations(client, event["id"])) == 41, timeout=90,
-             message="every confirmation after the broker came back")
+    wait_for(
+        lambda: len(sent_confirmations(client, event["id"])) == 41,
+        timeout=90,
+        message="every confirmation after the broker came back",
+    )
     assert len(emails(real_platform)) == 41

@@ -13,29 +13,43 @@ from gather_signup.app import create_app as signup_app
 
 CONTRACT_PATHS = {
     "events": {
-        ("post", "/v1/organizers"), ("post", "/v1/events"), ("patch", "/v1/events/{event_id}"),
-        ("post", "/v1/events/{event_id}/publish"), ("post", "/v1/events/{event_id}/postpone"),
-        ("post", "/v1/events/{event_id}/cancel"), ("get", "/v1/events/{event_id}"), ("get", "/v1/events"),
-        ("get", "/v1/events/{event_id}/calendar.ics"), ("get", "/v1/calendar.ics"),
+        ("post", "/v1/organizers"),
+        ("post", "/v1/events"),
+        ("patch", "/v1/events/{event_id}"),
+        ("post", "/v1/events/{event_id}/publish"),
+        ("post", "/v1/events/{event_id}/postpone"),
+        ("post", "/v1/events/{event_id}/cancel"),
+        ("get", "/v1/events/{event_id}"),
+        ("get", "/v1/events"),
+        ("get", "/v1/events/{event_id}/calendar.ics"),
+        ("get", "/v1/calendar.ics"),
     },
     "signup": {
-        ("post", "/v1/events/{event_id}/signups"), ("get", "/v1/signups/{signup_id}"),
-        ("delete", "/v1/signups/{signup_id}"), ("get", "/v1/events/{event_id}/availability"),
+        ("post", "/v1/events/{event_id}/signups"),
+        ("get", "/v1/signups/{signup_id}"),
+        ("delete", "/v1/signups/{signup_id}"),
+        ("get", "/v1/events/{event_id}/availability"),
         ("get", "/v1/events/{event_id}/signups"),
     },
     "notifications": {
-        ("get", "/v1/notifications"), ("get", "/v1/unsubscribe/{token}"), ("post", "/v1/unsubscribe/{token}"),
-        ("post", "/v1/sms/inbound"), ("post", "/v1/sms/status"),
+        ("get", "/v1/notifications"),
+        ("get", "/v1/unsubscribe/{token}"),
+        ("post", "/v1/unsubscribe/{token}"),
+        ("post", "/v1/sms/inbound"),
+        ("post", "/v1/sms/status"),
     },
 }
 FACTORIES: dict[str, Callable[[], Flask]] = {
-    "events": events_app, "signup": signup_app, "notifications": notifications_app,
+    "events": events_app,
+    "signup": signup_app,
+    "notifications": notifications_app,
 }
 
 
 @pytest.mark.parametrize("service", sorted(FACTORIES))
 def test_each_service_serves_health_readiness_its_contract_in_openapi_and_docs(
-        service: str, service_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: str, service_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/{service}.db")
     client = FACTORIES[service]().test_client()
 

@@ -16,8 +16,10 @@ def test_a_registration_reaches_the_attendee_as_an_email(platform: Platform) -> 
     signup = response.json()
     assert signup["status"] == "confirmed"
 
-    sent = wait_for(lambda: [n for n in client.notifications(signup_id=signup["id"]) if n["status"] == "sent"],
-                    message="the confirmation to be sent")
+    sent = wait_for(
+        lambda: [n for n in client.notifications(signup_id=signup["id"]) if n["status"] == "sent"],
+        message="the confirmation to be sent",
+    )
     assert [(n["kind"], n["channel"]) for n in sent] == [("signup_confirmed", "email")]
 
     emails = list((platform.workdir / "var/outbox/email").glob("*.eml"))

@@ -125,8 +125,9 @@ def connect(url: str, **transport_options: Any) -> kombu.Connection:
             "data_folder_out": str(data),
             "control_folder": str(control),
         }
-        return kombu.Connection(url, transport=_AtomicFilesystemTransport, transport_options=transport_options,
-                                connect_timeout=5)
+        return kombu.Connection(
+            url, transport=_AtomicFilesystemTransport, transport_options=transport_options, connect_timeout=5
+        )
     return kombu.Connection(url, transport_options=transport_options, connect_timeout=5)
 
 
@@ -199,9 +200,7 @@ class Relay:
     per message; the relay then waits for all its confirms, so throughput is not one round trip per
     message. Rows the broker refused or returned stay, and are retried with backoff."""
 
-    def __init__(
-        self, broker_url: str, sessions: sessionmaker[Session], batch_size: int = 500
-    ) -> None:
+    def __init__(self, broker_url: str, sessions: sessionmaker[Session], batch_size: int = 500) -> None:
         self.broker_url = broker_url
         self.sessions = sessions
         self.batch_size = batch_size
@@ -235,8 +234,13 @@ class Relay:
         with self.sessions.begin() as session:
             now = utcnow()
             query = (
-                sa.select(outbox_table.c.id, outbox_table.c.message_id, outbox_table.c.type, outbox_table.c.body,
-                          outbox_table.c.attempts)
+                sa.select(
+                    outbox_table.c.id,
+                    outbox_table.c.message_id,
+                    outbox_table.c.type,
+                    outbox_table.c.body,
+                    outbox_table.c.attempts,
+                )
                 .where(sa.or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now))
                 .order_by(outbox_table.c.id)
                 .limit(self.batch_size)
@@ -251,13 +255,20 @@ class Relay:
             if done:
                 # One statement run per row (psycopg pipelines them): compiled once, where an IN list
                 # of a new length is compiled again, which cost the relay a fifth of its time.
-                session.execute(sa.delete(outbox_table).where(outbox_table.c.id == sa.bindparam("row_id")),
-                                [{"row_id": row_id} for row_id in done])
+                session.execute(
+                    sa.delete(outbox_table).where(outbox_table.c.id == sa.bindparam("row_id")),
+                    [{"row_id": row_id} for row_id in done],
+                )
             for row in rows:
                 if row.message_id in failed:
-                    delay = min(2 ** row.attempts, RELAY_BACKOFF_MAX_SECONDS)
-                    log.error("relay: %s %s not accepted (%s); retry in %ss",
-                              row.type, row.message_id, failed[row.message_id], delay)
+                    delay = min(2**row.attempts, RELAY_BACKOFF_MAX_SECONDS)
+                    log.error(
+                        "relay: %s %s not accepted (%s); retry in %ss",
+                        row.type,
+                        row.message_id,
+                        failed[row.message_id],
+                        delay,
+                    )
                     session.execute(
                         sa.update(outbox_table)
                         .where(outbox_table.c.id == row.id)
@@ -294,8 +305,14 @@ class Relay:
         if not is_amqp(conn):
             producer = kombu.Producer(self._channel, exchange=EXCHANGE)
             for row in rows:
-                producer.publish(row.body, routing_key=row.type, content_type=envelope.CONTENT_TYPE,
-                                 content_encoding="utf-8", delivery_mode=2, message_id=row.message_id)
+                producer.publish(
+                    row.body,
+                    routing_key=row.type,
+                    content_type=envelope.CONTENT_TYPE,
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=row.message_id,
+                )
             return {}
         return self._publish_amqp(conn, rows)
 
@@ -322,7 +339,9 @@ class Relay:
         channel.events["basic_return"] = {on_return}
         for offset, row in enumerate(rows):
             message = channel.prepare_message(
-                row.body, content_type=envelope.CONTENT_TYPE, content_encoding="utf-8",
+                row.body,
+                content_type=envelope.CONTENT_TYPE,
+                content_encoding="utf-8",
                 properties={"delivery_mode": 2, "message_id": row.message_id},
             )
             channel.basic_publish(message, exchange=topology.EXCHANGE, routing_key=row.type, mandatory=True)
@@ -424,8 +443,7 @@ class Consumer(ConsumerMixin):
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
         # kombu calls this on every (re)connection, right after on_connection_revived.
         declare_topology(self.connection)
-        return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message,
-                             prefetch_count=PREFETCH)]
+        return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message, prefetch_count=PREFETCH)]
 
     def on_iteration(self) -> None:
         now = time.monotonic()
@@ -481,11 +499,17 @@ class Consumer(ConsumerMixin):
 
     def _publish_copy(self, body: str, queue_name: str, headers: dict[str, Any]) -> None:
         producer = kombu.Producer(self._publisher.default_channel)
-        producer.publish(body, exchange="", routing_key=queue_name, headers=headers,
-                         content_type=envelope.CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                         retry=True, retry_policy=PUBLISH_RETRY_POLICY)
-
-
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=queue_name,
+            headers=headers,
+            content_type=envelope.CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
 
 
 def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], message: Message) -> None:
@@ -495,8 +519,7 @@ def handle(sessions: sessionmaker[Session], handlers: dict[str, Handler], messag
         _handle_in(session, handlers, [message])
 
 
-def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler],
-                 batch: list[Message]) -> dict[str, str]:
+def handle_batch(sessions: sessionmaker[Session], handlers: dict[str, Handler], batch: list[Message]) -> dict[str, str]:
     """Handle `batch` in one transaction; returns {message id: error} for those whose handler failed.
 
     Failures are rare, so the batch runs optimistically without a savepoint per message (each would cost
@@ -549,7 +572,8 @@ def _record_in_inbox(session: Session, batch: list[Message]) -> set[tuple[str, s
     (One statement per batch rather than per message: it was a third of the consumer's time.)"""
     now = utcnow()
     inserted = session.execute(
-        insert(session, inbox_table).on_conflict_do_nothing(index_elements=["source", "message_id"])
+        insert(session, inbox_table)
+        .on_conflict_do_nothing(index_elements=["source", "message_id"])
         .returning(inbox_table.c.source, inbox_table.c.message_id),
         [{"source": m.source, "message_id": m.id, "type": m.type, "handled_at": now} for m in batch],
     )
@@ -559,5 +583,11 @@ def _record_in_inbox(session: Session, batch: list[Message]) -> set[tuple[str, s
 def received(body: bytes | str | dict[str, Any]) -> Message:
     """Parse and validate a message body as the consumer does (raises ValidationError)."""
     env = envelope.parse(body)
-    return Message(type=env["type"], id=env["id"], source=env["source"], time=env["time"],
-                   correlation_id=env["correlationid"], data=env["data"])
+    return Message(
+        type=env["type"],
+        id=env["id"],
+        source=env["source"],
+        time=env["time"],
+        correlation_id=env["correlationid"],
+        data=env["data"],
+    )

@@ -35,9 +35,7 @@ class Settings:
         return cls(
             service=service,
             broker_url=env.get("GATHER_BROKER_URL") or "filesystem://",
-            database_url=(env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace(
-                "{service}", service
-            ),
+            database_url=(env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace("{service}", service),
             admin_token=env.get("GATHER_ADMIN_TOKEN") or admin_token_from_file(),
             smtp_url=env.get("GATHER_SMTP_URL") or None,
             sms_provider=env.get("GATHER_SMS_PROVIDER") or "file",

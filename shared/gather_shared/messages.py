@@ -44,9 +44,7 @@ class EventSnapshot(_Base):
 
     id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
-    status = fields.String(
-        required=True, validate=validate.OneOf(["draft", "published", "postponed", "cancelled"])
-    )
+    status = fields.String(required=True, validate=validate.OneOf(["draft", "published", "postponed", "cancelled"]))
     title = fields.String(required=True)
     summary = fields.String(allow_none=True, load_default=None)
     kind = fields.String(required=True)
@@ -100,9 +98,7 @@ class Registration(_Base):
 
     signup_id = fields.UUID(required=True)
     event_id = fields.UUID(required=True)
-    status = fields.String(
-        required=True, validate=validate.OneOf(["confirmed", "waitlisted", "cancelled"])
-    )
+    status = fields.String(required=True, validate=validate.OneOf(["confirmed", "waitlisted", "cancelled"]))
     display_name = fields.String(required=True)
     email = fields.String(allow_none=True, load_default=None)
     phone = fields.String(allow_none=True, load_default=None)

@@ -96,9 +96,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
     for name, tier in _TIERS.items():
         source = os.environ.get(tier.env_var)
-        lines.append(f"gather {name} tier: " + (f"{tier.env_var}={source}" if source else
-                                                 "testcontainers if a Docker engine answers, else skipped"
-                                                 + (" (GATHER_REQUIRE_SERVICES=1: fails instead)" if REQUIRE else "")))
+        lines.append(
+            f"gather {name} tier: "
+            + (
+                f"{tier.env_var}={source}"
+                if source
+                else "testcontainers if a Docker engine answers, else skipped"
+                + (" (GATHER_REQUIRE_SERVICES=1: fails instead)" if REQUIRE else "")
+            )
+        )
     return lines
 
 
@@ -156,8 +162,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @contextlib.contextmanager
-def module_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service: str,
-                   **env: str) -> Iterator[str]:
+def module_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service: str, **env: str
+) -> Iterator[str]:
     """For a module-scoped fixture parametrised over ("sqlite", "postgresql"): a working directory and a
     migrated-on-start database of its own for `service`, and the GATHER_* settings pointing at them, for
     the whole module (creating a PostgreSQL database per test would cost most of the suite's time; pair
@@ -302,7 +309,11 @@ class Platform:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
         self.processes[name] = subprocess.Popen(
-            argv, cwd=self.workdir, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            argv,
+            cwd=self.workdir,
+            env=env,
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -364,8 +375,9 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message
 
 
 @contextlib.contextmanager
-def running_platform(workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None,
-                     extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
+def running_platform(
+    workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Platform]:
     """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
     var/); `broker_url` None means the embedded filesystem transport."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
@@ -395,12 +407,18 @@ def event_body(**overrides: Any) -> dict[str, Any]:
 
     starts = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
     body = {
-        "title": "Peer support circle", "summary": "A safe space to talk.", "kind": "support_group",
-        "tags": ["anxiety", "peer-support"], "starts_at": starts.isoformat(),
-        "ends_at": (starts + timedelta(hours=1, minutes=30)).isoformat(), "timezone": "Europe/London",
-        "format": "in_person", "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds",
-                                         "postcode": "LS1 1AA"},
-        "capacity": 10, "waitlist_enabled": True, "language": "en",
+        "title": "Peer support circle",
+        "summary": "A safe space to talk.",
+        "kind": "support_group",
+        "tags": ["anxiety", "peer-support"],
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=1, minutes=30)).isoformat(),
+        "timezone": "Europe/London",
+        "format": "in_person",
+        "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
+        "capacity": 10,
+        "waitlist_enabled": True,
+        "language": "en",
     }
     return body | overrides
 
@@ -421,8 +439,9 @@ class Client:
         return self.http.request(method, self.urls[service] + path, headers=headers, timeout=30, **kwargs)
 
     def organizer(self, name: str = "Mind Matters") -> dict[str, Any]:
-        response = self.call("POST", "events", "/v1/organizers", ADMIN_TOKEN,
-                             json={"name": name, "email": "org@example.org"})
+        response = self.call(
+            "POST", "events", "/v1/organizers", ADMIN_TOKEN, json={"name": name, "email": "org@example.org"}
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -433,21 +452,20 @@ class Client:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def register(self, event_id: str, wait: bool = True, headers: dict[str, str] | None = None,
-                 **body: Any) -> Any:
+    def register(self, event_id: str, wait: bool = True, headers: dict[str, str] | None = None, **body: Any) -> Any:
         """Register; with `wait`, retry while the signup service has not yet heard of the event."""
         body = {"display_name": "Sam", "email": "sam@example.org", "channels": ["email"]} | body
         deadline = time.monotonic() + 30
         while True:
-            response = self.call("POST", "signup", f"/v1/events/{event_id}/signups", json=body,
-                                 headers=dict(headers or {}))
+            response = self.call(
+                "POST", "signup", f"/v1/events/{event_id}/signups", json=body, headers=dict(headers or {})
+            )
             if not (wait and response.status_code == 404 and time.monotonic() < deadline):
                 return response
             time.sleep(0.1)
 
     def notifications(self, **params: Any) -> list[dict[str, Any]]:
-        response = self.call("GET", "notifications", "/v1/notifications", ADMIN_TOKEN,
-                             params=params | {"limit": 100})
+        response = self.call("GET", "notifications", "/v1/notifications", ADMIN_TOKEN, params=params | {"limit": 100})
         assert response.status_code == 200, response.text
         return response.json()["items"]
 
@@ -455,8 +473,15 @@ class Client:
 # --- messages in and out, without a broker ----------------------------------------------------------
 
 
-def deliver(sessions: Any, handlers: dict[str, Any], type_: str, data: dict[str, Any],
-            source: str = "/gather/test", message_id: str | None = None, time: Any = None) -> Any:
+def deliver(
+    sessions: Any,
+    handlers: dict[str, Any],
+    type_: str,
+    data: dict[str, Any],
+    source: str = "/gather/test",
+    message_id: str | None = None,
+    time: Any = None,
+) -> Any:
     """Hand a message to a service's handlers exactly as its consumer would (validation, inbox,
     one transaction). Returns the Message. Deliver the same `message_id` twice to test redelivery;
     give `time` (an aware datetime) to send a message created earlier or later."""

@@ -31,14 +31,14 @@ REQUEST_ID_HEADER = "X-Request-ID"
 class Problem(Exception):  # noqa: N818 - it is the answer, not a failure
     """Raise to answer with a problem+json: `code` names the problem for machines (e.g. `event_full`)."""
 
-    def __init__(self, status: int, code: str, detail: str, errors: dict[str, Any] | None = None,
-                 **extra: Any) -> None:
+    def __init__(self, status: int, code: str, detail: str, errors: dict[str, Any] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors, self.extra = status, code, detail, errors, extra
 
 
-def problem_response(status: int, title: str, detail: str, code: str | None = None,
-                     errors: dict[str, Any] | None = None, **extra: Any) -> Response:
+def problem_response(
+    status: int, title: str, detail: str, code: str | None = None, errors: dict[str, Any] | None = None, **extra: Any
+) -> Response:
     body: dict[str, Any] = {
         "type": f"urn:gather:problem:{code}" if code else "about:blank",
         "title": title,
@@ -84,8 +84,9 @@ class ProblemApi(Api):
             fields_named = ", ".join(sorted(errors))
             # webargs answers a body that is not JSON at all with 400; to a client it is invalid input
             # like any other, so it gets the same 422 as every validation failure.
-            return problem_response(422, "Invalid request", f"Invalid input in: {fields_named}",
-                                    code="validation_error", errors=errors)
+            return problem_response(
+                422, "Invalid request", f"Invalid input in: {fields_named}", code="validation_error", errors=errors
+            )
         if status >= 500:
             log.error("unhandled error: %s", error)
         response = problem_response(status, error.name, error.description or error.name)
@@ -120,8 +121,14 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
-        return problem_response(exc.status, exc.code.replace("_", " ").capitalize(), exc.detail,
-                                code=exc.code, errors=exc.errors, **exc.extra)
+        return problem_response(
+            exc.status,
+            exc.code.replace("_", " ").capitalize(),
+            exc.detail,
+            code=exc.code,
+            errors=exc.errors,
+            **exc.extra,
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -132,9 +139,12 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
             # each fails, and the pool then reconnects), is refusing connections, or gave up on a
             # deadlock: nothing wrong with the request, so the client is told to try again.
             log.warning("database unavailable: %s", exc.orig)
-            response = problem_response(503, "Service Unavailable",
-                                        "The database is unavailable for a moment; please try again.",
-                                        code="database_unavailable")
+            response = problem_response(
+                503,
+                "Service Unavailable",
+                "The database is unavailable for a moment; please try again.",
+                code="database_unavailable",
+            )
             response.headers["Retry-After"] = "1"
             return response
         log.exception("unhandled error")

@@ -23,8 +23,9 @@ from gather_shared.outbox import emit
 from gather_shared.testing import fresh_pg_database, wait_for
 
 QUEUE = topology.CONSUMERS["signup"]
-effects = sa.Table("effects", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-                   sa.Column("organizer_id", sa.String(40)))
+effects = sa.Table(
+    "effects", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("organizer_id", sa.String(40))
+)
 
 
 def key_issued(organizer_id: uuid.UUID | None = None) -> dict:
@@ -48,14 +49,23 @@ class Bus:
         with broker.connect(self.broker_url) as conn:
             broker.declare_topology(conn)
             kombu.Producer(conn.default_channel).publish(
-                body, exchange=topology.EXCHANGE, routing_key=routing_key,
-                content_type=envelope.CONTENT_TYPE, content_encoding="utf-8")
+                body,
+                exchange=topology.EXCHANGE,
+                routing_key=routing_key,
+                content_type=envelope.CONTENT_TYPE,
+                content_encoding="utf-8",
+            )
 
     def drain(self, queue_name: str) -> list[kombu.Message]:
         got = []
         with broker.connect(self.broker_url) as conn:
-            queue = kombu.Queue(queue_name, kombu.Exchange(""), routing_key=queue_name, durable=True,
-                                queue_arguments={"x-queue-type": "quorum"})(conn.default_channel)
+            queue = kombu.Queue(
+                queue_name,
+                kombu.Exchange(""),
+                routing_key=queue_name,
+                durable=True,
+                queue_arguments={"x-queue-type": "quorum"},
+            )(conn.default_channel)
             while (message := queue.get(no_ack=True)) is not None:
                 got.append(message)
         return got
@@ -90,8 +100,13 @@ def run_consumer(bus: Bus) -> Iterator[Callable[..., Consumer]]:
     started: list[tuple[Consumer, threading.Thread]] = []
 
     def start(handlers: dict | None = None, retry_delays: tuple[int, ...] = (1, 1, 1)) -> Consumer:
-        consumer = Consumer(bus.broker_url, QUEUE, bus.sessions,
-                            handlers or {"organizer.key_issued.v1": record}, retry_delays=retry_delays)
+        consumer = Consumer(
+            bus.broker_url,
+            QUEUE,
+            bus.sessions,
+            handlers or {"organizer.key_issued.v1": record},
+            retry_delays=retry_delays,
+        )
         thread = threading.Thread(target=consumer.run, daemon=True)
         thread.start()
         started.append((consumer, thread))
@@ -129,8 +144,11 @@ def test_a_rolled_back_change_sends_no_message(bus: Bus) -> None:
 
 def test_a_message_delivered_twice_has_one_effect(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
     run_consumer()
-    body = json.dumps(envelope.build("organizer.key_issued.v1", "/gather/test",
-                                     messages.dump("organizer.key_issued.v1", key_issued()), None))
+    body = json.dumps(
+        envelope.build(
+            "organizer.key_issued.v1", "/gather/test", messages.dump("organizer.key_issued.v1", key_issued()), None
+        )
+    )
     bus.publish_raw(body, "organizer.key_issued.v1")
     bus.publish_raw(body, "organizer.key_issued.v1")
     marker = emit_committed(bus)  # a later message: once it is handled, both copies were seen
@@ -142,9 +160,14 @@ def test_a_message_delivered_twice_has_one_effect(bus: Bus, run_consumer: Callab
 def test_copies_within_one_batch_and_across_batches_have_one_effect(bus: Bus) -> None:
     # A relay that dies between the broker's confirm and deleting its rows publishes them again, and both
     # copies can arrive within one consumer batch (handled in one transaction).
-    first, second = (broker.received(envelope.build("organizer.key_issued.v1", "/gather/test",
-                                                    messages.dump("organizer.key_issued.v1", key_issued()), None))
-                     for _ in range(2))
+    first, second = (
+        broker.received(
+            envelope.build(
+                "organizer.key_issued.v1", "/gather/test", messages.dump("organizer.key_issued.v1", key_issued()), None
+            )
+        )
+        for _ in range(2)
+    )
     handlers = {"organizer.key_issued.v1": record}
     assert broker.handle_batch(bus.sessions, handlers, [first, first, second]) == {}
     assert broker.handle_batch(bus.sessions, handlers, [second, first]) == {}
@@ -152,7 +175,8 @@ def test_copies_within_one_batch_and_across_batches_have_one_effect(bus: Bus) ->
 
 
 def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowing(
-        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    bus: Bus, run_consumer: Callable[..., Consumer]
+) -> None:
     run_consumer()
     bus.publish_raw("this is not json", "organizer.key_issued.v1")
     invalid = envelope.build("organizer.key_issued.v1", "/gather/test", {"organizer_id": "not-a-uuid"}, None)
@@ -163,7 +187,8 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowin
     dead = wait_for(lambda: (got := bus.drain(QUEUE.dlq)) and got, message="dead letters")
     dead += bus.drain(QUEUE.dlq)
     assert sorted(m.body.decode() if isinstance(m.body, bytes) else m.body for m in dead) == sorted(
-        ["this is not json", json.dumps(invalid)])
+        ["this is not json", json.dumps(invalid)]
+    )
 
 
 def test_a_failing_handler_is_retried_until_it_succeeds(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
@@ -183,7 +208,8 @@ def test_a_failing_handler_is_retried_until_it_succeeds(bus: Bus, run_consumer: 
 
 
 def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_retries(
-        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    bus: Bus, run_consumer: Callable[..., Consumer]
+) -> None:
     calls = []
 
     def broken(session: Session, message: Message) -> None:
@@ -220,7 +246,8 @@ def test_several_relays_publish_each_message_exactly_once(bus: Bus, run_consumer
 
 
 def test_one_failing_message_in_a_batch_does_not_hold_back_the_others(
-        bus: Bus, run_consumer: Callable[..., Consumer]) -> None:
+    bus: Bus, run_consumer: Callable[..., Consumer]
+) -> None:
     ids = emit_committed(bus, 20)
     poison = ids[7]
 

@@ -28,11 +28,14 @@ def test_unknown_fields_are_ignored_so_producers_can_add_fields() -> None:
     assert "new" not in envelope.parse(json.dumps(body))["data"]
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ("{not json", "not JSON"),
-    ("[]", "JSON object"),
-    (json.dumps({"specversion": "1.0"}), "type"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ("{not json", "not JSON"),
+        ("[]", "JSON object"),
+        (json.dumps({"specversion": "1.0"}), "type"),
+    ],
+)
 def test_a_body_that_is_not_a_gather_message_is_rejected(body: str, complaint: str) -> None:
     with pytest.raises(ValidationError) as error:
         envelope.parse(body)

@@ -22,8 +22,11 @@ class Thing(Schema):
 
 
 def make_client(broker_url: str = "filesystem://", database_url: str | None = None) -> FlaskClient:
-    settings = replace(Settings.from_env("events"), broker_url=broker_url,
-                       database_url=database_url or Settings.from_env("events").database_url)
+    settings = replace(
+        Settings.from_env("events"),
+        broker_url=broker_url,
+        database_url=database_url or Settings.from_env("events").database_url,
+    )
     engine = make_engine(settings.database_url)
     app, api = web.create_app(Runtime(settings, engine, session_factory(engine)), "test app")
     blp = Blueprint("things", __name__, url_prefix="/v1")
@@ -106,8 +109,10 @@ def test_a_database_restart_is_a_503_to_retry_not_a_500(service_env: Path, pg_se
         # What a restart of PostgreSQL does to the pooled connections: their backends end.
         admin = make_engine(pg_server_url)
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
-                         {"db": sa.engine.make_url(url).database})
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+                {"db": sa.engine.make_url(url).database},
+            )
         admin.dispose()
         response = client.get("/v1/things")
         assert (response.status_code, response.mimetype) == (503, "application/problem+json")
@@ -117,9 +122,17 @@ def test_a_database_restart_is_a_503_to_retry_not_a_500(service_env: Path, pg_se
         client.application.extensions["gather_runtime"].engine.dispose()
 
 
-@pytest.mark.parametrize("name, known", [("Europe/London", True), ("America/Argentina/Buenos_Aires", True),
-                                         ("Europe/Atlantis", False), ("../../etc/passwd", False),
-                                         ("localtime", False), ("", False)])
+@pytest.mark.parametrize(
+    "name, known",
+    [
+        ("Europe/London", True),
+        ("America/Argentina/Buenos_Aires", True),
+        ("Europe/Atlantis", False),
+        ("../../etc/passwd", False),
+        ("localtime", False),
+        ("", False),
+    ],
+)
 def test_time_zones_must_be_iana_names(name: str, known: bool) -> None:
     # `localtime` is a file in the system's zoneinfo folder: the server's own zone, which nobody means.
     assert web.is_time_zone(name) is known

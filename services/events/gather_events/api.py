@@ -27,8 +27,9 @@ blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers an
 
 BEARER = [{"bearer": []}]
 CALENDAR_LIMIT = 500  # a subscribed calendar cannot page: the next CALENDAR_LIMIT events
-ICS_RESPONSE = {"200": {"description": "An RFC 5545 calendar",
-                        "content": {"text/calendar": {"schema": {"type": "string"}}}}}
+ICS_RESPONSE = {
+    "200": {"description": "An RFC 5545 calendar", "content": {"text/calendar": {"schema": {"type": "string"}}}}
+}
 #: The fields a PATCH may change: everything an organizer writes on creation but the recurrence.
 EDITABLE = tuple(schemas.EventFields().fields)
 
@@ -38,8 +39,9 @@ def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any
 
     def document(view: Callable[..., Any]) -> Callable[..., Any]:
         for status in statuses:
-            view = blp.alt_response(status, schema=schemas.ProblemOut, content_type=web.PROBLEM_JSON,
-                                    description=HTTPStatus(status).phrase)(view)
+            view = blp.alt_response(
+                status, schema=schemas.ProblemOut, content_type=web.PROBLEM_JSON, description=HTTPStatus(status).phrase
+            )(view)
         return view
 
     return document
@@ -90,11 +92,12 @@ def own_event(session: Session, event_id: uuid.UUID, organizer: Organizer) -> Ev
 
 
 def own_series(session: Session, series_id: uuid.UUID, organizer: Organizer) -> list[Event]:
-    events = list(session.scalars(
-        sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id).with_for_update()
-    ))
-    if not events or (events[0].organizer_id != organizer.id
-                      and all(event.status == domain.DRAFT for event in events)):
+    events = list(
+        session.scalars(
+            sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id).with_for_update()
+        )
+    )
+    if not events or (events[0].organizer_id != organizer.id and all(event.status == domain.DRAFT for event in events)):
         raise web.Problem(404, "not_found", "No such series.")
     if events[0].organizer_id != organizer.id:
         raise web.Problem(403, "forbidden", "This series belongs to another organizer.")
@@ -107,8 +110,12 @@ def visible_to(event: Event, viewer: Organizer | None) -> bool:
 
 def dump_for(events: list[Event], viewer: Organizer | None) -> list[dict[str, Any]]:
     """Each event as its viewer may see it: the online link only for its own organizer."""
-    return [(schemas.OrganizerEvent if viewer is not None and event.organizer_id == viewer.id
-             else schemas.PublicEvent)().dump(event) for event in events]
+    return [
+        (
+            schemas.OrganizerEvent if viewer is not None and event.organizer_id == viewer.id else schemas.PublicEvent
+        )().dump(event)
+        for event in events
+    ]
 
 
 # --- changes and their messages ---------------------------------------------------------------------
@@ -117,12 +124,27 @@ def dump_for(events: list[Event], viewer: Organizer | None) -> list[dict[str, An
 def snapshot(event: Event) -> dict[str, Any]:
     """The event as messages carry it (schema: gather_shared.messages.EventSnapshot)."""
     return {
-        "id": event.id, "version": event.version, "status": event.status, "title": event.title,
-        "summary": event.summary, "kind": event.kind, "tags": event.tags, "starts_at": event.starts_at,
-        "ends_at": event.ends_at, "timezone": event.timezone, "format": event.format, "venue": event.venue,
-        "online_url": event.online_url, "capacity": event.capacity, "waitlist_enabled": event.waitlist_enabled,
-        "language": event.language, "accessibility": event.accessibility, "resources": event.resources,
-        "organizer_id": event.organizer_id, "organizer_name": event.organizer.name, "series_id": event.series_id,
+        "id": event.id,
+        "version": event.version,
+        "status": event.status,
+        "title": event.title,
+        "summary": event.summary,
+        "kind": event.kind,
+        "tags": event.tags,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "timezone": event.timezone,
+        "format": event.format,
+        "venue": event.venue,
+        "online_url": event.online_url,
+        "capacity": event.capacity,
+        "waitlist_enabled": event.waitlist_enabled,
+        "language": event.language,
+        "accessibility": event.accessibility,
+        "resources": event.resources,
+        "organizer_id": event.organizer_id,
+        "organizer_name": event.organizer.name,
+        "series_id": event.series_id,
     }
 
 
@@ -155,14 +177,23 @@ def issue_key(session: Session, organizer: Organizer) -> str:
     api_key = "gok_" + secrets.token_urlsafe(32)  # 256 bits
     organizer.api_key_hash = web.hash_secret(api_key)
     session.flush()
-    emit(session, web.current_runtime().source, "organizer.key_issued.v1",
-         {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash})
+    emit(
+        session,
+        web.current_runtime().source,
+        "organizer.key_issued.v1",
+        {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash},
+    )
     return api_key
 
 
 def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
-    return {"id": organizer.id, "name": organizer.name, "email": organizer.email,
-            "created_at": organizer.created_at, "api_key": api_key}
+    return {
+        "id": organizer.id,
+        "name": organizer.name,
+        "email": organizer.email,
+        "created_at": organizer.created_at,
+        "api_key": api_key,
+    }
 
 
 # --- organizers -------------------------------------------------------------------------------------
@@ -254,9 +285,18 @@ def create_event(body: dict[str, Any]) -> Event:
     with web.current_runtime().sessions.begin() as session:
         organizer = current_organizer(session)
         created = now()
-        events = [Event(**(body | {"starts_at": date.starts_at, "ends_at": date.ends_at}), organizer=organizer,
-                        series_id=series_id, status=domain.DRAFT, version=1, created_at=created,
-                        updated_at=created) for date in dates]
+        events = [
+            Event(
+                **(body | {"starts_at": date.starts_at, "ends_at": date.ends_at}),
+                organizer=organizer,
+                series_id=series_id,
+                status=domain.DRAFT,
+                version=1,
+                created_at=created,
+                updated_at=created,
+            )
+            for date in dates
+        ]
         session.add_all(events)
         return events[0]
 
@@ -275,8 +315,14 @@ def list_events(args: dict[str, Any]) -> Response:
 
 @blp.route("/events/<uuid:event_id>", methods=["GET"])
 @problems(404)
-@blp.doc(responses={"200": {"description": "The event; `online_url` only for its own organizer",
-                            "content": {"application/json": {"schema": schemas.OrganizerEvent}}}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The event; `online_url` only for its own organizer",
+            "content": {"application/json": {"schema": schemas.OrganizerEvent}},
+        }
+    }
+)
 def get_event(event_id: uuid.UUID) -> Response:
     """One event: the public view, or the full view for its organizer."""
     with web.current_runtime().sessions() as session:
@@ -299,8 +345,12 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     with web.current_runtime().sessions.begin() as session:
         event = own_event(session, event_id, current_organizer(session))
         if not domain.can_edit(event.status):
-            raise web.Problem(409, "invalid_transition", f"The event is {event.status}; it can no longer change.",
-                              current_status=event.status)
+            raise web.Problem(
+                409,
+                "invalid_transition",
+                f"The event is {event.status}; it can no longer change.",
+                current_status=event.status,
+            )
         current = {name: getattr(event, name) for name in EDITABLE}
         errors = domain.consistency_errors(current | body)
         if errors:
@@ -315,8 +365,12 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
             setattr(event, name, body[name])
         bump(event)
         if event.status != domain.DRAFT:
-            emit(session, web.current_runtime().source, "event.updated.v1",
-                 {"event": snapshot(event), "changes": changes})
+            emit(
+                session,
+                web.current_runtime().source,
+                "event.updated.v1",
+                {"event": snapshot(event), "changes": changes},
+            )
         return event
 
 
@@ -365,16 +419,25 @@ def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 @blp.route("/series/<uuid:series_id>", methods=["GET"])
 @problems(404)
-@blp.doc(responses={"200": {"description": "The dates of a series, ordered by start; drafts only for "
-                                           "their organizer",
-                            "content": {"application/json": {"schema": schemas.OrganizerSeries}}}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The dates of a series, ordered by start; drafts only for their organizer",
+            "content": {"application/json": {"schema": schemas.OrganizerSeries}},
+        }
+    }
+)
 def get_series(series_id: uuid.UUID) -> Response:
     """Every date of a recurring event."""
     with web.current_runtime().sessions() as session:
         viewer = bearer_organizer(session)
-        events = [event for event in session.scalars(
-            sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id)
-        ) if visible_to(event, viewer)]
+        events = [
+            event
+            for event in session.scalars(
+                sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id)
+            )
+            if visible_to(event, viewer)
+        ]
         if not events:
             raise web.Problem(404, "not_found", "No such series.")
         return jsonify({"series_id": str(series_id), "items": dump_for(events, viewer)})
@@ -439,5 +502,4 @@ def listing_calendar(args: dict[str, Any]) -> Response:
 
 
 def ics_response(body: bytes, filename: str) -> Response:
-    return Response(body, mimetype="text/calendar",
-                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
+    return Response(body, mimetype="text/calendar", headers={"Content-Disposition": f'inline; filename="{filename}"'})

@@ -36,8 +36,10 @@ def vevent(event: Event) -> icalendar.Event:
     if text:
         item.add("description", text)
     if event.venue:
-        item.add("location", ", ".join(str(v) for v in (event.venue.get(k) for k in
-                                                         ("name", "address", "city", "postcode")) if v))
+        item.add(
+            "location",
+            ", ".join(str(v) for v in (event.venue.get(k) for k in ("name", "address", "city", "postcode")) if v),
+        )
     if event.tags:
         item.add("categories", event.tags)
     item.add("status", STATUS[event.status])
@@ -55,6 +57,8 @@ def ics(events: Iterable[Event]) -> bytes:
         cal.add_component(vevent(event))
     if events:
         # Time zone definitions covering just these events: short, and right beyond 2038 (the default end).
-        cal.add_missing_timezones(first_date=min(e.starts_at for e in events).date() - timedelta(days=1),
-                                  last_date=max(e.ends_at for e in events).date() + timedelta(days=2))
+        cal.add_missing_timezones(
+            first_date=min(e.starts_at for e in events).date() - timedelta(days=1),
+            last_date=max(e.ends_at for e in events).date() + timedelta(days=2),
+        )
     return cal.to_ical()

@@ -150,7 +150,7 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
     local_end = ends_at.astimezone(zone).replace(tzinfo=None)
     text = rule.strip()
     if text.upper().startswith("RRULE:"):
-        text = text[len("RRULE:"):]
+        text = text[len("RRULE:") :]
     if not text or "\n" in text or "DTSTART" in text.upper():
         raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10; the first date is starts_at.")
     _check_parts(text)

@@ -13,8 +13,11 @@ from gather_shared import web
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
 #: Times outside this range are surely mistakes, and near datetime's limits they could not even be converted.
-SUPPORTED_TIMES = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC), max=datetime(2100, 1, 1, tzinfo=UTC),
-                                 error="Must be between the years 2000 and 2100.")
+SUPPORTED_TIMES = validate.Range(
+    min=datetime(2000, 1, 1, tzinfo=UTC),
+    max=datetime(2100, 1, 1, tzinfo=UTC),
+    error="Must be between the years 2000 and 2100.",
+)
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
 
 
@@ -110,21 +113,38 @@ class EventFields(Schema):
     summary = Text(validate=validate.Length(max=500), load_default=None, allow_none=True)
     description = Text(validate=validate.Length(max=20000), load_default=None, allow_none=True)
     kind = Text(required=True, validate=validate.OneOf(domain.KINDS))
-    tags = fields.List(Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
-                       validate=validate.Length(max=20), load_default=list)
+    tags = fields.List(
+        Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
+        validate=validate.Length(max=20),
+        load_default=list,
+    )
     starts_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
     ends_at = fields.AwareDateTime(required=True, validate=SUPPORTED_TIMES)
-    timezone = Text(required=True, validate=validate.Length(max=64),
-                             metadata={"description": "IANA time zone name, e.g. Europe/London"})
+    timezone = Text(
+        required=True,
+        validate=validate.Length(max=64),
+        metadata={"description": "IANA time zone name, e.g. Europe/London"},
+    )
     format = Text(required=True, validate=validate.OneOf(domain.FORMATS))
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
-    online_url = Link(schemes={"https"}, validate=validate.Length(max=2000), load_default=None,
-                            allow_none=True, metadata={"description": "Never shown publicly."})
-    capacity = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), load_default=None,
-                              allow_none=True, metadata={"description": "null: unlimited"})
+    online_url = Link(
+        schemes={"https"},
+        validate=validate.Length(max=2000),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Never shown publicly."},
+    )
+    capacity = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=1_000_000),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "null: unlimited"},
+    )
     waitlist_enabled = fields.Boolean(load_default=True)
-    language = Text(validate=[validate.Length(max=35), validate.Regexp(LANGUAGE_PATTERN)],
-                             load_default=None, allow_none=True)
+    language = Text(
+        validate=[validate.Length(max=35), validate.Regexp(LANGUAGE_PATTERN)], load_default=None, allow_none=True
+    )
     accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
     resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
 
@@ -142,10 +162,14 @@ class EventFields(Schema):
 
 class EventCreate(EventFields):
     recurrence = Text(
-        load_default=None, allow_none=True, validate=validate.Length(max=500),
-        metadata={"description": f"An RFC 5545 RRULE such as FREQ=WEEKLY;COUNT=10 (at most "
-                                 f"{domain.MAX_OCCURRENCES} occurrences): creates a series of separate "
-                                 "events sharing a series_id, in local time of `timezone`."},
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={
+            "description": f"An RFC 5545 RRULE such as FREQ=WEEKLY;COUNT=10 (at most "
+            f"{domain.MAX_OCCURRENCES} occurrences): creates a series of separate "
+            "events sharing a series_id, in local time of `timezone`."
+        },
     )
 
     @validates_schema(skip_on_field_errors=True)
@@ -156,8 +180,12 @@ class EventCreate(EventFields):
 
 
 class Reason(Schema):
-    reason = Text(load_default=None, allow_none=True, validate=validate.Length(max=1000),
-                           metadata={"description": "Told to the attendees."})
+    reason = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=1000),
+        metadata={"description": "Told to the attendees."},
+    )
 
 
 class ListingArgs(Schema):

@@ -39,9 +39,14 @@ class Event(Base):
     # domain.LISTED needs a migration that rebuilds it.
     __table_args__ = (
         sa.Index("ix_events_listing", "status", "starts_at", "id"),
-        sa.Index("ix_events_listed_by_kind", "kind", "starts_at", "id",
-                 postgresql_where=sa.column("status").in_(domain.LISTED),
-                 sqlite_where=sa.column("status").in_(domain.LISTED)),
+        sa.Index(
+            "ix_events_listed_by_kind",
+            "kind",
+            "starts_at",
+            "id",
+            postgresql_where=sa.column("status").in_(domain.LISTED),
+            sqlite_where=sa.column("status").in_(domain.LISTED),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -120,11 +125,29 @@ def public_events(now: datetime, statuses: tuple[str, ...]) -> sa.Select:
 _event = Event.__table__.c
 _organizer = Organizer.__table__.c
 _LISTING = sa.select(
-    _event.id, _event.title, _event.summary, _event.description, _event.kind, _event.tags, _event.starts_at,
-    _event.ends_at, _event.timezone, _event.format, _event.venue, _event.capacity, _event.waitlist_enabled,
-    _event.language, _event.accessibility, _event.resources, _event.organizer_id,
+    _event.id,
+    _event.title,
+    _event.summary,
+    _event.description,
+    _event.kind,
+    _event.tags,
+    _event.starts_at,
+    _event.ends_at,
+    _event.timezone,
+    _event.format,
+    _event.venue,
+    _event.capacity,
+    _event.waitlist_enabled,
+    _event.language,
+    _event.accessibility,
+    _event.resources,
+    _event.organizer_id,
     sa.select(_organizer.name).where(_organizer.id == _event.organizer_id).scalar_subquery().label("organizer_name"),
-    _event.series_id, _event.status, _event.version, _event.created_at, _event.updated_at,
+    _event.series_id,
+    _event.status,
+    _event.version,
+    _event.created_at,
+    _event.updated_at,
 ).where(_event.status.in_(domain.LISTED))
 
 
@@ -133,15 +156,17 @@ def public_listing(now: datetime) -> sa.Select:
     return _LISTING.where(Event.ends_at > now)
 
 
-def page(fetch: Callable[[sa.Select], Any], query: sa.Select, limit: int,
-         cursor: str | None) -> tuple[list[Any], str | None]:
+def page(
+    fetch: Callable[[sa.Select], Any], query: sa.Select, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
     """One page of `query` ordered by start, after `cursor`; the next cursor, or None on the last page.
     `fetch` runs it: `session.scalars` for Events, `connection.execute` for rows of columns (each has
     `starts_at` and `id` either way)."""
     if cursor:
         starts_at, event_id = domain.decode_cursor(cursor)
-        query = query.where(sa.or_(Event.starts_at > starts_at,
-                                   sa.and_(Event.starts_at == starts_at, Event.id > event_id)))
+        query = query.where(
+            sa.or_(Event.starts_at > starts_at, sa.and_(Event.starts_at == starts_at, Event.id > event_id))
+        )
     rows = fetch(query.order_by(Event.starts_at, Event.id).limit(limit + 1)).all()
     if len(rows) <= limit:
         return rows, None

@@ -35,8 +35,9 @@ class EventsClient:
         self.app.config["GATHER_CLOCK"] = lambda: when
 
     def organizer(self, name: str = "Mind Matters") -> dict[str, Any]:
-        response = self.call("POST", "/v1/organizers", testing.ADMIN_TOKEN,
-                             json={"name": name, "email": "org@example.org"})
+        response = self.call(
+            "POST", "/v1/organizers", testing.ADMIN_TOKEN, json={"name": name, "email": "org@example.org"}
+        )
         assert response.status_code == 201, response.json
         return response.json
 
@@ -98,4 +99,3 @@ def organizer(client: EventsClient) -> dict[str, Any]:
 @pytest.fixture
 def key(organizer: dict[str, Any]) -> str:
     return organizer["api_key"]
-

@@ -40,9 +40,14 @@ def test_an_api_key_is_random_shown_once_and_stored_only_as_its_hash(client: Any
 
 def test_a_missing_or_wrong_key_is_401(client: Any, key: str) -> None:
     event = client.published(key)
-    calls = [("POST", "/v1/events"), ("GET", "/v1/organizers/me"), ("GET", "/v1/organizers/me/events"),
-             ("POST", "/v1/organizers/me/keys"), ("PATCH", f"/v1/events/{event['id']}"),
-             *(("POST", f"/v1/events/{event['id']}/{action}") for action in ACTIONS)]
+    calls = [
+        ("POST", "/v1/events"),
+        ("GET", "/v1/organizers/me"),
+        ("GET", "/v1/organizers/me/events"),
+        ("POST", "/v1/organizers/me/keys"),
+        ("PATCH", f"/v1/events/{event['id']}"),
+        *(("POST", f"/v1/events/{event['id']}/{action}") for action in ACTIONS),
+    ]
     for method, path in calls:
         for token in (None, "not-a-key", key + "x"):
             response = client.call(method, path, token, json=testing.event_body() if method != "GET" else None)
@@ -77,8 +82,7 @@ def test_another_organizer_cannot_change_a_visible_event(client: Any, key: str, 
         assert response.status_code == 403, action
         assert response.mimetype == "application/problem+json"
     assert client.call("GET", f"/v1/events/{event['id']}", key).json == event
-    assert len([m for m in client.messages() if m["type"].startswith("event.")]) == (
-        1 if status == "published" else 2)
+    assert len([m for m in client.messages() if m["type"].startswith("event.")]) == (1 if status == "published" else 2)
 
 
 def test_a_new_key_revokes_the_old_one(client: Any, organizer: dict) -> None:

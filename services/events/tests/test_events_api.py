@@ -17,7 +17,9 @@ def problem(response: Any, status: int) -> dict[str, Any]:
 
 def test_a_new_event_is_a_draft_with_every_field_given(client: Any, key: str, organizer: dict) -> None:
     body = testing.event_body(
-        format="hybrid", online_url="https://meet.example.org/circle", description="Bring a cup.",
+        format="hybrid",
+        online_url="https://meet.example.org/circle",
+        description="Bring a cup.",
         accessibility={"wheelchair": True, "captions": True, "notes": "Lift at the back"},
         resources=[{"title": "Samaritans", "url": "https://www.samaritans.org"}],
     )
@@ -100,8 +102,11 @@ def test_unknown_paths_and_methods_answer_problem_json(plumbing_client: Any) -> 
 def test_the_openapi_document_lists_every_path_and_the_docs_answer(plumbing_client: Any) -> None:
     spec = plumbing_client.call("GET", "/openapi.json").json
     documented = set(spec["paths"])
-    served = {rule.rule.replace("<uuid:", "{").replace(">", "}") for rule in plumbing_client.app.url_map.iter_rules()
-              if rule.rule.startswith("/v1/")}
+    served = {
+        rule.rule.replace("<uuid:", "{").replace(">", "}")
+        for rule in plumbing_client.app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/")
+    }
     assert served == documented
     assert "EventCreate" in spec["components"]["schemas"]
     # The listing answers without dumping through PublicPage (see schemas.public_item); it still documents it.
@@ -117,8 +122,9 @@ def test_the_openapi_document_lists_every_path_and_the_docs_answer(plumbing_clie
 
 def test_a_patch_changes_only_the_fields_given_and_bumps_the_version(client: Any, key: str) -> None:
     event = client.published(key)
-    response = client.call("PATCH", f"/v1/events/{event['id']}", key,
-                           json={"title": "Evening circle", "tags": ["Grief"]})
+    response = client.call(
+        "PATCH", f"/v1/events/{event['id']}", key, json={"title": "Evening circle", "tags": ["Grief"]}
+    )
 
     assert response.status_code == 200, response.json
     assert response.json["title"] == "Evening circle"
@@ -151,8 +157,12 @@ def test_the_lifecycle_runs_draft_published_postponed_published_cancelled(client
     assert postponed["status"] == "postponed"
 
     new_start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=14)
-    republished = client.call("PATCH", url, key, json={"starts_at": new_start.isoformat(),
-                                                      "ends_at": (new_start + timedelta(hours=1)).isoformat()}).json
+    republished = client.call(
+        "PATCH",
+        url,
+        key,
+        json={"starts_at": new_start.isoformat(), "ends_at": (new_start + timedelta(hours=1)).isoformat()},
+    ).json
     assert republished["status"] == "published"
 
     cancelled = client.call("POST", f"{url}/cancel", key, json={"reason": "Facilitator unwell"}).json

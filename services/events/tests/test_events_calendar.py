@@ -17,8 +17,13 @@ def parse(response: Any) -> list[icalendar.Event]:
 
 def test_one_event_is_a_calendar_entry_in_its_own_time_zone(client: Any, key: str) -> None:
     start = datetime(2040, 7, 1, 18, 0, tzinfo=ZoneInfo("America/New_York"))  # beyond 2038, too
-    event = client.published(key, title="Peer circle", timezone="America/New_York", starts_at=start.isoformat(),
-                             ends_at=(start + timedelta(hours=2)).isoformat())
+    event = client.published(
+        key,
+        title="Peer circle",
+        timezone="America/New_York",
+        starts_at=start.isoformat(),
+        ends_at=(start + timedelta(hours=2)).isoformat(),
+    )
     response = client.call("GET", f"/v1/events/{event['id']}/calendar.ics")
 
     [entry] = parse(response)

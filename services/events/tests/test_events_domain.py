@@ -16,26 +16,43 @@ START = datetime(2030, 3, 1, 18, 0, tzinfo=UTC)
 
 
 def whole(**overrides: object) -> dict[str, object]:
-    return {"starts_at": START, "ends_at": START + timedelta(hours=1), "format": "in_person",
-            "venue": {"name": "Hall", "address": "1 High St"}, "online_url": None} | overrides
+    return {
+        "starts_at": START,
+        "ends_at": START + timedelta(hours=1),
+        "format": "in_person",
+        "venue": {"name": "Hall", "address": "1 High St"},
+        "online_url": None,
+    } | overrides
 
 
-@pytest.mark.parametrize(("step", "current", "expected"), [
-    (domain.PUBLISH, "draft", "published"),
-    (domain.POSTPONE, "published", "postponed"),
-    (domain.CANCEL, "published", "cancelled"),
-    (domain.CANCEL, "postponed", "cancelled"),
-    (domain.REPUBLISH, "postponed", "published"),
-])
+@pytest.mark.parametrize(
+    ("step", "current", "expected"),
+    [
+        (domain.PUBLISH, "draft", "published"),
+        (domain.POSTPONE, "published", "postponed"),
+        (domain.CANCEL, "published", "cancelled"),
+        (domain.CANCEL, "postponed", "cancelled"),
+        (domain.REPUBLISH, "postponed", "published"),
+    ],
+)
 def test_allowed_transitions_lead_to_their_status(step: domain.Transition, current: str, expected: str) -> None:
     assert domain.next_status(step, current) == expected
 
 
-@pytest.mark.parametrize(("step", "current"), [
-    (domain.PUBLISH, "published"), (domain.PUBLISH, "postponed"), (domain.PUBLISH, "cancelled"),
-    (domain.POSTPONE, "draft"), (domain.POSTPONE, "postponed"), (domain.POSTPONE, "cancelled"),
-    (domain.CANCEL, "draft"), (domain.CANCEL, "cancelled"), (domain.REPUBLISH, "published"),
-])
+@pytest.mark.parametrize(
+    ("step", "current"),
+    [
+        (domain.PUBLISH, "published"),
+        (domain.PUBLISH, "postponed"),
+        (domain.PUBLISH, "cancelled"),
+        (domain.POSTPONE, "draft"),
+        (domain.POSTPONE, "postponed"),
+        (domain.POSTPONE, "cancelled"),
+        (domain.CANCEL, "draft"),
+        (domain.CANCEL, "cancelled"),
+        (domain.REPUBLISH, "published"),
+    ],
+)
 def test_other_transitions_are_refused_naming_the_current_status(step: domain.Transition, current: str) -> None:
     with pytest.raises(domain.TransitionNotAllowed, match=current) as caught:
         domain.next_status(step, current)
@@ -59,12 +76,15 @@ def test_a_consistent_event_has_no_errors() -> None:
     assert domain.consistency_errors(whole(format="online", venue=None, online_url="https://x.org")) == {}
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    ({"ends_at": START}, "ends_at"),
-    ({"format": "online", "venue": None}, "online_url"),
-    ({"format": "hybrid", "online_url": "https://x.org", "venue": None}, "venue"),
-    ({"format": "hybrid"}, "online_url"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"ends_at": START}, "ends_at"),
+        ({"format": "online", "venue": None}, "online_url"),
+        ({"format": "hybrid", "online_url": "https://x.org", "venue": None}, "venue"),
+        ({"format": "hybrid"}, "online_url"),
+    ],
+)
 def test_inconsistent_events_name_the_field(overrides: dict, field: str) -> None:
     assert field in domain.consistency_errors(whole(**overrides))
 
@@ -75,8 +95,9 @@ def test_tags_are_normalized_in_the_organizers_order() -> None:
 
 def test_changes_list_old_and_new_values_ready_for_json() -> None:
     later = START + timedelta(days=1)
-    assert domain.changes({"title": "A", "starts_at": START, "capacity": 5},
-                          {"title": "B", "starts_at": later, "capacity": 5}) == {
+    assert domain.changes(
+        {"title": "A", "starts_at": START, "capacity": 5}, {"title": "B", "starts_at": later, "capacity": 5}
+    ) == {
         "title": {"old": "A", "new": "B"},
         "starts_at": {"old": START.isoformat(), "new": later.isoformat()},
     }
@@ -111,22 +132,38 @@ def test_weekday_and_monthly_rules_give_the_dates_a_group_expects() -> None:
 def test_an_until_in_utc_is_understood_and_local_time_kept() -> None:
     london = ZoneInfo("Europe/London")
     start = datetime(2030, 10, 22, 18, 0, tzinfo=london)  # the clocks go back on 27 October 2030
-    dates = domain.occurrences("FREQ=WEEKLY;UNTIL=20301105T235959Z", start, start + timedelta(hours=1),
-                               "Europe/London")
+    dates = domain.occurrences("FREQ=WEEKLY;UNTIL=20301105T235959Z", start, start + timedelta(hours=1), "Europe/London")
     assert [d.starts_at.astimezone(london).hour for d in dates] == [18, 18, 18]
 
 
-@pytest.mark.parametrize("rule", ["FREQ=WEEKLY;COUNT=53", "NOT A RULE", "", "FREQ=WEEKLY\nRRULE:FREQ=DAILY",
-                                  "FREQ=WEEKLY;UNTIL=20200101T000000", "FREQ=WEEKLY;INTERVAL=0;COUNT=2",
-                                  "FREQ=WEEKLY;BYDAY=XX;COUNT=2", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=WEEKLY;COUNT=53",
+        "NOT A RULE",
+        "",
+        "FREQ=WEEKLY\nRRULE:FREQ=DAILY",
+        "FREQ=WEEKLY;UNTIL=20200101T000000",
+        "FREQ=WEEKLY;INTERVAL=0;COUNT=2",
+        "FREQ=WEEKLY;BYDAY=XX;COUNT=2",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+    ],
+)
 def test_bad_overlong_or_impossible_rules_are_refused(rule: str) -> None:
     with pytest.raises(domain.RecurrenceError):
         domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
 
 
-@pytest.mark.parametrize("rule", ["FREQ=HOURLY;COUNT=2", "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
-                                  "FREQ=DAILY;BYSETPOS=2", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
-                                  "FREQ=WEEKLY;BYEASTER=0"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=HOURLY;COUNT=2",
+        "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;BYSETPOS=2",
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=WEEKLY;BYEASTER=0",
+    ],
+)
 def test_rules_that_could_search_for_hours_are_refused_at_once(rule: str) -> None:
     with pytest.raises(domain.RecurrenceError):
         domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")

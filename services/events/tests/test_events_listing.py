@@ -67,17 +67,32 @@ FILTERS = [  # (query, titles listed)
 def test_the_listing_filters(client: Any, key: str) -> None:
     client.published(key, title="Grief circle", tags=["loss"], **at(1))
     client.published(key, title="Mindful drawing", kind="workshop", tags=["art"], summary="Paint.", **at(2))
-    client.published(key, title="Walk and talk", kind="recreational", tags=["grief"], format="online",
-                     online_url=SECRET_LINK, venue=None, **at(3))
+    client.published(
+        key,
+        title="Walk and talk",
+        kind="recreational",
+        tags=["grief"],
+        format="online",
+        online_url=SECRET_LINK,
+        venue=None,
+        **at(3),
+    )
     for query, expected in FILTERS:
         assert titles(client.call("GET", "/v1/events", query_string=query)) == expected, query
 
 
 def test_bad_listing_parameters_are_422_naming_them(client: Any) -> None:
-    for query in ({"limit": 0}, {"limit": 101}, {"kind": "rave"}, {"starts_after": "soon"}, {"q": "a\x00b"},
-                  {"starts_before": "2030-01-01T10:00:00"},
-                  {"starts_after": "0001-01-01T00:00:00+01:00"}, {"cursor": "not-a-cursor"},
-                  {"format": "smoke-signals"}):
+    for query in (
+        {"limit": 0},
+        {"limit": 101},
+        {"kind": "rave"},
+        {"starts_after": "soon"},
+        {"q": "a\x00b"},
+        {"starts_before": "2030-01-01T10:00:00"},
+        {"starts_after": "0001-01-01T00:00:00+01:00"},
+        {"cursor": "not-a-cursor"},
+        {"format": "smoke-signals"},
+    ):
         response = client.call("GET", "/v1/events", query_string=query)
         assert response.status_code == 422, query
         assert response.mimetype == "application/problem+json"
@@ -113,8 +128,13 @@ def test_the_limit_defaults_to_20(client: Any, key: str) -> None:
 
 def test_the_online_link_never_appears_publicly(client: Any, key: str) -> None:
     event = client.published(key, format="hybrid", online_url=SECRET_LINK)
-    for path in (f"/v1/events/{event['id']}", "/v1/events", f"/v1/events/{event['id']}/calendar.ics",
-                 "/v1/calendar.ics", f"/v1/events/{event['id']}/calendar.ics"):
+    for path in (
+        f"/v1/events/{event['id']}",
+        "/v1/events",
+        f"/v1/events/{event['id']}/calendar.ics",
+        "/v1/calendar.ics",
+        f"/v1/events/{event['id']}/calendar.ics",
+    ):
         response = client.call("GET", path)
         assert response.status_code == 200
         assert "secret-room" not in response.get_data(as_text=True)
@@ -148,17 +168,28 @@ def test_search_finds_an_event_by_its_new_words_after_a_change(client: Any, key:
 def test_the_listing_shows_each_event_byte_for_byte_as_its_public_view(client: Any, key: str) -> None:
     """The listing builds its items without marshmallow (schemas.public_item, for speed); the answer must stay
     exactly what flask-smorest makes of PublicPage's dump of the same events."""
-    client.published(key, title="Everything", description="Long text.", tags=["b", "a"], format="hybrid",
-                     online_url=SECRET_LINK, capacity=None, waitlist_enabled=False,
-                     accessibility={"wheelchair": True, "notes": "Lift at the back"},
-                     resources=[{"title": "Slides", "url": "https://example.org/slides"}], **at(1))
-    client.published(key, title="Little", summary=None, language=None, tags=[],
-                     venue={"name": "Hall", "address": "1 Road"}, **at(2))
+    client.published(
+        key,
+        title="Everything",
+        description="Long text.",
+        tags=["b", "a"],
+        format="hybrid",
+        online_url=SECRET_LINK,
+        capacity=None,
+        waitlist_enabled=False,
+        accessibility={"wheelchair": True, "notes": "Lift at the back"},
+        resources=[{"title": "Slides", "url": "https://example.org/slides"}],
+        **at(1),
+    )
+    client.published(
+        key, title="Little", summary=None, language=None, tags=[], venue={"name": "Hall", "address": "1 Road"}, **at(2)
+    )
     client.published(key, title="Online", format="online", online_url=SECRET_LINK, venue=None, **at(3))
     postponed = client.published(key, title="Postponed", **at(4))
     client.call("POST", f"/v1/events/{postponed['id']}/postpone", key, json={"reason": "Snow"})
-    dates = client.call("POST", "/v1/events", key, json=testing.event_body(
-        title="Weekly", recurrence="FREQ=WEEKLY;COUNT=2", **at(5))).json
+    dates = client.call(
+        "POST", "/v1/events", key, json=testing.event_body(title="Weekly", recurrence="FREQ=WEEKLY;COUNT=2", **at(5))
+    ).json
     client.call("POST", f"/v1/series/{dates['series_id']}/publish", key)
     client.published(client.organizer("Other")["api_key"], title="Theirs", **at(6))
 

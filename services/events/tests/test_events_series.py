@@ -14,8 +14,9 @@ LONDON = ZoneInfo("Europe/London")
 def weekly(client: Any, key: str, rule: str = "FREQ=WEEKLY;COUNT=4", **overrides: Any) -> Any:
     # 18:00 in London on the Tuesday before the clocks go back (27 October 2030).
     start = datetime(2030, 10, 22, 18, 0, tzinfo=LONDON)
-    body = testing.event_body(starts_at=start.isoformat(), ends_at=(start + timedelta(minutes=90)).isoformat(),
-                              recurrence=rule, **overrides)
+    body = testing.event_body(
+        starts_at=start.isoformat(), ends_at=(start + timedelta(minutes=90)).isoformat(), recurrence=rule, **overrides
+    )
     return client.call("POST", "/v1/events", key, json=body)
 
 
@@ -34,11 +35,17 @@ def test_a_weekly_group_stays_at_the_same_local_time_across_the_clock_change(cli
     assert dates[0]["id"] == first["id"]
     assert len({d["id"] for d in dates}) == 4
     local = [datetime.fromisoformat(d["starts_at"]).astimezone(LONDON) for d in dates]
-    assert [(t.month, t.day, t.hour, t.minute) for t in local] == [(10, 22, 18, 0), (10, 29, 18, 0),
-                                                                  (11, 5, 18, 0), (11, 12, 18, 0)]
+    assert [(t.month, t.day, t.hour, t.minute) for t in local] == [
+        (10, 22, 18, 0),
+        (10, 29, 18, 0),
+        (11, 5, 18, 0),
+        (11, 12, 18, 0),
+    ]
     assert [datetime.fromisoformat(d["starts_at"]).utcoffset() for d in dates][:2] != [None, None]
-    assert all(datetime.fromisoformat(d["ends_at"]) - datetime.fromisoformat(d["starts_at"])
-               == timedelta(minutes=90) for d in dates)
+    assert all(
+        datetime.fromisoformat(d["ends_at"]) - datetime.fromisoformat(d["starts_at"]) == timedelta(minutes=90)
+        for d in dates
+    )
     assert all(d["status"] == "draft" and d["series_id"] == first["series_id"] for d in dates)
 
 
@@ -71,7 +78,11 @@ def test_one_date_of_a_series_is_cancelled_alone(client: Any, key: str) -> None:
     client.call("POST", f"/v1/events/{second['id']}/cancel", key, json={"reason": "Bank holiday"})
 
     assert [d["status"] for d in series(client, first["series_id"])] == [
-        "published", "cancelled", "published", "published"]
+        "published",
+        "cancelled",
+        "published",
+        "published",
+    ]
 
 
 def test_cancelling_a_series_leaves_its_past_dates_alone(client: Any, key: str) -> None:

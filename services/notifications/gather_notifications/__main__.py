@@ -9,7 +9,11 @@ def consume() -> None:
     service.run_consumer(rt, handlers(rt.settings))
 
 
-service.cli(SERVICE, MIGRATIONS, {
-    "consume": consume,
-    "send": lambda: sender.run(runtime(), service.stop_on_signals()),
-})
+service.cli(
+    SERVICE,
+    MIGRATIONS,
+    {
+        "consume": consume,
+        "send": lambda: sender.run(runtime(), service.stop_on_signals()),
+    },
+)

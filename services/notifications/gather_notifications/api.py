@@ -79,8 +79,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at, id_ = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return datetime.fromisoformat(created_at), uuid.UUID(id_)
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise web.Problem(422, "validation_error", "Invalid input in: cursor",
-                          errors={"cursor": ["Not a cursor this service returned."]}) from exc
+        raise web.Problem(
+            422,
+            "validation_error",
+            "Invalid input in: cursor",
+            errors={"cursor": ["Not a cursor this service returned."]},
+        ) from exc
 
 
 def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID | None) -> sa.ColumnElement[bool]:
@@ -88,7 +92,8 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
     if web.is_admin(settings):
         return sa.true()
     organizer = web.find_by_token_hash(
-        lambda h: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == h)))
+        lambda h: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == h))
+    )
     if organizer is None:
         raise web.unauthorized("This call needs the admin token or an organizer API key.")
     if event_id is not None:
@@ -108,20 +113,26 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
     with rt.sessions() as session:
-        query = (sa.select(Notification)
-                 .where(visible_to_caller(session, rt.settings, args["event_id"]))
-                 .order_by(Notification.created_at, Notification.id)
-                 .limit(args["limit"] + 1))
+        query = (
+            sa.select(Notification)
+            .where(visible_to_caller(session, rt.settings, args["event_id"]))
+            .order_by(Notification.created_at, Notification.id)
+            .limit(args["limit"] + 1)
+        )
         for name in ("event_id", "signup_id", "status"):
             if args[name] is not None:
                 query = query.where(getattr(Notification, name) == args[name])
         if args["cursor"] is not None:
             created_at, id_ = decode_cursor(args["cursor"])
-            query = query.where(sa.or_(Notification.created_at > created_at,
-                                       sa.and_(Notification.created_at == created_at, Notification.id > id_)))
+            query = query.where(
+                sa.or_(
+                    Notification.created_at > created_at,
+                    sa.and_(Notification.created_at == created_at, Notification.id > id_),
+                )
+            )
         items = session.scalars(query).all()
         more = len(items) > args["limit"]
-        items = items[:args["limit"]]
+        items = items[: args["limit"]]
         return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
 
 
@@ -133,8 +144,10 @@ _PAGE = """<!DOCTYPE html>
 """
 _WHAT_STOPS = """<p>You will get no more reminders from Gather at this address. Messages about your registrations
 (confirmations, changes, cancellations) still reach you.</p>"""
-CONFIRM_PAGE = _PAGE.format(body=f"""<h1>Stop reminders?</h1>{_WHAT_STOPS}
-<form method="post"><button type="submit">Stop reminders</button></form>""")
+CONFIRM_PAGE = _PAGE.format(
+    body=f"""<h1>Stop reminders?</h1>{_WHAT_STOPS}
+<form method="post"><button type="submit">Stop reminders</button></form>"""
+)
 UNSUBSCRIBED_PAGE = _PAGE.format(body=f"<h1>Done</h1>{_WHAT_STOPS}")
 
 
@@ -171,7 +184,8 @@ def require_provider_signature(settings: Settings) -> None:
         url += "?" + request.query_string.decode()
     payload = url + "".join(f"{name}{value}" for name, value in sorted(request.form.items(multi=True)))
     expected = base64.b64encode(
-        hmac.new(settings.sms_auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+        hmac.new(settings.sms_auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    ).decode()
     if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
         raise web.Problem(403, "forbidden", "The request is not signed by the SMS provider.")
 
@@ -234,14 +248,18 @@ def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
     if status is not None:
         # Matched by the notification id we put in the callback URL: a receipt can arrive before the
         # sender has recorded the provider's message id.
-        which = (Notification.id == query["notification"] if query["notification"] is not None
-                 else Notification.provider_id == args["message_sid"])
+        which = (
+            Notification.id == query["notification"]
+            if query["notification"] is not None
+            else Notification.provider_id == args["message_sid"]
+        )
         error = f"provider error {args['error_code']}" if status == c.UNDELIVERED else None
         with rt.sessions.begin() as session:
-            session.execute(sa.update(Notification)
-                            .where(which, Notification.channel == c.SMS,
-                                   Notification.status.in_([c.SENDING, c.SENT]))
-                            .values(status=status, last_error=error))
+            session.execute(
+                sa.update(Notification)
+                .where(which, Notification.channel == c.SMS, Notification.status.in_([c.SENDING, c.SENT]))
+                .values(status=status, last_error=error)
+            )
     return Response(status=204)
 
 

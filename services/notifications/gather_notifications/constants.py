@@ -9,8 +9,16 @@ EVENT_CHANGED = "event_changed"
 EVENT_POSTPONED = "event_postponed"
 EVENT_CANCELLED = "event_cancelled"
 REMINDER = "reminder"
-KINDS = (SIGNUP_CONFIRMED, WAITLISTED, PROMOTED, SIGNUP_CANCELLED, EVENT_CHANGED, EVENT_POSTPONED,
-         EVENT_CANCELLED, REMINDER)
+KINDS = (
+    SIGNUP_CONFIRMED,
+    WAITLISTED,
+    PROMOTED,
+    SIGNUP_CANCELLED,
+    EVENT_CHANGED,
+    EVENT_POSTPONED,
+    EVENT_CANCELLED,
+    REMINDER,
+)
 
 #: Kinds an attendee may unsubscribe from; all others concern their registration and always go out by
 #: email (they carry no List-Unsubscribe header).

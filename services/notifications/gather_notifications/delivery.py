@@ -87,12 +87,14 @@ def _smtp_errors() -> Iterator[None]:
     try:
         yield
     except smtplib.SMTPResponseException as exc:
-        raise DeliveryError(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}",
-                            transient=400 <= exc.smtp_code < 500) from exc
+        raise DeliveryError(
+            f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}", transient=400 <= exc.smtp_code < 500
+        ) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
-        raise DeliveryError(f"SMTP recipients refused: {exc.recipients}",
-                            transient=all(400 <= code < 500 for code in codes)) from exc
+        raise DeliveryError(
+            f"SMTP recipients refused: {exc.recipients}", transient=all(400 <= code < 500 for code in codes)
+        ) from exc
     except smtplib.SMTPServerDisconnected as exc:
         raise DeliveryError(f"SMTP connection: {exc}", transient=True) from exc
     except smtplib.SMTPException as exc:  # before OSError, its base class: these are refusals
@@ -121,8 +123,9 @@ def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
     query = parse_qs(url.query)
     host, port = url.hostname or "localhost", url.port
     if url.scheme == "smtps":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=TIMEOUT_SECONDS,
-                                                context=ssl.create_default_context())
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, port or 465, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
     else:
         client = smtplib.SMTP(host, port or 25, timeout=TIMEOUT_SECONDS)
     try:
@@ -175,15 +178,22 @@ class SmsSender:
         """The Twilio Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json, basic auth, a form."""
         settings = self.settings
         if not (settings.sms_account_sid and settings.sms_auth_token and settings.sms_from):
-            raise DeliveryError("twilio needs GATHER_SMS_ACCOUNT_SID, GATHER_SMS_AUTH_TOKEN and GATHER_SMS_FROM",
-                                transient=False)
+            raise DeliveryError(
+                "twilio needs GATHER_SMS_ACCOUNT_SID, GATHER_SMS_AUTH_TOKEN and GATHER_SMS_FROM", transient=False
+            )
         url = f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
         try:
             response = self.http.request(
-                "POST", url, encode_multipart=False,
+                "POST",
+                url,
+                encode_multipart=False,
                 headers=urllib3.make_headers(basic_auth=f"{settings.sms_account_sid}:{settings.sms_auth_token}"),
-                fields={"To": to, "From": settings.sms_from, "Body": body,
-                        "StatusCallback": f"{settings.notifications_url}/v1/sms/status?notification={reference}"},
+                fields={
+                    "To": to,
+                    "From": settings.sms_from,
+                    "Body": body,
+                    "StatusCallback": f"{settings.notifications_url}/v1/sms/status?notification={reference}",
+                },
             )
         except urllib3.exceptions.HTTPError as exc:
             raise DeliveryError(f"twilio: {type(exc).__name__}: {exc}", transient=True) from exc

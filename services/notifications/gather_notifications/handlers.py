@@ -77,24 +77,44 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
 
 
 def registrations(session: Session, event_id: object, statuses: Iterable[str]) -> list[Recipient]:
-    return list(session.scalars(sa.select(Recipient).where(
-        Recipient.event_id == event_id, Recipient.status.in_(list(statuses)), Recipient.erased_at.is_(None))))
+    return list(
+        session.scalars(
+            sa.select(Recipient).where(
+                Recipient.event_id == event_id, Recipient.status.in_(list(statuses)), Recipient.erased_at.is_(None)
+            )
+        )
+    )
 
 
 # --- what gets sent ---------------------------------------------------------------------------------
 
 
-def add_notification(session: Session, recipient: Recipient, kind: str, channel: str, event_version: int,
-                     scheduled_for: datetime, reminder_offset: int = 0) -> None:
+def add_notification(
+    session: Session,
+    recipient: Recipient,
+    kind: str,
+    channel: str,
+    event_version: int,
+    scheduled_for: datetime,
+    reminder_offset: int = 0,
+) -> None:
     """Plan one notification, unless this very one (registration, kind, version, channel, offset) exists:
     the unique constraint decides, in the INSERT itself (no query first: one round trip, not two)."""
     session.execute(
-        db.insert(session, Notification).values(
-            id=uuid.uuid4(), event_id=recipient.event_id, signup_id=recipient.signup_id, kind=kind,
-            event_version=event_version, channel=channel, reminder_offset=reminder_offset,
-            scheduled_for=scheduled_for, cause_message_id=logs.message_id.get(),
+        db.insert(session, Notification)
+        .values(
+            id=uuid.uuid4(),
+            event_id=recipient.event_id,
+            signup_id=recipient.signup_id,
+            kind=kind,
+            event_version=event_version,
+            channel=channel,
+            reminder_offset=reminder_offset,
+            scheduled_for=scheduled_for,
+            cause_message_id=logs.message_id.get(),
             correlation_id=logs.correlation_id.get(),
-        ).on_conflict_do_nothing(index_elements=list(UNIQUE_NOTIFICATION))
+        )
+        .on_conflict_do_nothing(index_elements=list(UNIQUE_NOTIFICATION))
     )
     if scheduled_for <= db.utcnow():
         db.notify(session, c.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
@@ -106,21 +126,30 @@ def plan(session: Session, recipients: Iterable[Recipient], kind: str, event_ver
             add_notification(session, recipient, kind, channel, event_version, at)
 
 
-def replan_reminders(session: Session, event: Event, recipients: Iterable[Recipient],
-                     offsets: tuple[timedelta, ...], since: datetime) -> None:
+def replan_reminders(
+    session: Session, event: Event, recipients: Iterable[Recipient], offsets: tuple[timedelta, ...], since: datetime
+) -> None:
     """Make each registration's pending reminders match the event as it is now: one per channel and
     offset, for confirmed registrations that agreed to reminders, of a published event, due after
     `since` (when the registration or the change happened). A pending reminder that no longer fits is
     `cancelled`; one that still fits is kept as it is."""
     for recipient in recipients:
         wanted: dict[tuple[str, int], datetime] = {}
-        if (event.status == c.PUBLISHED and recipient.status == c.CONFIRMED and recipient.consent_reminders
-                and recipient.erased_at is None):
+        if (
+            event.status == c.PUBLISHED
+            and recipient.status == c.CONFIRMED
+            and recipient.consent_reminders
+            and recipient.erased_at is None
+        ):
             due = rules.reminder_times(event.starts_at, offsets, since)
             wanted = {(channel, offset): at for channel in recipient.channels for offset, at in due.items()}
-        pending = session.scalars(sa.select(Notification).where(
-            Notification.signup_id == recipient.signup_id, Notification.kind == c.REMINDER,
-            Notification.status == c.PENDING))
+        pending = session.scalars(
+            sa.select(Notification).where(
+                Notification.signup_id == recipient.signup_id,
+                Notification.kind == c.REMINDER,
+                Notification.status == c.PENDING,
+            )
+        )
         for reminder in pending:
             if wanted.get((reminder.channel, reminder.reminder_offset)) == reminder.scheduled_for:
                 del wanted[(reminder.channel, reminder.reminder_offset)]
@@ -181,8 +210,13 @@ def erase_contact(session: Session, message: Message) -> None:
     data = message.data
     recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
     if recipient is None:  # erased before its registration arrived: keep a tombstone so it never does
-        recipient = Recipient(signup_id=data["signup_id"], event_id=data["event_id"],
-                              status=c.CANCELLED_REGISTRATION, consent_reminders=False, updated_at=message.time)
+        recipient = Recipient(
+            signup_id=data["signup_id"],
+            event_id=data["event_id"],
+            status=c.CANCELLED_REGISTRATION,
+            consent_reminders=False,
+            updated_at=message.time,
+        )
         session.add(recipient)
     forget_contact(session, recipient, message.time, "contact erased at the attendee's request")
 

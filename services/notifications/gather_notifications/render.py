@@ -84,8 +84,7 @@ def context(settings: Settings, notification: Notification, recipient: Recipient
         "reason": event.status_reason,
         "manage_url": recipient.manage_url,
         "short_url": short_url(settings, recipient),
-        "unsubscribe_url": (unsubscribe_url(settings, recipient)
-                            if notification.kind in c.NON_TRANSACTIONAL else None),
+        "unsubscribe_url": (unsubscribe_url(settings, recipient) if notification.kind in c.NON_TRANSACTIONAL else None),
     }
 
 
@@ -94,8 +93,7 @@ def _block(template_name: str, block: str, ctx: dict[str, Any]) -> str:
     return "".join(template.blocks[block](template.new_context(ctx))).strip()
 
 
-def email(settings: Settings, notification: Notification, recipient: Recipient, event: Event,
-          now: datetime) -> Message:
+def email(settings: Settings, notification: Notification, recipient: Recipient, event: Event, now: datetime) -> Message:
     ctx = context(settings, notification, recipient, event)
     kind_template = f"email/{notification.kind}.txt"
     ctx["subject"] = _block(kind_template, "subject", ctx)

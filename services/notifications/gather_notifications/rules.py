@@ -37,7 +37,7 @@ def reminder_times(starts_at: datetime, offsets: tuple[timedelta, ...], after: d
 
 @functools.cache  # the sender asks for every SMS; the setting does not change
 def parse_quiet_hours(setting: str) -> tuple[time, time]:
-    """"21:00-08:00" → (21:00, 08:00). The window may wrap around midnight."""
+    """ "21:00-08:00" → (21:00, 08:00). The window may wrap around midnight."""
     try:
         start, end = (time.fromisoformat(part.strip()) for part in setting.split("-"))
     except ValueError as exc:

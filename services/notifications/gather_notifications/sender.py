@@ -75,13 +75,21 @@ def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Not
 
 
 def _with_recipient_and_event() -> sa.Select[tuple[Notification, Recipient, Event]]:
-    return (sa.select(Notification, Recipient, Event)
-            .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
-            .outerjoin(Event, Event.id == Notification.event_id))
+    return (
+        sa.select(Notification, Recipient, Event)
+        .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
+        .outerjoin(Event, Event.id == Notification.event_id)
+    )
 
 
-def verdict(rt: Runtime, notification: Notification, recipient: Recipient | None, event: Event, now: datetime,
-            opted_out: set[str]) -> tuple[str, str] | datetime | None:
+def verdict(
+    rt: Runtime,
+    notification: Notification,
+    recipient: Recipient | None,
+    event: Event,
+    now: datetime,
+    opted_out: set[str],
+) -> tuple[str, str] | datetime | None:
     """Whether the notification may go now: None (yes), a time to wait until, or (final status, reason).
     `opted_out`: the hashes of the batch's addresses and numbers that opted out (email_opt_outs for an
     email, sms_opt_outs for an SMS), loaded once for the batch."""
@@ -144,8 +152,9 @@ def send_due(rt: Runtime, now: datetime, limit: int) -> int:
     return len(rows)
 
 
-def _prepare_batch(rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[Notification, Recipient, Event]]],
-                   now: datetime) -> list[_Send]:
+def _prepare_batch(
+    rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[Notification, Recipient, Event]]], now: datetime
+) -> list[_Send]:
     """Settle each claimed notification that does not go, render the others (their attempt is counted)."""
     sends: list[_Send] = []
     opted_out = _opt_outs(session, [(n, r) for n, r, _ in rows])
@@ -155,8 +164,7 @@ def _prepare_batch(rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[No
                 send = _prepare(rt, session, notification, recipient, event, now, opted_out)
             except Exception as exc:
                 log.exception("sender: notification %s could not be handled", notification.id)
-                _update(session, notification.id, status=c.FAILED,
-                        last_error=f"{type(exc).__name__}: {exc}"[:1000])
+                _update(session, notification.id, status=c.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:1000])
                 continue
             if send is not None:
                 notification.attempts += 1  # committed before the call: a crash mid-send still counts
@@ -194,11 +202,18 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
         if sent:  # one statement, compiled once, run for each (psycopg pipelines them in one round trip)
             table = Notification.__table__
             session.execute(
-                sa.update(table).where(table.c.id == sa.bindparam("sent_id")).values(
-                    sent_at=now, last_error=None, locked_until=None, provider_id=sa.bindparam("sent_provider_id"),
+                sa.update(table)
+                .where(table.c.id == sa.bindparam("sent_id"))
+                .values(
+                    sent_at=now,
+                    last_error=None,
+                    locked_until=None,
+                    provider_id=sa.bindparam("sent_provider_id"),
                     # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-                    status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status)),
-                sent)
+                    status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status),
+                ),
+                sent,
+            )
 
 
 def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
@@ -207,15 +222,21 @@ def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None
     phones = {contact_hash(r.phone) for n, r in batch if r is not None and r.phone and n.channel != c.EMAIL}
     found: set[str] = set()
     if emails:
-        found.update(session.scalars(sa.select(EmailOptOut.address_hash)
-                                     .where(EmailOptOut.address_hash.in_(emails))))
+        found.update(session.scalars(sa.select(EmailOptOut.address_hash).where(EmailOptOut.address_hash.in_(emails))))
     if phones:
         found.update(session.scalars(sa.select(SmsOptOut.number_hash).where(SmsOptOut.number_hash.in_(phones))))
     return found
 
 
-def _prepare(rt: Runtime, session: Session, notification: Notification, recipient: Recipient | None,
-             event: Event | None, now: datetime, opted_out: set[str]) -> _Send | None:
+def _prepare(
+    rt: Runtime,
+    session: Session,
+    notification: Notification,
+    recipient: Recipient | None,
+    event: Event | None,
+    now: datetime,
+    opted_out: set[str],
+) -> _Send | None:
     """Settle a notification that does not go now (returns None), or render the one that does."""
     if event is None:  # the registration overtook the event's snapshot; wait for it
         _update(session, notification.id, status=c.PENDING, scheduled_for=now + EVENT_WAIT)
@@ -239,17 +260,25 @@ def _failed(session: Session, notification: Notification, exc: delivery.Delivery
     if exc.transient and attempts < rules.MAX_ATTEMPTS:
         retry_at = now + rules.retry_delay(attempts)
         _update(session, notification.id, status=c.PENDING, scheduled_for=retry_at, last_error=error)
-        log.warning("sender: %s %s attempt %d failed, retry at %s: %s",
-                    notification.kind, notification.channel, attempts, retry_at, error)
+        log.warning(
+            "sender: %s %s attempt %d failed, retry at %s: %s",
+            notification.kind,
+            notification.channel,
+            attempts,
+            retry_at,
+            error,
+        )
     else:
         _update(session, notification.id, status=c.FAILED, last_error=error)
-        log.error("sender: %s %s failed after %d attempt(s): %s",
-                  notification.kind, notification.channel, attempts, error)
+        log.error(
+            "sender: %s %s failed after %d attempt(s): %s", notification.kind, notification.channel, attempts, error
+        )
 
 
 def _update(session: Session, notification_id: uuid.UUID, **values: object) -> None:
-    session.execute(sa.update(Notification).where(Notification.id == notification_id)
-                    .values(locked_until=None, **values))
+    session.execute(
+        sa.update(Notification).where(Notification.id == notification_id).values(locked_until=None, **values)
+    )
 
 
 def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
@@ -257,7 +286,8 @@ def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
     cutoff = now - timedelta(days=rt.settings.retention_days)
     with rt.sessions.begin() as session:
         expired = session.scalars(
-            sa.select(Recipient).join(Event, Event.id == Recipient.event_id)
+            sa.select(Recipient)
+            .join(Event, Event.id == Recipient.event_id)
             .where(Event.ends_at < cutoff, Recipient.erased_at.is_(None))
         ).all()
         for recipient in expired:
@@ -280,8 +310,10 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
             doorbell.notify()  # one thread: waking them all would have seven claim nothing
 
     listener = threading.Thread(target=listen, args=(rt.engine, c.DUE_NOW_CHANNEL, ring, stop), name="listener")
-    workers = [threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds), name=f"sender-{i}")
-               for i in range(SEND_WORKERS)]
+    workers = [
+        threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds), name=f"sender-{i}")
+        for i in range(SEND_WORKERS)
+    ]
     for thread in [listener, *workers]:
         thread.start()
     try:

@@ -64,11 +64,13 @@ class Recipient(Base):
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
     consent_reminders: Mapped[bool]
     manage_url: Mapped[str | None] = mapped_column(sa.String(500))
-    unsubscribe_token: Mapped[str] = mapped_column(sa.String(64), unique=True,
-                                                   default=functools.partial(secrets.token_urlsafe, 24))
+    unsubscribe_token: Mapped[str] = mapped_column(
+        sa.String(64), unique=True, default=functools.partial(secrets.token_urlsafe, 24)
+    )
     #: The code of the short link (/s/{code}) that SMS carry instead of the long manage URL.
-    short_code: Mapped[str] = mapped_column(sa.String(32), unique=True,
-                                            default=functools.partial(secrets.token_urlsafe, 9))
+    short_code: Mapped[str] = mapped_column(
+        sa.String(32), unique=True, default=functools.partial(secrets.token_urlsafe, 9)
+    )
     #: The time of the newest registration message applied: an older one arriving late changes nothing.
     updated_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]

@@ -34,8 +34,14 @@ SIGNUP_URL = "http://signup.test"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_rt(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with testing.module_service(request, tmp_path_factory, "notifications", GATHER_NOTIFICATIONS_URL=NOTIFICATIONS_URL,
-                                GATHER_SIGNUP_URL=SIGNUP_URL, GATHER_REMINDER_OFFSETS="24h,1h"):
+    with testing.module_service(
+        request,
+        tmp_path_factory,
+        "notifications",
+        GATHER_NOTIFICATIONS_URL=NOTIFICATIONS_URL,
+        GATHER_SIGNUP_URL=SIGNUP_URL,
+        GATHER_REMINDER_OFFSETS="24h,1h",
+    ):
         runtime_ = runtime()
         yield runtime_
         runtime_.engine.dispose()
@@ -72,13 +78,27 @@ class World:
     def publish(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
         starts = fields.pop("starts_at", NOW + timedelta(days=7))
         self.event = {
-            "id": uuid.uuid4(), "version": 1, "status": "published", "title": "Peer support circle",
-            "summary": "A safe space to talk.", "kind": "support_group", "tags": [], "starts_at": starts,
-            "ends_at": starts + timedelta(hours=2), "timezone": "Europe/London", "format": "in_person",
+            "id": uuid.uuid4(),
+            "version": 1,
+            "status": "published",
+            "title": "Peer support circle",
+            "summary": "A safe space to talk.",
+            "kind": "support_group",
+            "tags": [],
+            "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2),
+            "timezone": "Europe/London",
+            "format": "in_person",
             "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
-            "online_url": None, "capacity": 10, "waitlist_enabled": True, "language": "en",
-            "accessibility": None, "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
-            "organizer_id": self.organizer_id, "organizer_name": "Mind Matters", "series_id": None,
+            "online_url": None,
+            "capacity": 10,
+            "waitlist_enabled": True,
+            "language": "en",
+            "accessibility": None,
+            "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
+            "organizer_id": self.organizer_id,
+            "organizer_name": "Mind Matters",
+            "series_id": None,
         } | fields
         self.send("event.published.v1", {"event": self.event}, at)
         return self.event
@@ -97,10 +117,18 @@ class World:
     def register(self, at: datetime = NOW, status: str = "confirmed", **fields: Any) -> dict[str, Any]:
         signup_id = uuid.uuid4()
         registration = {
-            "signup_id": signup_id, "event_id": self.event["id"], "status": status, "display_name": "Robin",
-            "email": "robin@example.org", "phone": None, "channels": ["email"], "timezone": None,
-            "consent_reminders": True, "waitlist_position": None,
-            "manage_url": f"{SIGNUP_URL}/v1/signups/{signup_id}?token=secret", "created_at": at,
+            "signup_id": signup_id,
+            "event_id": self.event["id"],
+            "status": status,
+            "display_name": "Robin",
+            "email": "robin@example.org",
+            "phone": None,
+            "channels": ["email"],
+            "timezone": None,
+            "consent_reminders": True,
+            "waitlist_position": None,
+            "manage_url": f"{SIGNUP_URL}/v1/signups/{signup_id}?token=secret",
+            "created_at": at,
         } | fields
         self.send(f"signup.{status}.v1", registration, at)
         return registration
@@ -114,8 +142,9 @@ class World:
 
     def notifications(self, **where: Any) -> list[Notification]:
         with self.rt.sessions() as session:
-            query = sa.select(Notification).filter_by(**where).order_by(Notification.scheduled_for,
-                                                                          Notification.channel)
+            query = (
+                sa.select(Notification).filter_by(**where).order_by(Notification.scheduled_for, Notification.channel)
+            )
             return list(session.scalars(query))
 
     @staticmethod
@@ -184,14 +213,14 @@ def mailbox_with_login(world: World) -> Iterator[Mailbox]:
 
     handler = Mailbox()
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                      auth_data: LoginPassword) -> AuthResult:
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: LoginPassword) -> AuthResult:
         handler.logins.append((auth_data.login.decode(), auth_data.password.decode()))
         return AuthResult(success=(auth_data.login, auth_data.password) == (b"gather", b"p@ss word"))
 
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False)
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False
+    )
     controller.start()
     world.configure(smtp_url=f"smtp://gather:p%40ss%20word@127.0.0.1:{port}")
     yield handler

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 def organizer_key(world: World, organizer_id: uuid.UUID) -> str:
     key = f"key-{uuid.uuid4().hex}"
-    world.send("organizer.key_issued.v1", {"organizer_id": organizer_id, "name": "Org",
-                                           "api_key_hash": hash_secret(key)})
+    world.send(
+        "organizer.key_issued.v1", {"organizer_id": organizer_id, "name": "Org", "api_key_hash": hash_secret(key)}
+    )
     return key
 
 
@@ -39,8 +40,18 @@ def test_an_organizer_reads_the_log_of_their_own_events_only(world: World, clien
     assert response.status_code == 200
     [item] = response.get_json()["items"]
     assert item["signup_id"] == str(registration["signup_id"])
-    assert set(item) == {"id", "event_id", "signup_id", "kind", "channel", "status", "attempts",
-                         "scheduled_for", "sent_at", "last_error"}
+    assert set(item) == {
+        "id",
+        "event_id",
+        "signup_id",
+        "kind",
+        "channel",
+        "status",
+        "attempts",
+        "scheduled_for",
+        "sent_at",
+        "last_error",
+    }
     assert [i["event_id"] for i in get(client, key).get_json()["items"]] == [str(mine["id"])]
     assert get(client, key, event_id=str(theirs["id"])).status_code == 403
     assert get(client, key, event_id=str(uuid.uuid4())).status_code == 404
@@ -71,8 +82,12 @@ def test_admin_reads_every_notification_filtered_and_paged(world: World, client:
 
 
 def test_bad_filters_are_a_422_naming_the_field(world: World, client: FlaskClient) -> None:
-    for params, field in [({"status": "lost"}, "status"), ({"event_id": "nope"}, "event_id"),
-                          ({"limit": 0}, "limit"), ({"cursor": "%%%"}, "cursor")]:
+    for params, field in [
+        ({"status": "lost"}, "status"),
+        ({"event_id": "nope"}, "event_id"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "%%%"}, "cursor"),
+    ]:
         response = get(client, ADMIN_TOKEN, **params)
         assert response.status_code == 422, params
         assert field in response.get_json()["errors"]
@@ -81,9 +96,14 @@ def test_bad_filters_are_a_422_naming_the_field(world: World, client: FlaskClien
 def test_a_revoked_key_arriving_late_does_not_open_the_log_again(world: World, client: FlaskClient) -> None:
     event = world.publish()
     new_key, old_key = "new-key", "old-key"
-    world.send("organizer.key_issued.v1", {"organizer_id": world.organizer_id, "name": "Org",
-                                           "api_key_hash": hash_secret(new_key)})
-    world.send("organizer.key_issued.v1", {"organizer_id": world.organizer_id, "name": "Org",
-                                           "api_key_hash": hash_secret(old_key)}, at=world.now - timedelta(minutes=5))
+    world.send(
+        "organizer.key_issued.v1",
+        {"organizer_id": world.organizer_id, "name": "Org", "api_key_hash": hash_secret(new_key)},
+    )
+    world.send(
+        "organizer.key_issued.v1",
+        {"organizer_id": world.organizer_id, "name": "Org", "api_key_hash": hash_secret(old_key)},
+        at=world.now - timedelta(minutes=5),
+    )
     assert get(client, old_key, event_id=str(event["id"])).status_code == 401
     assert get(client, new_key, event_id=str(event["id"])).status_code == 200

@@ -32,8 +32,11 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
             yield platform
         return
     pg_server_url, amqp_url = request.getfixturevalue("pg_server_url"), request.getfixturevalue("clean_amqp_url")
-    with (fresh_pg_database(pg_server_url) as events_db, fresh_pg_database(pg_server_url) as signup_db,
-          fresh_pg_database(pg_server_url) as notifications_db):
+    with (
+        fresh_pg_database(pg_server_url) as events_db,
+        fresh_pg_database(pg_server_url) as signup_db,
+        fresh_pg_database(pg_server_url) as notifications_db,
+    ):
         urls = {"events": events_db, "signup": signup_db, "notifications": notifications_db}
         with running_platform(tmp_path, urls, amqp_url, env) as platform:
             yield platform
@@ -42,10 +45,12 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
 def sent(client: Client, signup_id: str, *expected: tuple[str, str]) -> list[tuple[str, str]]:
     """Wait until these (kind, channel) notifications of a registration are sent; returns all not planned
     as reminders."""
+
     def done() -> list[tuple[str, str]] | None:
         items = [n for n in client.notifications(signup_id=signup_id) if n["kind"] != "reminder"]
         got = [(n["kind"], n["channel"]) for n in items if n["status"] == "sent"]
         return got if Counter(expected) <= Counter(got) else None
+
     return wait_for(done, timeout=60, message=f"{expected} to be sent")
 
 
@@ -54,18 +59,30 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     api_key = client.organizer()["api_key"]
     event = client.published_event(api_key, title="Mindful walking group", capacity=1, waitlist_enabled=True)
 
-    alice = client.register(event["id"], display_name="Alice", email="alice@example.org", phone="+447911123456",
-                            channels=["email", "sms"], consent={"reminders": True}).json()
+    alice = client.register(
+        event["id"],
+        display_name="Alice",
+        email="alice@example.org",
+        phone="+447911123456",
+        channels=["email", "sms"],
+        consent={"reminders": True},
+    ).json()
     assert alice["status"] == "confirmed"
-    bob = client.register(event["id"], display_name="Bob", email="bob@example.org", channels=["email"],
-                          consent={"reminders": True}).json()
+    bob = client.register(
+        event["id"], display_name="Bob", email="bob@example.org", channels=["email"], consent={"reminders": True}
+    ).json()
     assert bob["status"] == "waitlisted"
     sent(client, alice["id"], ("signup_confirmed", "email"), ("signup_confirmed", "sms"))
     sent(client, bob["id"], ("waitlisted", "email"))
 
     later = datetime.fromisoformat(event["starts_at"]) + timedelta(days=1)
-    response = client.call("PATCH", "events", f"/v1/events/{event['id']}", api_key,
-                           json={"starts_at": later.isoformat(), "ends_at": (later + timedelta(hours=2)).isoformat()})
+    response = client.call(
+        "PATCH",
+        "events",
+        f"/v1/events/{event['id']}",
+        api_key,
+        json={"starts_at": later.isoformat(), "ends_at": (later + timedelta(hours=2)).isoformat()},
+    )
     assert response.status_code == 200, response.text
     sent(client, alice["id"], ("event_changed", "email"), ("event_changed", "sms"))
     sent(client, bob["id"], ("event_changed", "email"))
@@ -75,28 +92,41 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     sent(client, alice["id"], ("signup_cancelled", "email"), ("signup_cancelled", "sms"))
     sent(client, bob["id"], ("promoted", "email"))
 
-    response = client.call("POST", "events", f"/v1/events/{event['id']}/cancel", api_key,
-                           json={"reason": "The park is closed"})
+    response = client.call(
+        "POST", "events", f"/v1/events/{event['id']}/cancel", api_key, json={"reason": "The park is closed"}
+    )
     assert response.status_code == 200, response.text
     bob_got = sent(client, bob["id"], ("event_cancelled", "email"))
     alice_got = sent(client, alice["id"])
 
-    assert Counter(alice_got) == Counter({(kind, channel): 1 for kind in ("signup_confirmed", "event_changed",
-                                                                          "signup_cancelled")
-                                          for channel in ("email", "sms")})
-    assert Counter(bob_got) == Counter({(kind, "email"): 1 for kind in ("waitlisted", "event_changed", "promoted",
-                                                                        "event_cancelled")})
+    assert Counter(alice_got) == Counter(
+        {
+            (kind, channel): 1
+            for kind in ("signup_confirmed", "event_changed", "signup_cancelled")
+            for channel in ("email", "sms")
+        }
+    )
+    assert Counter(bob_got) == Counter(
+        {(kind, "email"): 1 for kind in ("waitlisted", "event_changed", "promoted", "event_cancelled")}
+    )
     reminders = [n for n in client.notifications(event_id=event["id"]) if n["kind"] == "reminder"]
     assert reminders and {n["status"] for n in reminders} == {"cancelled"}  # planned, re-planned, dropped
 
-    mails = [BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-             for path in (platform.workdir / "var/outbox/email").glob("*.eml")]
+    mails = [
+        BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        for path in (platform.workdir / "var/outbox/email").glob("*.eml")
+    ]
     subjects = Counter((mail["To"], mail["Subject"].split(":")[0]) for mail in mails)
-    assert subjects == Counter({
-        ("alice@example.org", "You're registered"): 1, ("alice@example.org", "Changed"): 1,
-        ("alice@example.org", "Registration cancelled"): 1,
-        ("bob@example.org", "You're on the waitlist"): 1, ("bob@example.org", "Changed"): 1,
-        ("bob@example.org", "A place is yours"): 1, ("bob@example.org", "Cancelled"): 1,
-    })
+    assert subjects == Counter(
+        {
+            ("alice@example.org", "You're registered"): 1,
+            ("alice@example.org", "Changed"): 1,
+            ("alice@example.org", "Registration cancelled"): 1,
+            ("bob@example.org", "You're on the waitlist"): 1,
+            ("bob@example.org", "Changed"): 1,
+            ("bob@example.org", "A place is yours"): 1,
+            ("bob@example.org", "Cancelled"): 1,
+        }
+    )
     sms = [json.loads(line) for line in (platform.workdir / "var/outbox/sms.jsonl").read_text().splitlines()]
     assert [m["to"] for m in sms] == ["+447911123456"] * 3

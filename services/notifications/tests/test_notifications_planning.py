@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 def test_a_confirmed_registration_is_confirmed_on_each_chosen_channel(world: World) -> None:
     world.publish()
     world.register(phone="+447700900123", channels=["email", "sms"], consent_reminders=False)
-    assert world.kinds(world.notifications()) == [("signup_confirmed", "email", "pending"),
-                                            ("signup_confirmed", "sms", "pending")]
+    assert world.kinds(world.notifications()) == [
+        ("signup_confirmed", "email", "pending"),
+        ("signup_confirmed", "sms", "pending"),
+    ]
 
 
 def test_a_redelivered_message_plans_nothing_twice(world: World) -> None:
@@ -30,8 +32,10 @@ def test_reminders_are_planned_at_each_offset_for_attendees_who_agreed(world: Wo
     world.register()
     world.register(email="sam@example.org", consent_reminders=False)
     reminders = world.notifications(kind="reminder")
-    assert [n.scheduled_for for n in reminders] == [event["starts_at"] - timedelta(hours=24),
-                                                    event["starts_at"] - timedelta(hours=1)]
+    assert [n.scheduled_for for n in reminders] == [
+        event["starts_at"] - timedelta(hours=24),
+        event["starts_at"] - timedelta(hours=1),
+    ]
 
 
 def test_the_waitlisted_get_no_reminders_until_promoted(world: World) -> None:
@@ -41,15 +45,16 @@ def test_the_waitlisted_get_no_reminders_until_promoted(world: World) -> None:
 
     world.registration_changed(registration, "promoted", at=world.now + timedelta(days=1))
     assert [n.scheduled_for for n in world.notifications(kind="reminder")] == [
-        event["starts_at"] - timedelta(hours=24), event["starts_at"] - timedelta(hours=1)]
+        event["starts_at"] - timedelta(hours=24),
+        event["starts_at"] - timedelta(hours=1),
+    ]
     assert len(world.notifications(kind="promoted")) == 1
 
 
 def test_a_reminder_whose_time_passed_at_registration_is_not_planned(world: World) -> None:
     event = world.publish(starts_at=world.now + timedelta(hours=5))
     world.register()
-    assert [n.scheduled_for for n in world.notifications(kind="reminder")] == [
-        event["starts_at"] - timedelta(hours=1)]
+    assert [n.scheduled_for for n in world.notifications(kind="reminder")] == [event["starts_at"] - timedelta(hours=1)]
 
 
 def test_a_new_time_replans_reminders_and_tells_attendees(world: World) -> None:
@@ -62,7 +67,9 @@ def test_a_new_time_replans_reminders_and_tells_attendees(world: World) -> None:
     reminders = world.notifications(kind="reminder")
     assert {n.status for n in reminders if n.event_version == 1} == {"cancelled"}  # nothing at the old time
     assert [n.scheduled_for for n in reminders if n.status == "pending"] == [
-        later - timedelta(hours=24), later - timedelta(hours=1)]
+        later - timedelta(hours=24),
+        later - timedelta(hours=1),
+    ]
     assert len(world.notifications(kind="event_changed")) == 2  # the confirmed and the waitlisted
 
 
@@ -114,7 +121,9 @@ def test_a_postponed_event_loses_its_reminders_until_it_has_a_new_time(world: Wo
     world.event["status"] = "published"  # a new time republishes it
     world.update(starts_at=later, at=world.now + timedelta(days=1))
     assert [n.scheduled_for for n in world.notifications(kind="reminder", status="pending")] == [
-        later - timedelta(hours=24), later - timedelta(hours=1)]
+        later - timedelta(hours=24),
+        later - timedelta(hours=1),
+    ]
 
 
 def test_a_cancelled_registration_loses_its_reminders(world: World) -> None:
@@ -134,7 +143,9 @@ def test_an_older_event_snapshot_arriving_late_changes_nothing(world: World) -> 
     world.send("event.updated.v1", {"event": stale, "changes": {"starts_at": {"old": "a", "new": "b"}}})
     assert len(world.notifications(kind="event_changed")) == 1
     assert {n.scheduled_for for n in world.notifications(kind="reminder", status="pending")} == {
-        world.now + timedelta(days=13), world.now + timedelta(days=14, hours=-1)}
+        world.now + timedelta(days=13),
+        world.now + timedelta(days=14, hours=-1),
+    }
 
 
 def test_an_older_registration_message_arriving_late_changes_nothing(world: World) -> None:
@@ -167,7 +178,8 @@ def test_a_registration_that_overtakes_its_event_gets_reminders_when_the_event_a
     world.event = world.event | {"id": uuid.uuid4()}
     registration = world.register(at=world.now - timedelta(minutes=1))
     assert world.kinds(world.notifications(signup_id=registration["signup_id"])) == [
-        ("signup_confirmed", "email", "pending")]
+        ("signup_confirmed", "email", "pending")
+    ]
     world.send("event.published.v1", {"event": world.event}, at=world.now - timedelta(minutes=2))
     assert len(world.notifications(signup_id=registration["signup_id"], kind="reminder")) == 2
     assert event_id != world.event["id"]

@@ -9,8 +9,12 @@ from gather_notifications import rules
 
 
 def test_reminder_offsets_accept_seconds_minutes_hours_and_days() -> None:
-    assert rules.parse_offsets("90s, 15m,2h,1d") == (timedelta(days=1), timedelta(hours=2),
-                                                    timedelta(minutes=15), timedelta(seconds=90))
+    assert rules.parse_offsets("90s, 15m,2h,1d") == (
+        timedelta(days=1),
+        timedelta(hours=2),
+        timedelta(minutes=15),
+        timedelta(seconds=90),
+    )
 
 
 @pytest.mark.parametrize("setting", ["", "24", "1w", "-1h", "h1"])
@@ -24,7 +28,8 @@ def test_quiet_hours_may_also_lie_within_one_day() -> None:
     window = rules.parse_quiet_hours("13:00-14:30")
     assert window == (time(13), time(14, 30))
     assert rules.quiet_hours_end(datetime(2026, 1, 5, 13, 10, tzinfo=UTC), london, window) == datetime(
-        2026, 1, 5, 14, 30, tzinfo=UTC)
+        2026, 1, 5, 14, 30, tzinfo=UTC
+    )
     assert rules.quiet_hours_end(datetime(2026, 1, 5, 14, 30, tzinfo=UTC), london, window) is None
 
 

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from conftest import Mailbox, World
 
 
-def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(world: World,
-                                                                                mailbox: Mailbox) -> None:
+def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(world: World, mailbox: Mailbox) -> None:
     world.publish(title="<Tea & talk>")
     registration = world.register(timezone="America/New_York", consent_reminders=False)
     world.run_sender(world.now)
@@ -72,8 +71,7 @@ def test_the_online_link_goes_only_to_confirmed_attendees(world: World, mailbox:
     assert "meet.example" not in waiting.as_string()
 
 
-def test_a_reminder_carries_one_click_unsubscribe_and_the_support_resources(world: World,
-                                                                            mailbox: Mailbox) -> None:
+def test_a_reminder_carries_one_click_unsubscribe_and_the_support_resources(world: World, mailbox: Mailbox) -> None:
     event = world.publish()
     world.register()
     world.run_sender(event["starts_at"] - timedelta(hours=24))
@@ -154,8 +152,7 @@ def test_a_malformed_quiet_hours_setting_stops_the_sender_at_start(world: World)
         sender.run(world.rt, threading.Event())
 
 
-def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World,
-                                                                               mailbox: Mailbox) -> None:
+def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(world: World, mailbox: Mailbox) -> None:
     world.publish()
     world.register(consent_reminders=False)
     sender.claim_due(world.rt, world.now)  # …and the process dies here
@@ -223,8 +220,9 @@ def unsubscribe_token(world: World, registration: dict[str, Any]) -> str:
         return session.get(Recipient, registration["signup_id"]).unsubscribe_token
 
 
-def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world: World, mailbox: Mailbox,
-                                                                          client: FlaskClient) -> None:
+def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(
+    world: World, mailbox: Mailbox, client: FlaskClient
+) -> None:
     event = world.publish()
     registration = world.register()
     token = unsubscribe_token(world, registration)
@@ -233,11 +231,14 @@ def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(world:
     world.change_status("cancelled", at=event["starts_at"] - timedelta(hours=30))
     world.run_sender(event["starts_at"] - timedelta(hours=24))
     assert [m["Subject"] for m in mailbox.messages] == [
-        "You're registered: Peer support circle", "Cancelled: Peer support circle"]
+        "You're registered: Peer support circle",
+        "Cancelled: Peer support circle",
+    ]
 
 
-def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(world: World, mailbox: Mailbox,
-                                                                   client: FlaskClient) -> None:
+def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(
+    world: World, mailbox: Mailbox, client: FlaskClient
+) -> None:
     event = world.publish()
     registration = world.register()
     token = unsubscribe_token(world, registration)
@@ -246,12 +247,14 @@ def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(world: World,
     assert client.post(f"/v1/unsubscribe/{token}").status_code == 200  # its button
     world.run_sender(event["starts_at"] - timedelta(hours=1))
     assert [(n.status, n.last_error) for n in world.notifications(kind="reminder")] == [
-        ("suppressed", "opted out: the address unsubscribed")] * 2
+        ("suppressed", "opted out: the address unsubscribed")
+    ] * 2
     assert [m["Subject"] for m in mailbox.messages] == ["You're registered: Peer support circle"]
 
 
-def test_following_the_unsubscribe_link_alone_unsubscribes_nobody(world: World, mailbox: Mailbox,
-                                                                   client: FlaskClient) -> None:
+def test_following_the_unsubscribe_link_alone_unsubscribes_nobody(
+    world: World, mailbox: Mailbox, client: FlaskClient
+) -> None:
     # Mail scanners and link previews fetch every link of a message: only a POST may unsubscribe.
     event = world.publish()
     registration = world.register()
@@ -290,8 +293,9 @@ def test_message_bodies_are_not_kept_after_sending(world: World, mailbox: Mailbo
     assert all("Confidential" not in str(value) for row in rows for value in row)
 
 
-def test_the_sender_logs_in_to_the_smtp_server_with_the_urls_credentials(world: World,
-                                                                        mailbox_with_login: Mailbox) -> None:
+def test_the_sender_logs_in_to_the_smtp_server_with_the_urls_credentials(
+    world: World, mailbox_with_login: Mailbox
+) -> None:
     world.publish()
     world.register(consent_reminders=False)
     world.run_sender(world.now)
@@ -301,10 +305,12 @@ def test_the_sender_logs_in_to_the_smtp_server_with_the_urls_credentials(world: 
 
 def test_a_promotion_email_keeps_the_manage_link_that_carries_the_token(world: World, mailbox: Mailbox) -> None:
     world.publish()
-    waiting = world.register(status="waitlisted", consent_reminders=False,
-                             manage_url="http://localhost:8002/v1/signups/s1#token=secret")
-    world.registration_changed(waiting | {"manage_url": "http://localhost:8002/v1/signups/s1"}, "promoted",
-                               world.now + timedelta(minutes=1))
+    waiting = world.register(
+        status="waitlisted", consent_reminders=False, manage_url="http://localhost:8002/v1/signups/s1#token=secret"
+    )
+    world.registration_changed(
+        waiting | {"manage_url": "http://localhost:8002/v1/signups/s1"}, "promoted", world.now + timedelta(minutes=1)
+    )
     world.run_sender(world.now + timedelta(minutes=2))
 
     promoted = [m for m in mailbox.messages if m["Subject"].startswith("A place is yours")]
@@ -313,7 +319,8 @@ def test_a_promotion_email_keeps_the_manage_link_that_carries_the_token(world: W
 
 
 def test_a_batch_of_emails_shares_one_smtp_connection_and_a_refusal_does_not_stop_the_rest(
-        world: World, mailbox: Mailbox) -> None:
+    world: World, mailbox: Mailbox
+) -> None:
     world.publish()
     for i in range(5):
         world.register(email=f"attendee-{i}@example.org", consent_reminders=False)
@@ -324,8 +331,9 @@ def test_a_batch_of_emails_shares_one_smtp_connection_and_a_refusal_does_not_sto
     assert statuses == ["pending", "sent", "sent", "sent", "sent"]
 
 
-def test_a_bug_while_sending_one_email_fails_that_one_and_the_rest_still_go(world: World, mailbox: Mailbox,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_while_sending_one_email_fails_that_one_and_the_rest_still_go(
+    world: World, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gather_notifications import delivery
 
     world.publish()

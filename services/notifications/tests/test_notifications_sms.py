@@ -39,20 +39,32 @@ def sms_sent(workdir: Path) -> list[dict[str, str]]:
 # --- length -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "segments"), [
-    ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
-    ("é" * 160, 1),                     # in the GSM-7 alphabet
-    ("€" * 80, 1), ("€" * 81, 2),       # GSM-7 extension: two septets each
-    ("ł" * 70, 1), ("ł" * 71, 2), ("ł" * 134, 2), ("ł" * 135, 3),  # not GSM-7: UCS-2
-    ("🙂" * 35, 1), ("🙂" * 36, 2),     # beyond the BMP: two UTF-16 units each
-])
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("é" * 160, 1),  # in the GSM-7 alphabet
+        ("€" * 80, 1),
+        ("€" * 81, 2),  # GSM-7 extension: two septets each
+        ("ł" * 70, 1),
+        ("ł" * 71, 2),
+        ("ł" * 134, 2),
+        ("ł" * 135, 3),  # not GSM-7: UCS-2
+        ("🙂" * 35, 1),
+        ("🙂" * 36, 2),  # beyond the BMP: two UTF-16 units each
+    ],
+)
 def test_sms_segments_are_counted_as_phones_count_them(text: str, segments: int) -> None:
     assert rules.sms_segments(text) == segments
 
 
 @pytest.mark.parametrize("title", ["Long " * 100, "Łódź wellbeing café 🙂 " * 20])
 def test_a_long_title_is_shortened_so_the_sms_fits_two_segments_and_ends_with_its_short_link(
-        world: World, tmp_path: Path, title: str) -> None:
+    world: World, tmp_path: Path, title: str
+) -> None:
     world.publish(title=title)
     registration = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
     world.run_sender(world.now)
@@ -80,14 +92,18 @@ def test_the_short_link_leads_to_the_registrations_manage_page(world: World, cli
 # --- quiet hours ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("evening", "quiet_end"), [
-    # 22:00 GMT the night clocks go forward: 08:00 BST is 07:00 UTC, nine hours later, not ten.
-    (datetime(2026, 3, 28, 22, 0, tzinfo=UTC), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
-    # 22:00 BST the night clocks go back: 08:00 GMT is 08:00 UTC, eleven hours later.
-    (datetime(2026, 10, 24, 21, 0, tzinfo=UTC), datetime(2026, 10, 25, 8, 0, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("evening", "quiet_end"),
+    [
+        # 22:00 GMT the night clocks go forward: 08:00 BST is 07:00 UTC, nine hours later, not ten.
+        (datetime(2026, 3, 28, 22, 0, tzinfo=UTC), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
+        # 22:00 BST the night clocks go back: 08:00 GMT is 08:00 UTC, eleven hours later.
+        (datetime(2026, 10, 24, 21, 0, tzinfo=UTC), datetime(2026, 10, 25, 8, 0, tzinfo=UTC)),
+    ],
+)
 def test_an_sms_in_quiet_hours_waits_until_eight_on_the_recipients_clock_even_when_clocks_change(
-        world: World, tmp_path: Path, evening: datetime, quiet_end: datetime) -> None:
+    world: World, tmp_path: Path, evening: datetime, quiet_end: datetime
+) -> None:
     world.publish(starts_at=evening + timedelta(days=5))
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=evening)
     world.run_sender(evening)
@@ -115,20 +131,24 @@ def test_a_routine_sms_whose_quiet_hours_outlast_the_event_is_suppressed(world: 
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late)
     world.run_sender(late)
     assert [(n.status, n.last_error) for n in world.notifications()] == [
-        ("suppressed", "quiet hours: they last past the event's start")]
+        ("suppressed", "quiet hours: they last past the event's start")
+    ]
     assert sms_sent(tmp_path) == []
 
 
 def test_news_of_a_cancellation_goes_at_night_when_the_event_starts_before_morning(
-        world: World, tmp_path: Path) -> None:
+    world: World, tmp_path: Path
+) -> None:
     late = datetime(2026, 6, 10, 22, 0, tzinfo=UTC)
     world.publish(starts_at=late + timedelta(hours=7, minutes=30))
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False, at=late - timedelta(hours=6))
     world.run_sender(late - timedelta(hours=6))
     world.change_status("cancelled", at=late)
     world.run_sender(late)
-    assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "sent"),
-                                                  ("event_cancelled", "sms", "sent")]
+    assert world.kinds(world.notifications()) == [
+        ("signup_confirmed", "sms", "sent"),
+        ("event_cancelled", "sms", "sent"),
+    ]
 
 
 # --- the Twilio provider ----------------------------------------------------------------------------
@@ -158,14 +178,20 @@ class FakeTwilio:
         self.requests: list[dict[str, Any]] = []
         self.responses: list[tuple[int, dict[str, Any]]] = []
         app = Flask("fake_twilio")
-        app.add_url_rule("/2010-04-01/Accounts/<account>/Messages.json", view_func=self.create_message,
-                         methods=["POST"])
+        app.add_url_rule(
+            "/2010-04-01/Accounts/<account>/Messages.json", view_func=self.create_message, methods=["POST"]
+        )
         self.url, self.server = serve(app)
 
     def create_message(self, account: str) -> Any:
         auth = request.authorization
-        self.requests.append({"account": account, "auth": (auth.username, auth.password) if auth else None,
-                              "form": request.form.to_dict()})
+        self.requests.append(
+            {
+                "account": account,
+                "auth": (auth.username, auth.password) if auth else None,
+                "form": request.form.to_dict(),
+            }
+        )
         status, body = self.responses.pop(0) if self.responses else (201, {"sid": f"SM{uuid.uuid4().hex}"})
         if status == 201:
             body = body | {"status": "queued", "to": request.form["To"]}
@@ -183,8 +209,9 @@ class FakeTwilio:
         return self._post(f"{self.notifications_url}/v1/sms/inbound", params)
 
     def _post(self, url: str, params: dict[str, str]) -> requests.Response:
-        return requests.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)},
-                             timeout=10)
+        return requests.post(
+            url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)}, timeout=10
+        )
 
 
 @pytest.fixture
@@ -192,22 +219,34 @@ def twilio(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio
     """The notifications service's web app served on 127.0.0.1, a fake Twilio, and the sender using it."""
     port = free_port()
     notifications_url = f"http://127.0.0.1:{port}"
-    settings = {"GATHER_NOTIFICATIONS_URL": notifications_url, "GATHER_SMS_PROVIDER": "twilio",
-                "GATHER_SMS_ACCOUNT_SID": ACCOUNT, "GATHER_SMS_AUTH_TOKEN": TOKEN, "GATHER_SMS_FROM": FROM}
+    settings = {
+        "GATHER_NOTIFICATIONS_URL": notifications_url,
+        "GATHER_SMS_PROVIDER": "twilio",
+        "GATHER_SMS_ACCOUNT_SID": ACCOUNT,
+        "GATHER_SMS_AUTH_TOKEN": TOKEN,
+        "GATHER_SMS_FROM": FROM,
+    }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     app_server = make_server("127.0.0.1", port, create_app(), threaded=True)
     threading.Thread(target=app_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     fake = FakeTwilio(notifications_url)
-    world.configure(notifications_url=notifications_url, sms_provider="twilio", sms_base_url=fake.url,
-                    sms_account_sid=ACCOUNT, sms_auth_token=TOKEN, sms_from=FROM)
+    world.configure(
+        notifications_url=notifications_url,
+        sms_provider="twilio",
+        sms_base_url=fake.url,
+        sms_account_sid=ACCOUNT,
+        sms_auth_token=TOKEN,
+        sms_from=FROM,
+    )
     yield fake
     fake.server.shutdown()
     app_server.shutdown()
 
 
-def test_an_sms_goes_through_the_twilio_api_and_its_receipt_marks_it_delivered(world: World,
-                                                                               twilio: FakeTwilio) -> None:
+def test_an_sms_goes_through_the_twilio_api_and_its_receipt_marks_it_delivered(
+    world: World, twilio: FakeTwilio
+) -> None:
     world.publish()
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
     world.run_sender(world.now)
@@ -225,20 +264,24 @@ def test_an_sms_goes_through_the_twilio_api_and_its_receipt_marks_it_delivered(w
     assert world.kinds(world.notifications()) == [("signup_confirmed", "sms", "delivered")]
 
 
-def test_a_receipt_that_names_only_the_providers_message_id_settles_its_sms(world: World,
-                                                                           twilio: FakeTwilio) -> None:
+def test_a_receipt_that_names_only_the_providers_message_id_settles_its_sms(world: World, twilio: FakeTwilio) -> None:
     world.publish()
-    signups = {number: world.register(phone=number, channels=["sms"], consent_reminders=False)["signup_id"]
-               for number in (PHONE, "+447700900124")}
+    signups = {
+        number: world.register(phone=number, channels=["sms"], consent_reminders=False)["signup_id"]
+        for number in (PHONE, "+447700900124")
+    }
     world.run_sender(world.now)
     [to_second] = [sent for sent in twilio.requests if sent["form"]["To"] == "+447700900124"]
     url = f"{twilio.notifications_url}/v1/sms/status"  # no ?notification=: only the provider's id says which
     params = {"MessageSid": to_second["answer"]["sid"], "MessageStatus": "delivered", "To": "+447700900124"}
-    response = requests.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)},
-                             timeout=10)
+    response = requests.post(
+        url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)}, timeout=10
+    )
     assert response.status_code == 204
     assert {n.signup_id: n.status for n in world.notifications()} == {
-        signups[PHONE]: "sent", signups["+447700900124"]: "delivered"}
+        signups[PHONE]: "sent",
+        signups["+447700900124"]: "delivered",
+    }
 
 
 def test_an_undelivered_receipt_is_recorded_with_the_providers_error(world: World, twilio: FakeTwilio) -> None:
@@ -256,7 +299,8 @@ def test_a_stop_reply_stops_every_sms_to_that_number_until_start(world: World, t
     first = world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
     world.run_sender(world.now)
     assert [(n.status, n.last_error) for n in world.notifications(signup_id=first["signup_id"])] == [
-        ("suppressed", "opted out: the number replied STOP")]
+        ("suppressed", "opted out: the number replied STOP")
+    ]
     assert twilio.requests == []
 
     assert twilio.reply(PHONE, "START").status_code == 200
@@ -269,8 +313,10 @@ def test_a_stop_reply_stops_every_sms_to_that_number_until_start(world: World, t
 def test_twilio_rate_limiting_is_retried_and_a_refusal_fails_at_once(world: World, twilio: FakeTwilio) -> None:
     world.publish()
     world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
-    twilio.responses = [(429, {"code": 20429, "message": "Too Many Requests"}),
-                        (400, {"code": 21211, "message": "Invalid 'To' Phone Number"})]
+    twilio.responses = [
+        (429, {"code": 20429, "message": "Too Many Requests"}),
+        (400, {"code": 21211, "message": "Invalid 'To' Phone Number"}),
+    ]
     world.run_sender(world.now)
     [notification] = world.notifications()
     assert (notification.status, notification.attempts) == ("pending", 1)
@@ -295,12 +341,16 @@ def test_an_unreachable_sms_provider_is_retried(world: World, twilio: FakeTwilio
 
 def test_webhooks_not_signed_by_the_provider_are_refused(world: World, twilio: FakeTwilio) -> None:
     url = f"{twilio.notifications_url}/v1/sms/inbound"
-    forged = requests.post(url, data={"From": PHONE, "Body": "STOP"},
-                           headers={"X-Twilio-Signature": "forged"}, timeout=10)
+    forged = requests.post(
+        url, data={"From": PHONE, "Body": "STOP"}, headers={"X-Twilio-Signature": "forged"}, timeout=10
+    )
     assert forged.status_code == 403
     assert forged.headers["Content-Type"] == "application/problem+json"
-    missing = requests.post(f"{twilio.notifications_url}/v1/sms/status",
-                            data={"MessageSid": "SM1", "MessageStatus": "delivered"}, timeout=10)
+    missing = requests.post(
+        f"{twilio.notifications_url}/v1/sms/status",
+        data={"MessageSid": "SM1", "MessageStatus": "delivered"},
+        timeout=10,
+    )
     assert missing.status_code == 403
 
 

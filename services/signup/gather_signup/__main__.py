@@ -9,8 +9,12 @@ def schedule() -> None:
     privacy.run_retention(rt.sessions, rt.settings.retention_days, service.stop_on_signals())
 
 
-service.cli(SERVICE, MIGRATIONS, {
-    "relay": lambda: service.run_relay(runtime()),
-    "consume": lambda: service.run_consumer(runtime(), HANDLERS),
-    "schedule": schedule,
-})
+service.cli(
+    SERVICE,
+    MIGRATIONS,
+    {
+        "relay": lambda: service.run_relay(runtime()),
+        "consume": lambda: service.run_consumer(runtime(), HANDLERS),
+        "schedule": schedule,
+    },
+)

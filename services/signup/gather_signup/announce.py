@@ -34,16 +34,24 @@ def manage_url(signup: Signup, token: str | None = None) -> str:
 def registration(signup: Signup, waitlist_position: int | None, token: str | None = None) -> dict[str, Any]:
     """The `Registration` message schema: how to reach the attendee, nothing more."""
     return {
-        "signup_id": signup.id, "event_id": signup.event_id, "status": signup.status,
-        "display_name": signup.display_name, "email": signup.email, "phone": signup.phone,
-        "channels": signup.channels, "timezone": signup.timezone, "consent_reminders": signup.consent_reminders,
-        "waitlist_position": waitlist_position, "manage_url": manage_url(signup, token),
+        "signup_id": signup.id,
+        "event_id": signup.event_id,
+        "status": signup.status,
+        "display_name": signup.display_name,
+        "email": signup.email,
+        "phone": signup.phone,
+        "channels": signup.channels,
+        "timezone": signup.timezone,
+        "consent_reminders": signup.consent_reminders,
+        "waitlist_position": waitlist_position,
+        "manage_url": manage_url(signup, token),
         "created_at": signup.created_at,
     }
 
 
-def registration_changed(session: Session, what: str, signup: Signup, waitlist_position: int | None = None,
-                         token: str | None = None) -> None:
+def registration_changed(
+    session: Session, what: str, signup: Signup, waitlist_position: int | None = None, token: str | None = None
+) -> None:
     """Emit `signup.<what>.v1` (confirmed, waitlisted, promoted, cancelled) for `signup`."""
     if signup.erased_at is not None:
         return  # nobody left to tell: the notifications service already forgot them (signup.erased.v1)

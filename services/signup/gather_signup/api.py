@@ -86,8 +86,9 @@ class SignupIn(Schema):
     display_name = Name(required=True, validate=validate.Length(min=1, max=60, error="Give 1 to 60 characters."))
     email = EmailAddress(load_default=None, allow_none=True, validate=validate.Length(max=320))
     phone = PhoneNumber(load_default=None, allow_none=True)
-    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True,
-                           validate=validate.Length(min=1))
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)), required=True, validate=validate.Length(min=1)
+    )
     timezone = fields.String(load_default=None, allow_none=True, validate=_is_timezone)
     consent = fields.Nested(ConsentSchema, load_default=lambda: {"reminders": False})
 
@@ -170,11 +171,19 @@ class AvailabilityOut(Schema):
 
 def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
     return {
-        "id": signup.id, "event_id": signup.event_id, "status": signup.status,
-        "waitlist_position": waitlist_position, "display_name": signup.display_name, "email": signup.email,
-        "phone": signup.phone, "channels": signup.channels, "timezone": signup.timezone,
-        "consent": {"reminders": signup.consent_reminders}, "erased": signup.erased_at is not None,
-        "created_at": signup.created_at, "updated_at": signup.updated_at,
+        "id": signup.id,
+        "event_id": signup.event_id,
+        "status": signup.status,
+        "waitlist_position": waitlist_position,
+        "display_name": signup.display_name,
+        "email": signup.email,
+        "phone": signup.phone,
+        "channels": signup.channels,
+        "timezone": signup.timezone,
+        "consent": {"reminders": signup.consent_reminders},
+        "erased": signup.erased_at is not None,
+        "created_at": signup.created_at,
+        "updated_at": signup.updated_at,
     }
 
 
@@ -190,9 +199,14 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
     now = utcnow()
     key = request.headers.get("Idempotency-Key")
     body_hash = idempotency.request_hash(body)
-    details = {"display_name": body["display_name"], "email": body["email"], "phone": body["phone"],
-               "channels": sorted(set(body["channels"])), "timezone": body["timezone"],
-               "consent_reminders": body["consent"]["reminders"]}
+    details = {
+        "display_name": body["display_name"],
+        "email": body["email"],
+        "phone": body["phone"],
+        "channels": sorted(set(body["channels"])),
+        "timezone": body["timezone"],
+        "consent_reminders": body["consent"]["reminders"],
+    }
     token = idempotency.new_manage_token()
     with rt.sessions.begin() as session:
         event = seats.visible_event(seats.lock_event(session, event_id))
@@ -204,9 +218,14 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                 replayed.headers["Idempotent-Replayed"] = "true"
                 return replayed
         signup = seats.register(session, event, details, token, now)
-        answer = {"id": signup.id, "event_id": signup.event_id, "status": signup.status,
-                  "waitlist_position": seats.position_on_arrival(event, signup), "manage_token": token,
-                  "created_at": signup.created_at}
+        answer = {
+            "id": signup.id,
+            "event_id": signup.event_id,
+            "status": signup.status,
+            "waitlist_position": seats.position_on_arrival(event, signup),
+            "manage_token": token,
+            "created_at": signup.created_at,
+        }
         if key is not None:
             idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
     return answer
@@ -220,9 +239,14 @@ def availability(event_id: uuid.UUID) -> dict[str, Any]:
     with rt.sessions() as session:
         event = seats.visible_event(session.get(Event, event_id))
     remaining = None if event.capacity is None else max(0, event.capacity - event.confirmed)
-    return {"capacity": event.capacity, "confirmed": event.confirmed, "waitlisted": event.waitlisted,
-            "remaining": remaining, "waitlist_enabled": event.waitlist_enabled,
-            "accepting": seats.is_accepting(event, utcnow()) and (remaining != 0 or event.waitlist_enabled)}
+    return {
+        "capacity": event.capacity,
+        "confirmed": event.confirmed,
+        "waitlisted": event.waitlisted,
+        "remaining": remaining,
+        "waitlist_enabled": event.waitlist_enabled,
+        "accepting": seats.is_accepting(event, utcnow()) and (remaining != 0 or event.waitlist_enabled),
+    }
 
 
 # --- the manage link --------------------------------------------------------------------------------
@@ -230,8 +254,11 @@ def availability(event_id: uuid.UUID) -> dict[str, Any]:
 
 def _own_signup(session: Session, signup_id: uuid.UUID) -> Signup:
     """The registration, if the bearer token is its manage token (else 401, without saying which failed)."""
-    signup = web.find_by_token_hash(lambda token_hash: session.scalar(
-        sa.select(Signup).where(Signup.id == signup_id, Signup.manage_token_hash == token_hash)))
+    signup = web.find_by_token_hash(
+        lambda token_hash: session.scalar(
+            sa.select(Signup).where(Signup.id == signup_id, Signup.manage_token_hash == token_hash)
+        )
+    )
     if signup is None:
         raise web.unauthorized("This call needs the registration's manage token as the bearer token.")
     return signup
@@ -316,8 +343,9 @@ def manage_page() -> Response:
 
 
 def _organizers_event(session: Session, event_id: uuid.UUID) -> Event:
-    organizer = web.find_by_token_hash(lambda token_hash: session.scalar(
-        sa.select(Organizer).where(Organizer.api_key_hash == token_hash)))
+    organizer = web.find_by_token_hash(
+        lambda token_hash: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == token_hash))
+    )
     if organizer is None:
         raise web.unauthorized("This call needs the event organizer's API key.")
     event = session.get(Event, event_id)
@@ -359,13 +387,24 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
             select = select.where(Signup.arrival > _decode_cursor(query["cursor"]))
         page = list(session.scalars(select.limit(query["limit"] + 1)))
     more = len(page) > query["limit"]
-    page = page[:query["limit"]]
-    return {"items": [registration_view(s, positions.get(s.id)) for s in page],
-            "next_cursor": _encode_cursor(page[-1].arrival) if more else None}
+    page = page[: query["limit"]]
+    return {
+        "items": [registration_view(s, positions.get(s.id)) for s in page],
+        "next_cursor": _encode_cursor(page[-1].arrival) if more else None,
+    }
 
 
-CSV_COLUMNS = ["id", "status", "waitlist_position", "display_name", "email", "phone", "channels",
-               "consent_reminders", "created_at"]
+CSV_COLUMNS = [
+    "id",
+    "status",
+    "waitlist_position",
+    "display_name",
+    "email",
+    "phone",
+    "channels",
+    "consent_reminders",
+    "created_at",
+]
 
 
 def _cell(value: Any) -> str:
@@ -380,11 +419,19 @@ def attendees_csv(event: Event, rows: list[dict[str, Any]]) -> Response:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([
-            row["id"], row["status"], row["waitlist_position"] or "", _cell(row["display_name"]),
-            _cell(row["email"]), row["phone"] or "", " ".join(row["channels"]), row["consent"]["reminders"],
-            row["created_at"].isoformat(),
-        ])
+        writer.writerow(
+            [
+                row["id"],
+                row["status"],
+                row["waitlist_position"] or "",
+                _cell(row["display_name"]),
+                _cell(row["email"]),
+                row["phone"] or "",
+                " ".join(row["channels"]),
+                row["consent"]["reminders"],
+                row["created_at"].isoformat(),
+            ]
+        )
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="attendees-{event.id}.csv"'
     return response

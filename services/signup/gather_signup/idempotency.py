@@ -43,29 +43,45 @@ def request_hash(body: dict[str, Any]) -> str:
 def replay(session: Session, key: str, event_id: uuid.UUID, body_hash: str, now: datetime) -> dict[str, Any] | None:
     """The first answer to this key, or None if there is none within 24 hours. Call under the event lock."""
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise Problem(422, "validation_error", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
-                      errors={"Idempotency-Key": ["Invalid length."]})
+        raise Problem(
+            422,
+            "validation_error",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
+            errors={"Idempotency-Key": ["Invalid length."]},
+        )
     record = session.get(IdempotencyRecord, _key_hash(key, event_id))
     if record is None or record.created_at <= now - KEEP_FOR:
         return None
     if not hmac.compare_digest(record.request_hash, body_hash):
-        raise Problem(422, "idempotency_key_reused",
-                      "This Idempotency-Key was already used with a different request body.",
-                      errors={"Idempotency-Key": ["Already used with a different body."]})
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request body.",
+            errors={"Idempotency-Key": ["Already used with a different body."]},
+        )
     token = _seal(base64.urlsafe_b64decode(record.sealed_token + "=="), key, record.signup_id)
     return record.response | {"manage_token": base64.urlsafe_b64encode(token).decode().rstrip("=")}
 
 
-def remember(session: Session, key: str, body_hash: str, signup: Signup, response: dict[str, Any],
-             now: datetime) -> None:
+def remember(
+    session: Session, key: str, body_hash: str, signup: Signup, response: dict[str, Any], now: datetime
+) -> None:
     """Keep the first answer (replacing an expired record of the same key)."""
     key_hash = _key_hash(key, signup.event_id)
     session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.key_hash == key_hash))
     token = base64.urlsafe_b64decode(response["manage_token"] + "==")
     sealed = base64.urlsafe_b64encode(_seal(token, key, signup.id)).decode().rstrip("=")
     kept = {name: value for name, value in response.items() if name != "manage_token"}
-    session.add(IdempotencyRecord(key_hash=key_hash, request_hash=body_hash, signup_id=signup.id,
-                                  response=kept, sealed_token=sealed, created_at=now))
+    session.add(
+        IdempotencyRecord(
+            key_hash=key_hash,
+            request_hash=body_hash,
+            signup_id=signup.id,
+            response=kept,
+            sealed_token=sealed,
+            created_at=now,
+        )
+    )
 
 
 def purge_expired(session: Session, now: datetime) -> None:

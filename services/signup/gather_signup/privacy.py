@@ -28,8 +28,11 @@ def erase(session: Session, signup: Signup, now: datetime) -> None:
         return
     # Messages not yet relayed still carry the contact details: withdraw them. The erasure message below
     # tells the notifications service all it needs (it never heard of them, or must forget them).
-    session.execute(sa.delete(outbox_table).where(outbox_table.c.type.like("signup.%"),
-                                                  outbox_table.c.body.contains(str(signup.id))))
+    session.execute(
+        sa.delete(outbox_table).where(
+            outbox_table.c.type.like("signup.%"), outbox_table.c.body.contains(str(signup.id))
+        )
+    )
     # The stored request hash of an idempotent registration is a digest of the contact details.
     session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.signup_id == signup.id))
     signup.display_name = signup.email = signup.phone = signup.timezone = None
@@ -43,13 +46,14 @@ def anonymise_ended_events(session: Session, now: datetime, retention_days: int)
     """Erase the contact details of every registration of events that ended `retention_days` before
     `now`; returns how many events were anonymised. Also drops expired Idempotency-Key records."""
     idempotency.purge_expired(session, now)
-    events = session.scalars(sa.select(Event).where(
-        Event.anonymised_at.is_(None), Event.ends_at <= now - timedelta(days=retention_days)
-    ).with_for_update())
+    events = session.scalars(
+        sa.select(Event)
+        .where(Event.anonymised_at.is_(None), Event.ends_at <= now - timedelta(days=retention_days))
+        .with_for_update()
+    )
     anonymised = 0
     for event in events:
-        for signup in session.scalars(sa.select(Signup).where(Signup.event_id == event.id,
-                                                               Signup.erased_at.is_(None))):
+        for signup in session.scalars(sa.select(Signup).where(Signup.event_id == event.id, Signup.erased_at.is_(None))):
             erase(session, signup, now)
         event.anonymised_at = now
         anonymised += 1

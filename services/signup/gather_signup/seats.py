@@ -81,8 +81,16 @@ def register(session: Session, event: Event, details: dict[str, Any], manage_tok
     else:
         raise Problem(409, "event_full", "The event is full and has no waitlist.")
     event.arrivals += 1
-    signup = Signup(id=uuid.uuid4(), event_id=event.id, arrival=event.arrivals, status=status,
-                    manage_token_hash=hash_secret(manage_token), created_at=now, updated_at=now, **details)
+    signup = Signup(
+        id=uuid.uuid4(),
+        event_id=event.id,
+        arrival=event.arrivals,
+        status=status,
+        manage_token_hash=hash_secret(manage_token),
+        created_at=now,
+        updated_at=now,
+        **details,
+    )
     _move(event, None, status)
     session.add(signup)
     try:
@@ -124,8 +132,7 @@ def promote_waiting(session: Session, event: Event, now: datetime) -> list[Signu
     free = _free_seats(event)
     if free == 0 or event.waitlisted == 0:
         return []
-    query = (sa.select(Signup).where(Signup.event_id == event.id, Signup.status == WAITLISTED)
-             .order_by(Signup.arrival))
+    query = sa.select(Signup).where(Signup.event_id == event.id, Signup.status == WAITLISTED).order_by(Signup.arrival)
     promoted = list(session.scalars(query if free is None else query.limit(free)))
     for signup in promoted:
         _move(event, WAITLISTED, CONFIRMED)
@@ -141,14 +148,18 @@ def waitlist_position(session: Session, signup: Signup) -> int | None:
     """1 for the longest-waiting; None when not waitlisted (rule 3)."""
     if signup.status != WAITLISTED:
         return None
-    return session.scalar(sa.select(sa.func.count()).where(
-        Signup.event_id == signup.event_id, Signup.status == WAITLISTED, Signup.arrival <= signup.arrival))
+    return session.scalar(
+        sa.select(sa.func.count()).where(
+            Signup.event_id == signup.event_id, Signup.status == WAITLISTED, Signup.arrival <= signup.arrival
+        )
+    )
 
 
 def waitlist_positions(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Every waitlisted registration of the event → its position."""
-    ids = session.scalars(sa.select(Signup.id).where(Signup.event_id == event_id, Signup.status == WAITLISTED)
-                          .order_by(Signup.arrival))
+    ids = session.scalars(
+        sa.select(Signup.id).where(Signup.event_id == event_id, Signup.status == WAITLISTED).order_by(Signup.arrival)
+    )
     return {signup_id: position for position, signup_id in enumerate(ids, start=1)}
 
 

@@ -82,10 +82,17 @@ class Signup(Base):
 # the database too. Partial indexes: a cancelled registration does not block registering again, and
 # erased contacts (NULL) never collide.
 _active = Signup.status != CANCELLED
-sa.Index("uq_signups_event_email", Signup.event_id, sa.func.lower(Signup.email), unique=True,
-         sqlite_where=_active, postgresql_where=_active)
-sa.Index("uq_signups_event_phone", Signup.event_id, Signup.phone, unique=True,
-         sqlite_where=_active, postgresql_where=_active)
+sa.Index(
+    "uq_signups_event_email",
+    Signup.event_id,
+    sa.func.lower(Signup.email),
+    unique=True,
+    sqlite_where=_active,
+    postgresql_where=_active,
+)
+sa.Index(
+    "uq_signups_event_phone", Signup.event_id, Signup.phone, unique=True, sqlite_where=_active, postgresql_where=_active
+)
 
 
 class IdempotencyRecord(Base):

@@ -28,10 +28,19 @@ def event_snapshot(**overrides: Any) -> dict[str, Any]:
     """An `EventSnapshot` as the events service sends it: published, in a week, 10 seats with a waitlist."""
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
     return {
-        "id": uuid.uuid4(), "version": 1, "status": "published", "title": "Peer support circle",
-        "kind": "support_group", "starts_at": starts, "ends_at": starts + timedelta(hours=2),
-        "timezone": "Europe/London", "format": "in_person", "capacity": 10, "waitlist_enabled": True,
-        "organizer_id": uuid.UUID(int=1), "organizer_name": "Mind Matters",
+        "id": uuid.uuid4(),
+        "version": 1,
+        "status": "published",
+        "title": "Peer support circle",
+        "kind": "support_group",
+        "starts_at": starts,
+        "ends_at": starts + timedelta(hours=2),
+        "timezone": "Europe/London",
+        "format": "in_person",
+        "capacity": 10,
+        "waitlist_enabled": True,
+        "organizer_id": uuid.UUID(int=1),
+        "organizer_name": "Mind Matters",
     } | overrides
 
 
@@ -70,8 +79,10 @@ def send(rt: Runtime) -> Callable[..., Any]:
 def publish(send: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     """Announce an event (published by default, in a week); returns its snapshot. The default organizer's
     key is ORGANIZER_KEY."""
-    send("organizer.key_issued.v1", {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters",
-                                     "api_key_hash": web.hash_secret(ORGANIZER_KEY)})
+    send(
+        "organizer.key_issued.v1",
+        {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret(ORGANIZER_KEY)},
+    )
 
     def _publish(type_: str = "event.published.v1", **overrides: Any) -> dict[str, Any]:
         snapshot = event_snapshot(**overrides)
@@ -96,6 +107,7 @@ def register(client: FlaskClient) -> Callable[..., Any]:
 @pytest.fixture
 def database_text(rt: Runtime) -> Callable[..., str]:
     """Every value in every table of the service's database, as one string (to search for leftovers)."""
+
     def _text(outbox: bool = True) -> str:
         tables = [t for t in [*metadata.sorted_tables, *bus_metadata.sorted_tables] if outbox or t is not outbox_table]
         with rt.engine.connect() as conn:

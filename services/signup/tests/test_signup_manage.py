@@ -21,8 +21,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def sent(rt: Runtime, type_: str) -> list[dict[str, Any]]:
     """The messages of `type_` the service emitted (validated), with ids as the API shows them."""
-    return [m["data"] | {"signup_id": str(m["data"]["signup_id"])}
-            for m in outbox_messages(rt.engine) if m["type"] == type_]
+    return [
+        m["data"] | {"signup_id": str(m["data"]["signup_id"])} for m in outbox_messages(rt.engine) if m["type"] == type_
+    ]
 
 
 def test_the_manage_token_shows_the_registration(publish: Publish, register: Register, client: FlaskClient) -> None:
@@ -37,7 +38,8 @@ def test_the_manage_token_shows_the_registration(publish: Publish, register: Reg
 
 
 def test_without_the_right_manage_token_a_registration_is_not_shown(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish()
     mine, theirs = register(event["id"], 1).json, register(event["id"], 2).json
     assert client.get(f"/v1/signups/{mine['id']}").status_code == 401
@@ -48,7 +50,8 @@ def test_without_the_right_manage_token_a_registration_is_not_shown(
 
 
 def test_a_browser_following_the_emailed_link_gets_the_manage_page(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish()
     signup = register(event["id"]).json
     response = client.get(f"/v1/signups/{signup['id']}", headers={"Accept": "text/html,*/*;q=0.8"})
@@ -59,21 +62,29 @@ def test_a_browser_following_the_emailed_link_gets_the_manage_page(
 
 
 def test_cancelling_frees_the_seat_for_the_longest_waiting_in_the_same_answer(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
     event = publish(capacity=1)
     seated, first_waiting, second_waiting = (register(event["id"], n).json for n in (1, 2, 3))
     response = client.delete(f"/v1/signups/{seated['id']}", headers=bearer(seated["manage_token"]))
     assert response.status_code == 200
     assert response.json["status"] == "cancelled"
     assert client.get(f"/v1/events/{event['id']}/availability").json == {
-        "capacity": 1, "confirmed": 1, "waitlisted": 1, "remaining": 0, "waitlist_enabled": True, "accepting": True}
+        "capacity": 1,
+        "confirmed": 1,
+        "waitlisted": 1,
+        "remaining": 0,
+        "waitlist_enabled": True,
+        "accepting": True,
+    }
     promoted = client.get(f"/v1/signups/{first_waiting['id']}", headers=bearer(first_waiting["manage_token"])).json
     assert promoted["status"] == "confirmed"
     still_waiting = client.get(f"/v1/signups/{second_waiting['id']}", headers=bearer(second_waiting["manage_token"]))
     assert still_waiting.json["waitlist_position"] == 1
     assert [m["signup_id"] for m in sent(rt, "signup.cancelled.v1")] == [seated["id"]]
     assert [(m["signup_id"], m["status"]) for m in sent(rt, "signup.promoted.v1")] == [
-        (first_waiting["id"], "confirmed")]
+        (first_waiting["id"], "confirmed")
+    ]
 
 
 def test_cancelling_twice_is_harmless(publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
@@ -88,7 +99,8 @@ def test_cancelling_twice_is_harmless(publish: Publish, register: Register, clie
 
 
 def test_cancelling_a_waitlisted_registration_moves_the_others_up(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish(capacity=1)
     _, first, second = (register(event["id"], n).json for n in (1, 2, 3))
     client.delete(f"/v1/signups/{first['id']}", headers=bearer(first["manage_token"]))
@@ -97,7 +109,8 @@ def test_cancelling_a_waitlisted_registration_moves_the_others_up(
 
 
 def test_more_seats_promote_the_longest_waiting_in_arrival_order(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
     event = publish(capacity=1)
     answers = [register(event["id"], n).json for n in range(1, 5)]
     publish("event.updated.v1", id=event["id"], version=2, capacity=3)
@@ -107,7 +120,8 @@ def test_more_seats_promote_the_longest_waiting_in_arrival_order(
 
 
 def test_an_unlimited_capacity_promotes_everyone_waiting(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish(capacity=1)
     for n in range(1, 4):
         register(event["id"], n)
@@ -117,7 +131,8 @@ def test_an_unlimited_capacity_promotes_everyone_waiting(
 
 
 def test_fewer_seats_remove_nobody_and_give_no_seat_until_enough_cancel(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
     event = publish(capacity=3)
     seated = [register(event["id"], n).json for n in (1, 2, 3)]
     publish("event.updated.v1", id=event["id"], version=2, capacity=1)
@@ -134,7 +149,8 @@ def test_fewer_seats_remove_nobody_and_give_no_seat_until_enough_cancel(
 
 
 def test_an_older_event_version_arriving_late_changes_nothing(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish(capacity=1)
     register(event["id"], 1)
     register(event["id"], 2)
@@ -144,7 +160,8 @@ def test_an_older_event_version_arriving_late_changes_nothing(
 
 
 def test_a_redelivered_capacity_change_promotes_only_once(
-        publish: Publish, register: Register, send: Send, rt: Runtime) -> None:
+    publish: Publish, register: Register, send: Send, rt: Runtime
+) -> None:
     event = publish(capacity=1)
     for n in range(1, 4):
         register(event["id"], n)
@@ -155,7 +172,8 @@ def test_a_redelivered_capacity_change_promotes_only_once(
 
 
 def test_a_cancelled_event_promotes_nobody(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
     event = publish(capacity=1)
     seated, _ = register(event["id"], 1).json, register(event["id"], 2).json
     publish("event.cancelled.v1", id=event["id"], version=2, status="cancelled")
@@ -164,12 +182,19 @@ def test_a_cancelled_event_promotes_nobody(
 
 
 def test_availability_shows_counts_only_and_whether_registration_is_open(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish(capacity=2, waitlist_enabled=False)
     register(event["id"], 1)
     response = client.get(f"/v1/events/{event['id']}/availability")
-    assert response.json == {"capacity": 2, "confirmed": 1, "waitlisted": 0, "remaining": 1,
-                             "waitlist_enabled": False, "accepting": True}
+    assert response.json == {
+        "capacity": 2,
+        "confirmed": 1,
+        "waitlisted": 0,
+        "remaining": 1,
+        "waitlist_enabled": False,
+        "accepting": True,
+    }
     register(event["id"], 2)
     assert client.get(f"/v1/events/{event['id']}/availability").json["accepting"] is False
 

@@ -16,8 +16,13 @@ from gather_signup import privacy
 Publish = Callable[..., dict[str, Any]]
 Register = Callable[..., Any]
 
-CONTACT = {"display_name": "Robin Quill", "email": "robin.quill@example.org", "phone": "+447911123456",
-           "channels": ["email", "sms"], "timezone": "Europe/Paris"}
+CONTACT = {
+    "display_name": "Robin Quill",
+    "email": "robin.quill@example.org",
+    "phone": "+447911123456",
+    "channels": ["email", "sms"],
+    "timezone": "Europe/Paris",
+}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -31,14 +36,15 @@ def assert_forgotten(database_text: Callable[..., str]) -> None:
 
 
 def test_erasure_leaves_no_contact_detail_anywhere_and_tells_the_notifications_service(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
-        database_text: Callable[..., str]) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime, database_text: Callable[..., str]
+) -> None:
     event = publish()
     signup = register(event["id"], **CONTACT, headers={"Idempotency-Key": "k-1"}).json
     assert "robin.quill" in database_text()
 
-    response = client.delete(f"/v1/signups/{signup['id']}", query_string={"erase": "true"},
-                             headers=bearer(signup["manage_token"]))
+    response = client.delete(
+        f"/v1/signups/{signup['id']}", query_string={"erase": "true"}, headers=bearer(signup["manage_token"])
+    )
     assert response.status_code == 200
     assert response.json["status"] == "cancelled"
     assert response.json["erased"] is True
@@ -48,7 +54,8 @@ def test_erasure_leaves_no_contact_detail_anywhere_and_tells_the_notifications_s
 
 
 def test_erasing_a_confirmed_registration_still_gives_its_seat_to_the_next_in_line(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
     event = publish(capacity=1)
     seated, waiting = register(event["id"], 1, **CONTACT).json, register(event["id"], 2).json
     client.delete(f"/v1/signups/{seated['id']}?erase=true", headers=bearer(seated["manage_token"]))
@@ -57,8 +64,8 @@ def test_erasing_a_confirmed_registration_still_gives_its_seat_to_the_next_in_li
 
 
 def test_erasing_after_cancelling_and_erasing_twice_are_harmless(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
-        database_text: Callable[..., str]) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime, database_text: Callable[..., str]
+) -> None:
     event = publish()
     signup = register(event["id"], **CONTACT).json
     client.delete(f"/v1/signups/{signup['id']}", headers=bearer(signup["manage_token"]))
@@ -70,8 +77,8 @@ def test_erasing_after_cancelling_and_erasing_twice_are_harmless(
 
 
 def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keeps_counts(
-        publish: Publish, register: Register, client: FlaskClient, rt: Runtime,
-        database_text: Callable[..., str]) -> None:
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime, database_text: Callable[..., str]
+) -> None:
     event = publish(capacity=1)
     register(event["id"], 1, **CONTACT)
     register(event["id"], 2)
@@ -97,7 +104,8 @@ def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keep
 
 
 def test_retention_keeps_attendees_of_events_not_yet_over(
-        publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]) -> None:
+    publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]
+) -> None:
     event = publish()
     register(event["id"], **CONTACT)
     with rt.sessions.begin() as session:

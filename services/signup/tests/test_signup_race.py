@@ -26,7 +26,8 @@ RETRIES = 10  # and the last person's app sends the same request 10 times with o
 
 
 def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
-        database_url: str, tmp_path: Path, new_event: Callable[..., dict[str, Any]]) -> None:
+    database_url: str, tmp_path: Path, new_event: Callable[..., dict[str, Any]]
+) -> None:
     engine = make_engine(database_url)
     migrate(engine, MIGRATIONS)
     event = new_event(capacity=SEATS)

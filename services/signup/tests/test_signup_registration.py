@@ -21,7 +21,8 @@ Register = Callable[..., Any]
 
 
 def test_a_registration_within_capacity_is_confirmed_and_announced_with_its_manage_link(
-        publish: Publish, register: Register, rt: Runtime) -> None:
+    publish: Publish, register: Register, rt: Runtime
+) -> None:
     event = publish()
     response = register(event["id"], display_name=" Robin ", email="Robin@Example.ORG", consent={"reminders": True})
     assert response.status_code == 201, response.json
@@ -36,15 +37,22 @@ def test_a_registration_within_capacity_is_confirmed_and_announced_with_its_mana
     assert message["data"]["email"] == "Robin@example.org"  # the domain part is case-insensitive
     assert message["data"]["consent_reminders"] is True
     assert message["data"]["manage_url"] == (
-        f"https://gather.example/v1/signups/{signup['id']}#token={signup['manage_token']}")
+        f"https://gather.example/v1/signups/{signup['id']}#token={signup['manage_token']}"
+    )
 
 
 def test_registrations_beyond_capacity_are_waitlisted_with_their_place_in_the_queue(
-        publish: Publish, register: Register, rt: Runtime) -> None:
+    publish: Publish, register: Register, rt: Runtime
+) -> None:
     event = publish(capacity=2)
     answers = [register(event["id"], n).json for n in range(1, 6)]
     assert [(a["status"], a["waitlist_position"]) for a in answers] == [
-        ("confirmed", None), ("confirmed", None), ("waitlisted", 1), ("waitlisted", 2), ("waitlisted", 3)]
+        ("confirmed", None),
+        ("confirmed", None),
+        ("waitlisted", 1),
+        ("waitlisted", 2),
+        ("waitlisted", 3),
+    ]
     waitlisted = [m["data"] for m in outbox_messages(rt.engine) if m["type"] == "signup.waitlisted.v1"]
     assert [m["waitlist_position"] for m in waitlisted] == [1, 2, 3]
 
@@ -81,7 +89,8 @@ def test_the_same_phone_written_differently_is_already_registered(publish: Publi
 
 
 def test_the_same_person_may_register_again_after_cancelling(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish()
     first = register(event["id"]).json
     client.delete(f"/v1/signups/{first['id']}", headers={"Authorization": f"Bearer {first['manage_token']}"})
@@ -103,7 +112,8 @@ def test_an_unknown_or_draft_event_is_not_found(publish: Publish, register: Regi
 
 @pytest.mark.parametrize("type_, status", [("event.cancelled.v1", "cancelled"), ("event.postponed.v1", "postponed")])
 def test_a_cancelled_or_postponed_event_closes_registration_and_keeps_existing_ones(
-        publish: Publish, register: Register, client: FlaskClient, type_: str, status: str) -> None:
+    publish: Publish, register: Register, client: FlaskClient, type_: str, status: str
+) -> None:
     event = publish()
     assert register(event["id"], 1).status_code == 201
     publish(type_, id=event["id"], version=2, status=status)
@@ -152,10 +162,12 @@ def test_invalid_input_is_a_422_naming_the_field(publish: Publish, register: Reg
 
 
 def test_a_phone_is_normalised_to_e164_and_a_real_timezone_kept(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish()
-    signup = register(event["id"], phone="+44 (0)7911 123-456", channels=["email", "sms"],
-                      timezone="America/New_York").json
+    signup = register(
+        event["id"], phone="+44 (0)7911 123-456", channels=["email", "sms"], timezone="America/New_York"
+    ).json
     view = client.get(f"/v1/signups/{signup['id']}", headers={"Authorization": f"Bearer {signup['manage_token']}"})
     assert view.json["phone"] == "+447911123456"
     assert view.json["timezone"] == "America/New_York"
@@ -163,7 +175,8 @@ def test_a_phone_is_normalised_to_e164_and_a_real_timezone_kept(
 
 
 def test_the_same_idempotency_key_and_body_replays_the_first_answer_and_creates_nothing(
-        publish: Publish, register: Register, client: FlaskClient) -> None:
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
     event = publish()
     first = register(event["id"], headers={"Idempotency-Key": "k-1"})
     again = register(event["id"], headers={"Idempotency-Key": "k-1"})
@@ -172,8 +185,9 @@ def test_the_same_idempotency_key_and_body_replays_the_first_answer_and_creates_
     assert again.headers["Idempotent-Replayed"] == "true"
     assert client.get(f"/v1/events/{event['id']}/availability").json["confirmed"] == 1
     # The replayed manage token works: it is the real one.
-    view = client.get(f"/v1/signups/{first.json['id']}",
-                      headers={"Authorization": f"Bearer {again.json['manage_token']}"})
+    view = client.get(
+        f"/v1/signups/{first.json['id']}", headers={"Authorization": f"Bearer {again.json['manage_token']}"}
+    )
     assert view.status_code == 200
 
 
@@ -186,7 +200,8 @@ def test_the_same_idempotency_key_with_another_body_is_a_422(publish: Publish, r
 
 
 def test_no_manage_token_is_stored_in_the_clear_even_for_idempotent_replays(
-        publish: Publish, register: Register, database_text: Callable[..., str]) -> None:
+    publish: Publish, register: Register, database_text: Callable[..., str]
+) -> None:
     event = publish()
     signup = register(event["id"], headers={"Idempotency-Key": "k-1"}).json
     stored = database_text(outbox=False)  # the outbox carries the link to the attendee, by design
@@ -195,7 +210,8 @@ def test_no_manage_token_is_stored_in_the_clear_even_for_idempotent_replays(
 
 
 def test_the_database_itself_refuses_a_second_active_registration_of_an_email_or_phone(
-        publish: Publish, register: Register, rt: Runtime) -> None:
+    publish: Publish, register: Register, rt: Runtime
+) -> None:
     event = publish()
     first = register(event["id"], phone="+447911123456", channels=["email", "sms"]).json
     with rt.engine.connect() as conn:

@@ -42,8 +42,14 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def contact(person: int, by_phone: bool) -> dict[str, Any]:
     # The same person writes their email in another letter case now and then: still the same person.
     email = f"Person{person}@example.org" if by_phone else f"person{person}@example.org"
-    return {"display_name": f"P{person}", "email": email, "phone": f"+4479111234{person:02d}" if by_phone else None,
-            "channels": ["email"], "timezone": None, "consent_reminders": False}
+    return {
+        "display_name": f"P{person}",
+        "email": email,
+        "phone": f"+4479111234{person:02d}" if by_phone else None,
+        "channels": ["email"],
+        "timezone": None,
+        "consent_reminders": False,
+    }
 
 
 def snapshot_of(sessions: Any) -> list[Signup]:
@@ -54,8 +60,13 @@ def snapshot_of(sessions: Any) -> list[Signup]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(initial_capacity=capacities, waitlist=st.booleans(), plan=steps)
 def test_random_registrations_cancellations_and_capacity_changes_keep_the_seat_rules(
-        sessions: Any, new_event: Callable[..., dict[str, Any]], service_env: Path,
-        initial_capacity: int | None, waitlist: bool, plan: list[tuple[Any, ...]]) -> None:
+    sessions: Any,
+    new_event: Callable[..., dict[str, Any]],
+    service_env: Path,
+    initial_capacity: int | None,
+    waitlist: bool,
+    plan: list[tuple[Any, ...]],
+) -> None:
     now = datetime.now(UTC)
     event = new_event(capacity=initial_capacity, waitlist_enabled=waitlist)
     deliver(sessions, HANDLERS, "event.published.v1", {"event": event})
