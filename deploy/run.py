@@ -26,10 +26,12 @@ def ready(port: int) -> bool:
 def main() -> int:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "shared"))
-    from gather_shared.config import admin_token_from_file
+    from gather_shared.config import secret_from_file
+    from gather_shared.service import keep_files_private
 
+    keep_files_private()  # honcho and every process it starts inherit the umask
     env = os.environ.copy()
-    env.setdefault("GATHER_ADMIN_TOKEN", admin_token_from_file())
+    env.setdefault("GATHER_ADMIN_TOKEN", secret_from_file("admin-token"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     honcho = shutil.which("honcho", path=env["PATH"])
     process = subprocess.Popen([honcho, "start", "-f", "Procfile", "-d", str(ROOT)], env=env)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 
 VAR_DIR = Path("var")  # relative to the working directory, like the contract's defaults
+
+
+class SettingsError(ValueError):
+    """A setting a process cannot run with: the process stops at start with this one line."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,10 @@ class Settings:
     retention_days: int
     signup_url: str
     notifications_url: str
+    public_url: str
+    secret_key: str
+    email_from: str
+    verify_minutes: int
     # The Twilio-compatible SMS provider (GATHER_SMS_PROVIDER=twilio).
     sms_base_url: str = "https://api.twilio.com"
     sms_account_sid: str | None = None
@@ -32,11 +41,13 @@ class Settings:
     @classmethod
     def from_env(cls, service: str) -> Settings:
         env = os.environ
+        broker_url = env.get("GATHER_BROKER_URL") or "filesystem://"
+        database_url = (env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace("{service}", service)
         return cls(
             service=service,
-            broker_url=env.get("GATHER_BROKER_URL") or "filesystem://",
-            database_url=(env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace("{service}", service),
-            admin_token=env.get("GATHER_ADMIN_TOKEN") or admin_token_from_file(),
+            broker_url=broker_url,
+            database_url=database_url,
+            admin_token=env.get("GATHER_ADMIN_TOKEN") or secret_from_file("admin-token"),
             smtp_url=env.get("GATHER_SMTP_URL") or None,
             sms_provider=env.get("GATHER_SMS_PROVIDER") or "file",
             reminder_offsets=env.get("GATHER_REMINDER_OFFSETS") or "24h,1h",
@@ -44,6 +55,10 @@ class Settings:
             retention_days=int(env.get("GATHER_RETENTION_DAYS") or 30),
             signup_url=(env.get("GATHER_SIGNUP_URL") or "http://localhost:8002").rstrip("/"),
             notifications_url=(env.get("GATHER_NOTIFICATIONS_URL") or "http://localhost:8003").rstrip("/"),
+            public_url=(env.get("GATHER_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
+            secret_key=env.get("GATHER_SECRET_KEY") or embedded_secret_key(database_url, broker_url),
+            email_from=email_from(env.get("GATHER_EMAIL_FROM") or "Gather <no-reply@localhost>"),
+            verify_minutes=int(env.get("GATHER_VERIFY_MINUTES") or 30),
             sms_base_url=(env.get("GATHER_SMS_BASE_URL") or "https://api.twilio.com").rstrip("/"),
             sms_account_sid=env.get("GATHER_SMS_ACCOUNT_SID") or None,
             sms_auth_token=env.get("GATHER_SMS_AUTH_TOKEN") or None,
@@ -51,16 +66,44 @@ class Settings:
         )
 
 
-def admin_token_from_file() -> str:
-    """The embedded default: one random token shared by every process through `var/admin-token`."""
-    path = VAR_DIR / "admin-token"
+def is_embedded(database_url: str, broker_url: str) -> bool:
+    """The embedded default: SQLite and the filesystem broker, so every process runs on this machine in
+    this working directory and shares its `var/`. Anything else is a deployment, possibly over several
+    machines or containers, each with a `var/` of its own."""
+    return database_url.startswith("sqlite") and broker_url.startswith("filesystem://")
+
+
+def embedded_secret_key(database_url: str, broker_url: str) -> str:
+    """The secret key when GATHER_SECRET_KEY is unset: shared through `var/secret-key` on the embedded
+    default. A deployment must set it: a key drawn by each container would differ between the service that
+    signs a link and the one that checks it, and would change at every restart, breaking every link sent."""
+    if not is_embedded(database_url, broker_url):
+        raise SettingsError(
+            "GATHER_SECRET_KEY must be set outside the embedded default (SQLite and filesystem://): the same "
+            "random value in every process, e.g. from python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return secret_from_file("secret-key")
+
+
+def email_from(value: str) -> str:
+    """GATHER_EMAIL_FROM, checked once at start: a line break would end the From header and start another."""
+    if "@" not in parseaddr(value)[1] or any(ch in value for ch in "\r\n"):
+        raise SettingsError(f"GATHER_EMAIL_FROM: {value!r} is not an address like 'Gather <no-reply@example.org>'")
+    return value
+
+
+def secret_from_file(name: str) -> str:
+    """The embedded default of a secret: one random value shared by every process through `var/<name>`,
+    readable by its owner only."""
+    path = VAR_DIR / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Write it whole under a private name, then link it into place: when several processes start at
-        # once, the first link wins and no process can read a half-written (empty) token.
-        draft = path.with_name(f".admin-token.{os.getpid()}")
-        draft.write_text(secrets.token_urlsafe(32))
-        draft.chmod(0o600)
+        # once, the first link wins and no process can read a half-written (empty) secret. The file is
+        # created 0600, whatever the umask, before a byte is written.
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(32))
         try:
             os.link(draft, path)
         except FileExistsError:

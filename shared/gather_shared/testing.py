@@ -31,6 +31,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE = os.environ.get("GATHER_REQUIRE_SERVICES") == "1"
 ADMIN_TOKEN = "test-admin-token"
+SECRET_KEY = "test-secret-key"  # outside the embedded default a process refuses to start without one
 
 
 # --- tiers: where the real servers come from --------------------------------------------------------
@@ -180,7 +181,8 @@ def module_service(
         for name in os.environ:
             if name.startswith("GATHER_") and not name.startswith("GATHER_TEST_") and name != "GATHER_REQUIRE_SERVICES":
                 patch.delenv(name)
-        for name, value in {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "GATHER_DATABASE_URL": url, **env}.items():
+        settings = {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "GATHER_SECRET_KEY": SECRET_KEY, "GATHER_DATABASE_URL": url}
+        for name, value in (settings | env).items():
             patch.setenv(name, value)
         yield url
 
@@ -381,7 +383,12 @@ def running_platform(
     """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
     var/); `broker_url` None means the embedded filesystem transport."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
-    env |= {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "WEB_CONCURRENCY": "2", "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATHER_SECRET_KEY": SECRET_KEY,
+        "WEB_CONCURRENCY": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
     if broker_url:
         env["GATHER_BROKER_URL"] = broker_url
     env |= extra_env or {}

@@ -9,7 +9,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +21,6 @@ from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Recipient
 from gather_shared.config import Settings
 
-SENDER = formataddr(("Gather", "no-reply@gather.invalid"))
 #: The email package's compat32 API, not EmailMessage: its default policy parses every header it is given
 #: and refolds every header it writes, which made building an email cost ~1.4 ms of CPU against ~0.7 ms
 #: (measured; the sender is CPU-bound in a fan-out). Headers are left unfolded up to SMTP's line limit, so
@@ -101,7 +100,7 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
     message = MIMEMultipart("alternative", policy=EMAIL_POLICY)
     # RFC 2047 words of at most 75 characters for a non-ASCII title, folded; an ASCII one stays as it is.
     message["Subject"] = Header(ctx["subject"], header_name="Subject").encode()
-    message["From"] = SENDER
+    message["From"] = settings.email_from
     message["To"] = recipient.email  # the bare address: a display name may be a pseudonym they share with no one
     message["Date"] = format_datetime(now)
     # The same notification always has the same Message-ID, so a resend can be recognised as one.

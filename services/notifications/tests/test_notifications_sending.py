@@ -29,7 +29,7 @@ def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(
 
     [mail] = mailbox.messages
     assert mail.get_content_type() == "multipart/alternative"
-    assert mail["From"] == "Gather <no-reply@gather.invalid>"
+    assert mail["From"] == "Gather <no-reply@localhost>"  # GATHER_EMAIL_FROM's default
     assert mail["To"] == "robin@example.org"
     assert mail["Subject"] == "You're registered: <Tea & talk>"
     assert mail["Message-ID"] and mail["Date"]

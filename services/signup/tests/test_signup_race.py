@@ -14,7 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from gather_shared.db import make_engine, migrate, session_factory
-from gather_shared.testing import ADMIN_TOKEN, Platform, deliver
+from gather_shared.testing import ADMIN_TOKEN, SECRET_KEY, Platform, deliver
 from gather_signup.bootstrap import MIGRATIONS
 from gather_signup.handlers import HANDLERS
 from gather_signup.store import Signup
@@ -34,7 +34,12 @@ def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
     deliver(session_factory(engine), HANDLERS, "event.published.v1", {"event": event})
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
-    env |= {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "WEB_CONCURRENCY": "4", "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATHER_SECRET_KEY": SECRET_KEY,
+        "WEB_CONCURRENCY": "4",
+        "PYTHONUNBUFFERED": "1",
+    }
     platform = Platform(workdir=tmp_path, env=env, database_urls={"signup": database_url})
     try:
         platform.start("signup")
