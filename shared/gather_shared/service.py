@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import broker, logs, topology
-from gather_shared.config import Settings
+from gather_shared.config import VAR_DIR, Settings, SettingsError
 from gather_shared.db import alembic_config, make_engine, migrate, session_factory
 
 
@@ -30,10 +32,31 @@ class Runtime:
         return f"/gather/{self.settings.service}"
 
 
+#: Every file and folder a Gather process creates is its owner's alone (0600 / 0700): the admin token, the
+#: secret key, SQLite files and their -wal/-shm, outgoing emails and SMS, broker messages all hold secrets
+#: or personal data.
+UMASK = 0o077
+#: gunicorn's exit status for "worker failed to boot": its master then stops, instead of starting one
+#: failing worker after another.
+EXIT_BAD_SETTINGS = 3
+
+
+def keep_files_private() -> None:
+    """The first thing every Gather process does (service start, app factories, `make run`)."""
+    os.umask(UMASK)
+    if VAR_DIR.is_dir() and VAR_DIR.stat().st_uid == os.getuid():
+        VAR_DIR.chmod(0o700)  # a var/ made by an older version, or by hand
+
+
 def start(service: str, migrations: str) -> Runtime:
     """Read the settings, connect to the database and bring its tables up to date."""
+    keep_files_private()
     logs.configure()
-    settings = Settings.from_env(service)
+    try:
+        settings = Settings.from_env(service)
+    except SettingsError as exc:
+        print(f"gather_{service}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_SETTINGS)
     engine = make_engine(settings.database_url)
     migrate(engine, migrations)
     return Runtime(settings, engine, session_factory(engine))
