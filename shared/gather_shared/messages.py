@@ -10,6 +10,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from gather_shared.vocabulary import Channel, EventFormat, EventStatus, RegistrationStatus
+
 
 class _Base(Schema):
     class Meta:
@@ -44,7 +46,7 @@ class EventSnapshot(_Base):
 
     id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
-    status = fields.String(required=True, validate=validate.OneOf(["draft", "published", "postponed", "cancelled"]))
+    status = fields.String(required=True, validate=validate.OneOf(list(EventStatus)))
     title = fields.String(required=True)
     summary = fields.String(allow_none=True, load_default=None)
     kind = fields.String(required=True)
@@ -52,7 +54,7 @@ class EventSnapshot(_Base):
     starts_at = fields.AwareDateTime(required=True)
     ends_at = fields.AwareDateTime(required=True)
     timezone = fields.String(required=True)
-    format = fields.String(required=True, validate=validate.OneOf(["in_person", "online", "hybrid"]))
+    format = fields.String(required=True, validate=validate.OneOf(list(EventFormat)))
     venue = fields.Nested(Venue, allow_none=True, load_default=None)
     online_url = fields.String(allow_none=True, load_default=None)
     capacity = fields.Integer(allow_none=True, required=True, validate=validate.Range(min=1))
@@ -98,11 +100,11 @@ class Registration(_Base):
 
     signup_id = fields.UUID(required=True)
     event_id = fields.UUID(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["confirmed", "waitlisted", "cancelled"]))
+    status = fields.String(required=True, validate=validate.OneOf(list(RegistrationStatus)))
     display_name = fields.String(required=True)
     email = fields.String(allow_none=True, load_default=None)
     phone = fields.String(allow_none=True, load_default=None)
-    channels = fields.List(fields.String(validate=validate.OneOf(["email", "sms"])), required=True)
+    channels = fields.List(fields.String(validate=validate.OneOf(list(Channel))), required=True)
     timezone = fields.String(allow_none=True, load_default=None)
     consent_reminders = fields.Boolean(load_default=False)
     waitlist_position = fields.Integer(allow_none=True, load_default=None)

@@ -1,0 +1,89 @@
+"""The words the services share, each defined once: what the message schemas validate, what the services
+store and compare, and what the HTTP APIs show. StrEnums, so that a member is the very string on the wire
+and in the database (`RegistrationStatus.WAITLISTED == "waitlisted"`), and so that the class names which
+word it is where two vocabularies share a word (`RegistrationStatus.WAITLISTED`, the state of a
+registration, against `NotificationKind.WAITLISTED`, the email that says so)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventStatus(StrEnum):
+    """Where an event is in its life; the events service's transitions move it (gather_events.domain)."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    POSTPONED = "postponed"
+    CANCELLED = "cancelled"
+
+
+#: The events the public may see and register for (while they have not ended).
+LISTED_EVENT_STATUSES = (EventStatus.PUBLISHED, EventStatus.POSTPONED)
+
+
+class EventKind(StrEnum):
+    WORKSHOP = "workshop"
+    SUPPORT_GROUP = "support_group"
+    TALK = "talk"
+    AWARENESS_CAMPAIGN = "awareness_campaign"
+    RECREATIONAL = "recreational"
+    SOCIAL = "social"
+    OTHER = "other"
+
+
+class EventFormat(StrEnum):
+    IN_PERSON = "in_person"
+    ONLINE = "online"
+    HYBRID = "hybrid"
+
+
+#: The formats that happen online (they need an online link), and those that happen at a venue.
+ONLINE_FORMATS = (EventFormat.ONLINE, EventFormat.HYBRID)
+VENUE_FORMATS = (EventFormat.IN_PERSON, EventFormat.HYBRID)
+
+
+class Channel(StrEnum):
+    """How an attendee is reached."""
+
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class RegistrationStatus(StrEnum):
+    """Where a registration stands; only the signup service's seat rule changes it (gather_signup.seats)."""
+
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+
+
+#: The registrations that hold a seat or a place on the waitlist.
+ACTIVE_REGISTRATION_STATUSES = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+
+
+class NotificationKind(StrEnum):
+    """What a notification tells the attendee; each has its templates in gather_notifications/templates."""
+
+    SIGNUP_CONFIRMED = "signup_confirmed"
+    WAITLISTED = "waitlisted"
+    PROMOTED = "promoted"
+    SIGNUP_CANCELLED = "signup_cancelled"
+    EVENT_CHANGED = "event_changed"
+    EVENT_POSTPONED = "event_postponed"
+    EVENT_CANCELLED = "event_cancelled"
+    REMINDER = "reminder"
+
+
+class NotificationStatus(StrEnum):
+    """A notification's life: pending → sending → sent (→ delivered / undelivered), or failed, suppressed
+    (a rule kept it back: opted out, quiet hours, too late) or cancelled (no longer due, or no contact)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
