@@ -1,5 +1,6 @@
 """What every Gather web service shares: the Flask app with its OpenAPI docs, RFC 9457 problem details
-for every error, correlation ids, health checks, the check of time zone names, and bearer-token helpers."""
+for every error (the rules' refusals included), correlation ids, health checks, the input every service
+checks the same way (storable text, time zone names), and bearer-token helpers."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import logging
 import uuid
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api
+from marshmallow import ValidationError, fields
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from gather_shared import broker, logs
+from gather_shared import broker, keyset, logs
 from gather_shared.config import Settings
+from gather_shared.errors import Refusal
 from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,23 @@ def problem_response(
     response.status_code = status
     response.mimetype = PROBLEM_JSON
     return response
+
+
+def answer(problem: Problem) -> Response:
+    return problem_response(
+        problem.status,
+        problem.code.replace("_", " ").capitalize(),
+        problem.detail,
+        code=problem.code,
+        errors=problem.errors,
+        **problem.extra,
+    )
+
+
+def answer_refusals(blueprint: Blueprint, as_problem: Callable[[Refusal], Problem]) -> None:
+    """Answer every refusal of the rules raised in `blueprint`'s routes with the problem `as_problem`
+    makes of it: the one place where a service turns its rules' words into HTTP."""
+    blueprint.register_error_handler(Refusal, lambda refusal: answer(as_problem(refusal)))
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -119,16 +140,11 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     app.json.sort_keys = False
     api = ProblemApi(app)
 
-    @app.errorhandler(Problem)
-    def _problem(exc: Problem) -> Response:
-        return problem_response(
-            exc.status,
-            exc.code.replace("_", " ").capitalize(),
-            exc.detail,
-            code=exc.code,
-            errors=exc.errors,
-            **exc.extra,
-        )
+    app.register_error_handler(Problem, answer)
+
+    @app.errorhandler(keyset.CursorError)
+    def _bad_cursor(exc: keyset.CursorError) -> Response:
+        return answer(Problem(422, "validation_error", "Invalid input in: cursor", errors={"cursor": [str(exc)]}))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -194,6 +210,25 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
 # --- input ------------------------------------------------------------------------------------------
 
 
+def storable(text: str) -> str:
+    """Refuse what no person types and PostgreSQL cannot store: NUL characters, and lone surrogates (which
+    JSON's \\u escapes can carry but UTF-8 cannot encode)."""
+    if "\x00" in text:
+        raise ValidationError("Must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("Must be valid Unicode text.") from exc
+    return text
+
+
+class Text(fields.String):
+    """Text a person wrote, refused unless `storable`: every string field of a request that is kept."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return storable(super()._deserialize(value, attr, data, **kwargs))
+
+
 @functools.cache
 def _time_zones() -> frozenset[str]:
     return frozenset(resources.files("tzdata").joinpath("zones").read_text().split())
@@ -241,6 +276,15 @@ def find_by_token_hash(lookup: Callable[[str], Any]) -> Any:
     """Look up whoever holds the bearer token, by its hash; None when there is no token or no match."""
     token = bearer_token()
     return None if token is None else lookup(hash_secret(token))
+
+
+_Organizer = TypeVar("_Organizer")
+
+
+def bearer_organizer(session: Session, organizers: type[_Organizer]) -> _Organizer | None:
+    """The organizer whose current API key is the bearer token, from the service's table of `organizers`
+    (its own, or its copy: gather_shared.organizers); None when there is no token or no such key."""
+    return find_by_token_hash(lambda key_hash: session.scalar(sa.select(organizers).filter_by(api_key_hash=key_hash)))
 
 
 def current_runtime() -> Runtime:
