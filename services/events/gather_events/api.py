@@ -1,7 +1,8 @@
 """HTTP API of the events service: organizers, their events and series, the public listing and calendars.
 
 Access: the admin creates organizers; an organizer's API key (bearer token) is stored only as its hash.
-A draft is invisible to anyone but its organizer (404); another organizer's visible event is 403."""
+A draft is invisible to anyone but its organizer (404); another organizer's visible event is 403.
+The rules are in domain.py, the messages in announce.py; this module checks access and answers."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_events import calendar, domain, schemas
-from gather_events.store import Event, Organizer, filtered, page, public_events, public_listing
-from gather_shared import web
-from gather_shared.outbox import emit
+from gather_events import announce, calendar, domain, schemas
+from gather_events.store import ORDER, Event, Organizer, filtered, public_events, public_listing
+from gather_shared import keyset, web
+from gather_shared.errors import Refusal
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
@@ -52,17 +54,29 @@ def now() -> datetime:
     return current_app.config["GATHER_CLOCK"]()
 
 
+def invalid(errors: dict[str, list[str]]) -> web.Problem:
+    """A 422 shaped like the schemas' own (see gather_shared.web.ProblemApi)."""
+    return web.Problem(422, "validation_error", f"Invalid input in: {', '.join(sorted(errors))}", errors=errors)
+
+
+def as_problem(refusal: Refusal) -> web.Problem:
+    """The rules' refusals as HTTP answers: the one place this service maps them."""
+    match refusal:
+        case domain.TransitionNotAllowed():
+            return web.Problem(409, "invalid_transition", str(refusal), current_status=refusal.current)
+        case domain.RecurrenceError():
+            return invalid({"recurrence": [str(refusal)]})
+    raise TypeError(f"no answer for the refusal {refusal!r}")
+
+
+web.answer_refusals(blp, as_problem)
+
+
 # --- access -----------------------------------------------------------------------------------------
 
 
-def bearer_organizer(session: Session) -> Organizer | None:
-    return web.find_by_token_hash(
-        lambda key_hash: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == key_hash))
-    )
-
-
 def current_organizer(session: Session) -> Organizer:
-    organizer = bearer_organizer(session)
+    organizer = web.bearer_organizer(session, Organizer)
     if organizer is None:
         raise web.unauthorized("This call needs an organizer API key.")
     return organizer
@@ -84,7 +98,7 @@ def organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
 def own_event(session: Session, event_id: uuid.UUID, organizer: Organizer) -> Event:
     """The organizer's event, locked for the change to come; 404 if they may not even know it exists."""
     event = session.get(Event, event_id, with_for_update=True)
-    if event is None or (event.organizer_id != organizer.id and event.status == domain.DRAFT):
+    if event is None or (event.organizer_id != organizer.id and event.status == EventStatus.DRAFT):
         raise web.Problem(404, "not_found", "No such event.")
     if event.organizer_id != organizer.id:
         raise web.Problem(403, "forbidden", "This event belongs to another organizer.")
@@ -93,11 +107,11 @@ def own_event(session: Session, event_id: uuid.UUID, organizer: Organizer) -> Ev
 
 def own_series(session: Session, series_id: uuid.UUID, organizer: Organizer) -> list[Event]:
     events = list(
-        session.scalars(
-            sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id).with_for_update()
-        )
+        session.scalars(sa.select(Event).where(Event.series_id == series_id).order_by(*ORDER).with_for_update())
     )
-    if not events or (events[0].organizer_id != organizer.id and all(event.status == domain.DRAFT for event in events)):
+    if not events or (
+        events[0].organizer_id != organizer.id and all(event.status == EventStatus.DRAFT for event in events)
+    ):
         raise web.Problem(404, "not_found", "No such series.")
     if events[0].organizer_id != organizer.id:
         raise web.Problem(403, "forbidden", "This series belongs to another organizer.")
@@ -105,7 +119,7 @@ def own_series(session: Session, series_id: uuid.UUID, organizer: Organizer) -> 
 
 
 def visible_to(event: Event, viewer: Organizer | None) -> bool:
-    return event.status != domain.DRAFT or (viewer is not None and event.organizer_id == viewer.id)
+    return event.status != EventStatus.DRAFT or (viewer is not None and event.organizer_id == viewer.id)
 
 
 def dump_for(events: list[Event], viewer: Organizer | None) -> list[dict[str, Any]]:
@@ -118,34 +132,7 @@ def dump_for(events: list[Event], viewer: Organizer | None) -> list[dict[str, An
     ]
 
 
-# --- changes and their messages ---------------------------------------------------------------------
-
-
-def snapshot(event: Event) -> dict[str, Any]:
-    """The event as messages carry it (schema: gather_shared.messages.EventSnapshot)."""
-    return {
-        "id": event.id,
-        "version": event.version,
-        "status": event.status,
-        "title": event.title,
-        "summary": event.summary,
-        "kind": event.kind,
-        "tags": event.tags,
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-        "timezone": event.timezone,
-        "format": event.format,
-        "venue": event.venue,
-        "online_url": event.online_url,
-        "capacity": event.capacity,
-        "waitlist_enabled": event.waitlist_enabled,
-        "language": event.language,
-        "accessibility": event.accessibility,
-        "resources": event.resources,
-        "organizer_id": event.organizer_id,
-        "organizer_name": event.organizer.name,
-        "series_id": event.series_id,
-    }
+# --- changes ----------------------------------------------------------------------------------------
 
 
 def bump(event: Event) -> None:
@@ -154,21 +141,10 @@ def bump(event: Event) -> None:
 
 
 def transition(session: Session, event: Event, step: domain.Transition, reason: str | None = None) -> None:
-    """Move `event` through `step` and announce it, in the caller's transaction; 409 if not allowed."""
-    try:
-        event.status = domain.next_status(step, event.status)
-    except domain.TransitionNotAllowed as exc:
-        raise web.Problem(409, "invalid_transition", str(exc), current_status=exc.current) from exc
+    """Move `event` through `step` and announce it, in the caller's transaction (TransitionNotAllowed)."""
+    event.status = domain.next_status(step, event.status)
     bump(event)
-    data: dict[str, Any] = {"event": snapshot(event)}
-    if step in (domain.POSTPONE, domain.CANCEL):
-        data["reason"] = reason
-    emit(session, web.current_runtime().source, step.message, data)
-
-
-def invalid(errors: dict[str, list[str]]) -> web.Problem:
-    """A 422 shaped like the schemas' own (see gather_shared.web.ProblemApi)."""
-    return web.Problem(422, "validation_error", f"Invalid input in: {', '.join(sorted(errors))}", errors=errors)
+    announce.transitioned(session, event, step, reason)
 
 
 def issue_key(session: Session, organizer: Organizer) -> str:
@@ -177,12 +153,7 @@ def issue_key(session: Session, organizer: Organizer) -> str:
     api_key = "gok_" + secrets.token_urlsafe(32)  # 256 bits
     organizer.api_key_hash = web.hash_secret(api_key)
     session.flush()
-    emit(
-        session,
-        web.current_runtime().source,
-        "organizer.key_issued.v1",
-        {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash},
-    )
+    announce.key_issued(session, organizer)
     return api_key
 
 
@@ -251,15 +222,8 @@ def own_events(args: dict[str, Any]) -> dict[str, Any]:
         query = filtered(sa.select(Event).where(Event.organizer_id == organizer.id), args)
         if args.get("status"):
             query = query.where(Event.status == args["status"])
-        items, next_cursor = paged(session.scalars, query, args)
+        items, next_cursor = keyset.page(session.scalars, query, ORDER, args["limit"], args.get("cursor"))
         return {"items": items, "next_cursor": next_cursor}
-
-
-def paged(fetch: Callable[[sa.Select], Any], query: sa.Select, args: dict[str, Any]) -> tuple[list[Any], str | None]:
-    try:
-        return page(fetch, query, args["limit"], args.get("cursor"))
-    except domain.CursorError as exc:
-        raise invalid({"cursor": [str(exc)]}) from exc
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -277,10 +241,7 @@ def create_event(body: dict[str, Any]) -> Event:
     rule = body.pop("recurrence")
     dates = [domain.Occurrence(body["starts_at"], body["ends_at"])]
     if rule:
-        try:
-            dates = domain.occurrences(rule, body["starts_at"], body["ends_at"], body["timezone"])
-        except domain.RecurrenceError as exc:
-            raise invalid({"recurrence": [str(exc)]}) from exc
+        dates = domain.occurrences(rule, body["starts_at"], body["ends_at"], body["timezone"])
     series_id = uuid.uuid4() if rule else None
     with web.current_runtime().sessions.begin() as session:
         organizer = current_organizer(session)
@@ -290,7 +251,7 @@ def create_event(body: dict[str, Any]) -> Event:
                 **(body | {"starts_at": date.starts_at, "ends_at": date.ends_at}),
                 organizer=organizer,
                 series_id=series_id,
-                status=domain.DRAFT,
+                status=EventStatus.DRAFT,
                 version=1,
                 created_at=created,
                 updated_at=created,
@@ -309,7 +270,8 @@ def list_events(args: dict[str, Any]) -> Response:
     # Plain rows need no Session (it cost ~0.1 ms a request); the items are built by schemas.public_item, not
     # dumped by PublicPage, which still documents them (flask-smorest passes a Response through as it is).
     with web.current_runtime().engine.connect() as connection:
-        rows, next_cursor = paged(connection.execute, filtered(public_listing(now()), args), args)
+        query = filtered(public_listing(now()), args)
+        rows, next_cursor = keyset.page(connection.execute, query, ORDER, args["limit"], args.get("cursor"))
     return jsonify({"items": [schemas.public_item(row) for row in rows], "next_cursor": next_cursor})
 
 
@@ -327,7 +289,7 @@ def get_event(event_id: uuid.UUID) -> Response:
     """One event: the public view, or the full view for its organizer."""
     with web.current_runtime().sessions() as session:
         event = session.get(Event, event_id)
-        viewer = bearer_organizer(session)
+        viewer = web.bearer_organizer(session, Organizer)
         if event is None or not visible_to(event, viewer):
             raise web.Problem(404, "not_found", "No such event.")
         return jsonify(dump_for([event], viewer)[0])
@@ -344,13 +306,7 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     time brings a postponed event back to published."""
     with web.current_runtime().sessions.begin() as session:
         event = own_event(session, event_id, current_organizer(session))
-        if not domain.can_edit(event.status):
-            raise web.Problem(
-                409,
-                "invalid_transition",
-                f"The event is {event.status}; it can no longer change.",
-                current_status=event.status,
-            )
+        domain.check_editable(event.status)
         current = {name: getattr(event, name) for name in EDITABLE}
         errors = domain.consistency_errors(current | body)
         if errors:
@@ -364,13 +320,8 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
         for name in changes.keys() - {"status"}:
             setattr(event, name, body[name])
         bump(event)
-        if event.status != domain.DRAFT:
-            emit(
-                session,
-                web.current_runtime().source,
-                "event.updated.v1",
-                {"event": snapshot(event), "changes": changes},
-            )
+        if event.status != EventStatus.DRAFT:
+            announce.updated(session, event, changes)
         return event
 
 
@@ -430,12 +381,10 @@ def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 def get_series(series_id: uuid.UUID) -> Response:
     """Every date of a recurring event."""
     with web.current_runtime().sessions() as session:
-        viewer = bearer_organizer(session)
+        viewer = web.bearer_organizer(session, Organizer)
         events = [
             event
-            for event in session.scalars(
-                sa.select(Event).where(Event.series_id == series_id).order_by(Event.starts_at, Event.id)
-            )
+            for event in session.scalars(sa.select(Event).where(Event.series_id == series_id).order_by(*ORDER))
             if visible_to(event, viewer)
         ]
         if not events:
@@ -484,7 +433,7 @@ def event_calendar(event_id: uuid.UUID) -> Response:
     """One event as an RFC 5545 calendar (never with the online link)."""
     with web.current_runtime().sessions() as session:
         event = session.get(Event, event_id)
-        if event is None or event.status == domain.DRAFT:
+        if event is None or event.status == EventStatus.DRAFT:
             raise web.Problem(404, "not_found", "No such event.")
         return ics_response(calendar.ics([event]), f"{event.id}.ics")
 
@@ -496,8 +445,8 @@ def listing_calendar(args: dict[str, Any]) -> Response:
     """The listing as an RFC 5545 calendar to subscribe to (same filters). Cancelled events that have not
     ended stay in it, marked cancelled, so that subscribed calendars learn of the cancellation."""
     with web.current_runtime().sessions() as session:
-        query = filtered(public_events(now(), (*domain.LISTED, domain.CANCELLED)), args)
-        events = list(session.scalars(query.order_by(Event.starts_at, Event.id).limit(CALENDAR_LIMIT)))
+        query = filtered(public_events(now(), (*LISTED_EVENT_STATUSES, EventStatus.CANCELLED)), args)
+        events = list(session.scalars(query.order_by(*ORDER).limit(CALENDAR_LIMIT)))
         return ics_response(calendar.ics(events), "gather.ics")
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 from gather_shared.service import Runtime, start
 
 SERVICE = "events"
+#: The CloudEvents `source` of every message this service sends.
+SOURCE = f"/gather/{SERVICE}"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from gather_events import domain
 from gather_events.store import Event
+from gather_shared.vocabulary import EventStatus
 
 PRODID = "-//Gather//Community wellbeing events//EN"
 UID_DOMAIN = "gather.events"
-STATUS = {domain.PUBLISHED: "CONFIRMED", domain.POSTPONED: "TENTATIVE", domain.CANCELLED: "CANCELLED"}
+STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.POSTPONED: "TENTATIVE", EventStatus.CANCELLED: "CANCELLED"}
 
 
 def uid(event: Event) -> str:

@@ -1,37 +1,23 @@
-"""The rules of events, without Flask or a database: statuses and their transitions, what a consistent
-event is, what changed between two versions, recurrence, and the listing cursor."""
+"""The rules of events, without Flask or a database: transitions between statuses, what a consistent event
+is, what changed between two versions, and recurrence. The statuses, kinds and formats themselves are
+words every service shares (gather_shared.vocabulary)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rruleset, rrulestr
 
-# --- statuses and transitions -----------------------------------------------------------------------
+from gather_shared.errors import Refusal
+from gather_shared.vocabulary import ONLINE_FORMATS, VENUE_FORMATS, EventStatus
 
-DRAFT = "draft"
-PUBLISHED = "published"
-POSTPONED = "postponed"
-CANCELLED = "cancelled"
-STATUSES = (DRAFT, PUBLISHED, POSTPONED, CANCELLED)
-#: What the public may see and register for (while it has not ended).
-LISTED = (PUBLISHED, POSTPONED)
-
-KINDS = ("workshop", "support_group", "talk", "awareness_campaign", "recreational", "social", "other")
-FORMATS = ("in_person", "online", "hybrid")
-NEEDS_ONLINE_URL = ("online", "hybrid")
-NEEDS_VENUE = ("in_person", "hybrid")
-
-MAX_OCCURRENCES = 52
+# --- transitions ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -42,36 +28,41 @@ class Transition:
     message: str  # the message type that announces it
 
 
-PUBLISH = Transition("publish", (DRAFT,), PUBLISHED, "event.published.v1")
-POSTPONE = Transition("postpone", (PUBLISHED,), POSTPONED, "event.postponed.v1")
-CANCEL = Transition("cancel", (PUBLISHED, POSTPONED), CANCELLED, "event.cancelled.v1")
+PUBLISH = Transition("publish", (EventStatus.DRAFT,), EventStatus.PUBLISHED, "event.published.v1")
+POSTPONE = Transition("postpone", (EventStatus.PUBLISHED,), EventStatus.POSTPONED, "event.postponed.v1")
+CANCEL = Transition(
+    "cancel", (EventStatus.PUBLISHED, EventStatus.POSTPONED), EventStatus.CANCELLED, "event.cancelled.v1"
+)
 #: A postponed event gets a new time: it is back on, announced as an update (status among the changes).
-REPUBLISH = Transition("republish", (POSTPONED,), PUBLISHED, "event.updated.v1")
+REPUBLISH = Transition("republish", (EventStatus.POSTPONED,), EventStatus.PUBLISHED, "event.updated.v1")
 
 
-class TransitionNotAllowed(Exception):  # noqa: N818 - reads as the rule it enforces
-    def __init__(self, transition: Transition, current: str) -> None:
-        allowed = " or ".join(transition.allowed_from)
-        super().__init__(f"The event is {current}; {transition.action} needs it to be {allowed}.")
+class TransitionNotAllowed(Refusal):
+    """The event's status does not allow the change; `current` names that status."""
+
+    def __init__(self, current: str, detail: str) -> None:
+        super().__init__(detail)
         self.current = current
 
 
 def next_status(transition: Transition, current: str) -> str:
     """The status after `transition`, or TransitionNotAllowed naming the current status."""
     if current not in transition.allowed_from:
-        raise TransitionNotAllowed(transition, current)
+        allowed = " or ".join(transition.allowed_from)
+        raise TransitionNotAllowed(current, f"The event is {current}; {transition.action} needs it to be {allowed}.")
     return transition.to
 
 
-def can_edit(status: str) -> bool:
-    """A cancelled event is final: nothing about it changes any more."""
-    return status != CANCELLED
+def check_editable(status: str) -> None:
+    """A cancelled event is final: nothing about it changes any more (TransitionNotAllowed)."""
+    if status == EventStatus.CANCELLED:
+        raise TransitionNotAllowed(status, f"The event is {status}; it can no longer change.")
 
 
 def republishes(status: str, patched: Iterable[str]) -> bool:
     """Setting the time of a postponed event brings it back on, even at the time it already had (that is
     how an organizer says "it goes ahead after all")."""
-    return status == POSTPONED and not {"starts_at", "ends_at"}.isdisjoint(patched)
+    return status == EventStatus.POSTPONED and not {"starts_at", "ends_at"}.isdisjoint(patched)
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -82,9 +73,9 @@ def consistency_errors(event: Mapping[str, Any]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if event["ends_at"] <= event["starts_at"]:
         errors["ends_at"] = ["Must be after starts_at."]
-    if event["format"] in NEEDS_ONLINE_URL and not event.get("online_url"):
+    if event["format"] in ONLINE_FORMATS and not event.get("online_url"):
         errors["online_url"] = ["Required for online and hybrid events (an https link)."]
-    if event["format"] in NEEDS_VENUE and not event.get("venue"):
+    if event["format"] in VENUE_FORMATS and not event.get("venue"):
         errors["venue"] = ["Required for in-person and hybrid events."]
     return errors
 
@@ -132,7 +123,10 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[st
 # --- recurrence -------------------------------------------------------------------------------------
 
 
-class RecurrenceError(ValueError):
+MAX_OCCURRENCES = 52
+
+
+class RecurrenceError(Refusal):
     pass
 
 
@@ -196,30 +190,3 @@ def _check_parts(rule: str) -> None:
         raise RecurrenceError("A daily rule may only choose weekdays (BYDAY).")
     if not parts.get("INTERVAL", "1").isdigit() or not 1 <= int(parts.get("INTERVAL", "1")) <= 52:
         raise RecurrenceError("INTERVAL must be between 1 and 52.")
-
-
-# --- the listing cursor -----------------------------------------------------------------------------
-
-
-class CursorError(ValueError):
-    pass
-
-
-def encode_cursor(starts_at: datetime, event_id: uuid.UUID) -> str:
-    """An opaque cursor: the (starts_at, id) of the last item, so that the next page starts right after it
-    whatever was added meanwhile (keyset pagination)."""
-    raw = json.dumps([starts_at.isoformat(), str(event_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        starts_at, event_id = json.loads(raw)
-        position = datetime.fromisoformat(starts_at)
-        if position.tzinfo is None:
-            raise ValueError("naive time")
-        # In UTC, as stored: a forged time the database could not hold fails here, not there.
-        return position.astimezone(UTC), uuid.UUID(event_id)
-    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
-        raise CursorError("Not a cursor this service gave out.") from exc

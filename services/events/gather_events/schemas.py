@@ -10,6 +10,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from gather_events import domain
 from gather_shared import web
+from gather_shared.vocabulary import EventFormat, EventKind, EventStatus
+from gather_shared.web import Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
 #: Times outside this range are surely mistakes, and near datetime's limits they could not even be converted.
@@ -21,26 +23,9 @@ SUPPORTED_TIMES = validate.Range(
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
 
 
-def storable(text: str) -> str:
-    """Refuse what no person types and PostgreSQL cannot store: NUL characters, and lone surrogates (which
-    JSON's \\u escapes can carry but UTF-8 cannot encode)."""
-    if "\x00" in text:
-        raise ValidationError("Must not contain NUL characters.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValidationError("Must be valid Unicode text.") from exc
-    return text
-
-
-class Text(fields.String):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return storable(super()._deserialize(value, attr, data, **kwargs))
-
-
 class Link(fields.Url):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return storable(super()._deserialize(value, attr, data, **kwargs))
+        return web.storable(super()._deserialize(value, attr, data, **kwargs))
 
 
 class Tag(Text):
@@ -112,7 +97,7 @@ class EventFields(Schema):
     title = Text(required=True, validate=validate.Length(min=1, max=200))
     summary = Text(validate=validate.Length(max=500), load_default=None, allow_none=True)
     description = Text(validate=validate.Length(max=20000), load_default=None, allow_none=True)
-    kind = Text(required=True, validate=validate.OneOf(domain.KINDS))
+    kind = Text(required=True, validate=validate.OneOf(list(EventKind)))
     tags = fields.List(
         Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
         validate=validate.Length(max=20),
@@ -125,7 +110,7 @@ class EventFields(Schema):
         validate=validate.Length(max=64),
         metadata={"description": "IANA time zone name, e.g. Europe/London"},
     )
-    format = Text(required=True, validate=validate.OneOf(domain.FORMATS))
+    format = Text(required=True, validate=validate.OneOf(list(EventFormat)))
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
     online_url = Link(
         schemes={"https"},
@@ -190,9 +175,9 @@ class Reason(Schema):
 
 class ListingArgs(Schema):
     q = Text(validate=validate.Length(max=200), metadata={"description": "words in title, summary or tags"})
-    kind = Text(validate=validate.OneOf(domain.KINDS))
+    kind = Text(validate=validate.OneOf(list(EventKind)))
     tag = Tag(validate=validate.Length(min=1, max=40))
-    format = Text(validate=validate.OneOf(domain.FORMATS))
+    format = Text(validate=validate.OneOf(list(EventFormat)))
     starts_after = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "inclusive"})
     starts_before = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "exclusive"})
 
@@ -207,7 +192,7 @@ class PublicListingArgs(ListingArgs, PageArgs):
 
 
 class OwnListingArgs(ListingArgs, PageArgs):
-    status = Text(validate=validate.OneOf(domain.STATUSES))
+    status = Text(validate=validate.OneOf(list(EventStatus)))
 
 
 # --- events out -------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from gather_events import domain
 from gather_shared.db import UTCDateTime, utcnow
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
 
 
 class Base(DeclarativeBase):
@@ -36,7 +36,7 @@ class Event(Base):
     # ix_events_listed_by_kind: the public listing by kind reads its page in index order and stops there,
     # where PostgreSQL used to read and sort every listed event. Partial, on the listed statuses, so that
     # PostgreSQL picks it even before it has statistics on the table (docs/benchmarks.md); a change of
-    # domain.LISTED needs a migration that rebuilds it.
+    # LISTED_EVENT_STATUSES needs a migration that rebuilds it.
     __table_args__ = (
         sa.Index("ix_events_listing", "status", "starts_at", "id"),
         sa.Index(
@@ -44,15 +44,15 @@ class Event(Base):
             "kind",
             "starts_at",
             "id",
-            postgresql_where=sa.column("status").in_(domain.LISTED),
-            sqlite_where=sa.column("status").in_(domain.LISTED),
+            postgresql_where=sa.column("status").in_(LISTED_EVENT_STATUSES),
+            sqlite_where=sa.column("status").in_(LISTED_EVENT_STATUSES),
         ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organizer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizers.id"), index=True)
     series_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default=domain.DRAFT)
+    status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.DRAFT)
     version: Mapped[int] = mapped_column(default=1)
     title: Mapped[str] = mapped_column(sa.String(200))
     summary: Mapped[str | None] = mapped_column(sa.String(500))
@@ -148,27 +148,13 @@ _LISTING = sa.select(
     _event.version,
     _event.created_at,
     _event.updated_at,
-).where(_event.status.in_(domain.LISTED))
+).where(_event.status.in_(LISTED_EVENT_STATUSES))
 
 
 def public_listing(now: datetime) -> sa.Select:
-    """The rows of `public_events(now, domain.LISTED)`, for the public listing."""
+    """The rows of `public_events(now, LISTED_EVENT_STATUSES)`, for the public listing."""
     return _LISTING.where(Event.ends_at > now)
 
 
-def page(
-    fetch: Callable[[sa.Select], Any], query: sa.Select, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
-    """One page of `query` ordered by start, after `cursor`; the next cursor, or None on the last page.
-    `fetch` runs it: `session.scalars` for Events, `connection.execute` for rows of columns (each has
-    `starts_at` and `id` either way)."""
-    if cursor:
-        starts_at, event_id = domain.decode_cursor(cursor)
-        query = query.where(
-            sa.or_(Event.starts_at > starts_at, sa.and_(Event.starts_at == starts_at, Event.id > event_id))
-        )
-    rows = fetch(query.order_by(Event.starts_at, Event.id).limit(limit + 1)).all()
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], domain.encode_cursor(last.starts_at, last.id)
+#: The order of every list of events: by start, then id (unique, so a keyset page ends in one place).
+ORDER = (Event.starts_at, Event.id)
