@@ -239,6 +239,7 @@ class Relay:
                     outbox_table.c.message_id,
                     outbox_table.c.type,
                     outbox_table.c.body,
+                    outbox_table.c.correlation_id,
                     outbox_table.c.attempts,
                 )
                 .where(sa.or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now))
@@ -276,7 +277,7 @@ class Relay:
                     )
             for row in rows:
                 if row.message_id not in failed:
-                    with message_context(row.message_id, json.loads(row.body).get("correlationid")):
+                    with message_context(row.message_id, row.correlation_id):
                         log.info("relay: published %s", row.type)
             return len(done)
 

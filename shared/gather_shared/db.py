@@ -163,6 +163,8 @@ outbox_table = sa.Table(
     sa.Column("message_id", sa.String(64), nullable=False),
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    # A copy of the body's correlation id, so that the relay logs it without parsing the body.
+    sa.Column("correlation_id", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", UTCDateTime, nullable=True),

@@ -23,6 +23,7 @@ def emit(session: Session, source: str, type_: str, data: dict[str, Any]) -> str
             message_id=body["id"],
             type=type_,
             body=json.dumps(body),
+            correlation_id=body["correlationid"],
             created_at=utcnow(),
             attempts=0,
         )
