@@ -11,13 +11,13 @@ from gather_notifications.handlers import handlers as notifications_handlers
 from gather_shared import broker, messages
 from gather_shared.config import Settings
 from gather_shared.testing import REPO
-from gather_signup.handlers import HANDLERS as SIGNUP_HANDLERS
+from gather_signup.handlers import handlers as signup_handlers
 
 
 def consumers(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     monkeypatch.setenv("GATHER_ADMIN_TOKEN", "unused")  # settings without touching var/
     return {
-        "signup": set(SIGNUP_HANDLERS),
+        "signup": set(signup_handlers(Settings.from_env("signup"))),
         "notifications": set(notifications_handlers(Settings.from_env("notifications"))),
     }
 

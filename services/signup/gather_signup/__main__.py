@@ -1,7 +1,12 @@
 from gather_shared import service
 from gather_signup import privacy
 from gather_signup.bootstrap import MIGRATIONS, SERVICE, runtime
-from gather_signup.handlers import HANDLERS
+from gather_signup.handlers import handlers
+
+
+def consume() -> None:
+    rt = runtime()
+    service.run_consumer(rt, handlers(rt.settings))
 
 
 def schedule() -> None:
@@ -14,7 +19,7 @@ service.cli(
     MIGRATIONS,
     {
         "relay": lambda: service.run_relay(runtime()),
-        "consume": lambda: service.run_consumer(runtime(), HANDLERS),
+        "consume": consume,
         "schedule": schedule,
     },
 )

@@ -8,15 +8,16 @@ from sqlalchemy.orm import Session
 
 from gather_shared import organizers
 from gather_shared.broker import Handler, Message
+from gather_shared.config import Settings
 from gather_shared.db import utcnow
 from gather_signup import seats
 from gather_signup.store import Event, Organizer
 
 
-def keep_event(session: Session, message: Message) -> None:
+def keep_event(signup_url: str, session: Session, message: Message) -> None:
     """Every event.* message carries the whole event: keep the newest version we have seen. A new version
     may have more seats (or unlimited ones): the longest-waiting get them in this same transaction
-    (seats.py, rule 4)."""
+    (seats.py, rule 4), and hear of it by a message whose link starts with `signup_url`."""
     snap = message.data["event"]
     event = seats.lock_event(session, snap["id"])
     if event is not None and event.version >= snap["version"]:
@@ -33,13 +34,16 @@ def keep_event(session: Session, message: Message) -> None:
     event.capacity = snap["capacity"]
     event.waitlist_enabled = snap["waitlist_enabled"]
     session.flush()
-    seats.promote_waiting(session, event, utcnow())
+    seats.promote_waiting(session, event, utcnow(), signup_url)
 
 
-HANDLERS: dict[str, Handler] = {
-    "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
-    "event.published.v1": keep_event,
-    "event.updated.v1": keep_event,
-    "event.postponed.v1": keep_event,
-    "event.cancelled.v1": keep_event,
-}
+def handlers(settings: Settings) -> dict[str, Handler]:
+    """The table: message type → handler. The public URL of the links in messages comes from the settings."""
+    keep = partial(keep_event, settings.signup_url)
+    return {
+        "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
+        "event.published.v1": keep,
+        "event.updated.v1": keep,
+        "event.postponed.v1": keep,
+        "event.cancelled.v1": keep,
+    }

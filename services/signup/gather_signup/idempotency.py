@@ -24,12 +24,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_shared.web import Problem
+from gather_shared.errors import Refusal
 from gather_signup.store import IdempotencyRecord, Signup
 
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 TOKEN_BYTES = 32  # 256 bits
+
+
+class KeyInvalid(Refusal):
+    """The Idempotency-Key is empty or longer than MAX_KEY_LENGTH."""
+
+
+class KeyReused(Refusal):
+    """The Idempotency-Key came with another request body within KEEP_FOR."""
 
 
 def new_manage_token() -> str:
@@ -41,24 +49,15 @@ def request_hash(body: dict[str, Any]) -> str:
 
 
 def replay(session: Session, key: str, event_id: uuid.UUID, body_hash: str, now: datetime) -> dict[str, Any] | None:
-    """The first answer to this key, or None if there is none within 24 hours. Call under the event lock."""
+    """The first answer to this key, or None if there is none within 24 hours (KeyInvalid, KeyReused).
+    Call under the event lock."""
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise Problem(
-            422,
-            "validation_error",
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
-            errors={"Idempotency-Key": ["Invalid length."]},
-        )
+        raise KeyInvalid(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
     record = session.get(IdempotencyRecord, _key_hash(key, event_id))
     if record is None or record.created_at <= now - KEEP_FOR:
         return None
     if not hmac.compare_digest(record.request_hash, body_hash):
-        raise Problem(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request body.",
-            errors={"Idempotency-Key": ["Already used with a different body."]},
-        )
+        raise KeyReused("This Idempotency-Key was already used with a different request body.")
     token = _seal(base64.urlsafe_b64decode(record.sealed_token + "=="), key, record.signup_id)
     return record.response | {"manage_token": base64.urlsafe_b64encode(token).decode().rstrip("=")}
 

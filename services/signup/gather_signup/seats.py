@@ -30,25 +30,46 @@ Lowering the capacity below the confirmed count removes nobody: the count just s
 until enough people cancel, and no seat is given meanwhile (rule 2).
 
 Duplicates (the same email or phone, active, on one event) are refused by the database: a partial unique
-index per contact (store.py) makes the registration's INSERT fail, and `register` answers
-`already_registered`. Nothing is checked beforehand: a check would cost every registration a query while
+index per contact (store.py) makes the registration's INSERT fail, and `register` refuses with
+`AlreadyRegistered`. Nothing is checked beforehand: a check would cost every registration a query while
 it holds the event's lock, to spare the rare duplicate an INSERT that is rolled back.
+
+What a refusal means to a caller over HTTP is api.py's business: the rules raise their own errors.
+`signup_url` (Settings.signup_url) is the public URL that the messages' manage links start with.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gather_shared.web import Problem, hash_secret
+from gather_shared.errors import Refusal
+from gather_shared.vocabulary import EventStatus, RegistrationStatus
+from gather_shared.web import hash_secret
 from gather_signup import announce
-from gather_signup.status import CANCELLED, CONFIRMED, DRAFT, EVENT_CANCELLED, PUBLISHED, WAITLISTED
 from gather_signup.store import Event, Signup
+
+
+class EventNotOpen(Refusal):
+    """No such event, or a draft: the public cannot see it yet."""
+
+
+class RegistrationClosed(Refusal):
+    """The event has started, or is postponed or cancelled."""
+
+
+class EventFull(Refusal):
+    """No seat is free and the event has no waitlist."""
+
+
+class AlreadyRegistered(Refusal):
+    """The email address or phone number holds an active registration for the event already."""
 
 
 def lock_event(session: Session, event_id: uuid.UUID) -> Event | None:
@@ -57,29 +78,60 @@ def lock_event(session: Session, event_id: uuid.UUID) -> Event | None:
 
 
 def visible_event(event: Event | None) -> Event:
-    """The event as the public sees it: a draft does not exist yet."""
-    if event is None or event.status == DRAFT:
-        raise Problem(404, "not_found", "No such event, or it is not open for registration yet.")
+    """The event as the public sees it: a draft does not exist yet (EventNotOpen)."""
+    if event is None or event.status == EventStatus.DRAFT:
+        raise EventNotOpen("No such event, or it is not open for registration yet.")
     return event
 
 
 def is_accepting(event: Event, now: datetime) -> bool:
-    return event.status == PUBLISHED and now < event.starts_at
+    return event.status == EventStatus.PUBLISHED and now < event.starts_at
 
 
-def register(session: Session, event: Event, details: dict[str, Any], manage_token: str, now: datetime) -> Signup:
-    """A new registration for the locked `event`: confirmed while a seat is free, else waitlisted.
+@dataclass(frozen=True)
+class Availability:
+    capacity: int | None  # None: unlimited
+    confirmed: int
+    waitlisted: int
+    remaining: int | None  # seats nobody holds; None: unlimited
+    waitlist_enabled: bool
+    accepting: bool  # whether a registration now would be taken, confirmed or waitlisted
+
+
+def availability(event: Event, now: datetime) -> Availability:
+    """The event's seats as the public may see them."""
+    remaining = _free_seats(event)
+    return Availability(
+        capacity=event.capacity,
+        confirmed=event.confirmed,
+        waitlisted=event.waitlisted,
+        remaining=remaining,
+        waitlist_enabled=event.waitlist_enabled,
+        accepting=is_accepting(event, now) and (remaining != 0 or event.waitlist_enabled),
+    )
+
+
+class Registered(NamedTuple):
+    signup: Signup
+    waitlist_position: int | None  # None when confirmed
+
+
+def register(
+    session: Session, event: Event, details: dict[str, Any], manage_token: str, now: datetime, signup_url: str
+) -> Registered:
+    """A new registration for the locked `event`: confirmed while a seat is free, else waitlisted; or
+    RegistrationClosed, EventFull, AlreadyRegistered.
 
     `details`: display_name, email, phone, channels, timezone, consent_reminders (already validated)."""
     if not is_accepting(event, now):
-        reason = "has started" if event.status == PUBLISHED else f"is {event.status}"
-        raise Problem(409, "registration_closed", f"Registration is closed: the event {reason}.")
+        reason = "has started" if event.status == EventStatus.PUBLISHED else f"is {event.status}"
+        raise RegistrationClosed(f"Registration is closed: the event {reason}.")
     if _free_seats(event) != 0:
-        status = CONFIRMED
+        status = RegistrationStatus.CONFIRMED
     elif event.waitlist_enabled:
-        status = WAITLISTED
+        status = RegistrationStatus.WAITLISTED
     else:
-        raise Problem(409, "event_full", "The event is full and has no waitlist.")
+        raise EventFull("The event is full and has no waitlist.")
     event.arrivals += 1
     signup = Signup(
         id=uuid.uuid4(),
@@ -96,61 +148,63 @@ def register(session: Session, event: Event, details: dict[str, Any], manage_tok
     try:
         session.flush()
     except IntegrityError as exc:  # only the contact indexes can refuse a new registration
-        raise Problem(409, "already_registered", "This email address or phone number is already registered.") from exc
-    announce.registration_changed(session, status, signup, position_on_arrival(event, signup), manage_token)
-    return signup
+        raise AlreadyRegistered("This email address or phone number is already registered.") from exc
+    # The newest arrival is last in the waitlist (rule 3): its position is the count, without a query.
+    position = event.waitlisted if status == RegistrationStatus.WAITLISTED else None
+    announce.registered(session, signup_url, signup, position, manage_token)
+    return Registered(signup, position)
 
 
-def position_on_arrival(event: Event, signup: Signup) -> int | None:
-    """The waitlist position of the registration `register` just made for the locked `event`: the
-    newest arrival is last in the waitlist (rule 3). Only valid in `register`'s transaction."""
-    return event.waitlisted if signup.status == WAITLISTED else None
-
-
-def cancel(session: Session, signup_id: uuid.UUID, now: datetime) -> Signup | None:
+def cancel(session: Session, signup_id: uuid.UUID, now: datetime, signup_url: str) -> Signup | None:
     """Cancel a registration and give a freed seat to the longest-waiting. Cancelling twice changes nothing."""
     event_id = session.scalar(sa.select(Signup.event_id).where(Signup.id == signup_id))
     if event_id is None:
         return None
     event = lock_event(session, event_id)
     signup = session.get(Signup, signup_id, populate_existing=True)  # as it is now that we hold the lock
-    if signup.status == CANCELLED:
+    if signup.status == RegistrationStatus.CANCELLED:
         return signup
-    _move(event, signup.status, CANCELLED)
-    signup.status = CANCELLED
+    _move(event, signup.status, RegistrationStatus.CANCELLED)
+    signup.status = RegistrationStatus.CANCELLED
     signup.updated_at = now
     session.flush()
-    announce.registration_changed(session, CANCELLED, signup)
-    promote_waiting(session, event, now)
+    announce.cancelled(session, signup_url, signup)
+    promote_waiting(session, event, now, signup_url)
     return signup
 
 
-def promote_waiting(session: Session, event: Event, now: datetime) -> list[Signup]:
+def promote_waiting(session: Session, event: Event, now: datetime, signup_url: str) -> list[Signup]:
     """Give every free seat of the locked `event` to the longest-waiting registrations (rule 4)."""
-    if event.status == EVENT_CANCELLED or now >= event.ends_at:
+    if event.status == EventStatus.CANCELLED or now >= event.ends_at:
         return []  # a seat at an event that will not happen is no news worth sending
     free = _free_seats(event)
     if free == 0 or event.waitlisted == 0:
         return []
-    query = sa.select(Signup).where(Signup.event_id == event.id, Signup.status == WAITLISTED).order_by(Signup.arrival)
+    query = (
+        sa.select(Signup)
+        .where(Signup.event_id == event.id, Signup.status == RegistrationStatus.WAITLISTED)
+        .order_by(Signup.arrival)
+    )
     promoted = list(session.scalars(query if free is None else query.limit(free)))
     for signup in promoted:
-        _move(event, WAITLISTED, CONFIRMED)
-        signup.status = CONFIRMED
+        _move(event, RegistrationStatus.WAITLISTED, RegistrationStatus.CONFIRMED)
+        signup.status = RegistrationStatus.CONFIRMED
         signup.updated_at = now
     session.flush()
     for signup in promoted:
-        announce.registration_changed(session, "promoted", signup)
+        announce.promoted(session, signup_url, signup)
     return promoted
 
 
 def waitlist_position(session: Session, signup: Signup) -> int | None:
     """1 for the longest-waiting; None when not waitlisted (rule 3)."""
-    if signup.status != WAITLISTED:
+    if signup.status != RegistrationStatus.WAITLISTED:
         return None
     return session.scalar(
         sa.select(sa.func.count()).where(
-            Signup.event_id == signup.event_id, Signup.status == WAITLISTED, Signup.arrival <= signup.arrival
+            Signup.event_id == signup.event_id,
+            Signup.status == RegistrationStatus.WAITLISTED,
+            Signup.arrival <= signup.arrival,
         )
     )
 
@@ -158,7 +212,9 @@ def waitlist_position(session: Session, signup: Signup) -> int | None:
 def waitlist_positions(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Every waitlisted registration of the event → its position."""
     ids = session.scalars(
-        sa.select(Signup.id).where(Signup.event_id == event_id, Signup.status == WAITLISTED).order_by(Signup.arrival)
+        sa.select(Signup.id)
+        .where(Signup.event_id == event_id, Signup.status == RegistrationStatus.WAITLISTED)
+        .order_by(Signup.arrival)
     )
     return {signup_id: position for position, signup_id in enumerate(ids, start=1)}
 
@@ -166,9 +222,9 @@ def waitlist_positions(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID,
 def _move(event: Event, old: str | None, new: str) -> None:
     """Keep the locked event's counts (rule 2) as one registration goes from `old` (None: new) to `new`."""
     for status, change in ((old, -1), (new, +1)):
-        if status == CONFIRMED:
+        if status == RegistrationStatus.CONFIRMED:
             event.confirmed += change
-        elif status == WAITLISTED:
+        elif status == RegistrationStatus.WAITLISTED:
             event.waitlisted += change
 
 

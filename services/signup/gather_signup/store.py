@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared.db import UTCDateTime, utcnow
-from gather_signup.status import CANCELLED
+from gather_shared.organizers import OrganizerCopy
+from gather_shared.vocabulary import RegistrationStatus
 
 
 class Base(DeclarativeBase):
@@ -21,14 +22,8 @@ class Base(DeclarativeBase):
 metadata = Base.metadata
 
 
-class Organizer(Base):
+class Organizer(OrganizerCopy, Base):
     """Copied from `organizer.key_issued.v1`: enough to authorise an organizer for the attendee list."""
-
-    __tablename__ = "organizers"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    api_key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
-    key_issued_at: Mapped[datetime | None]  # see gather_shared.organizers.keep_key
 
 
 class Event(Base):
@@ -81,7 +76,7 @@ class Signup(Base):
 # One active registration per email (compared case-insensitively) and per phone on an event, enforced by
 # the database too. Partial indexes: a cancelled registration does not block registering again, and
 # erased contacts (NULL) never collide.
-_active = Signup.status != CANCELLED
+_active = Signup.status != RegistrationStatus.CANCELLED
 sa.Index(
     "uq_signups_event_email",
     Signup.event_id,

@@ -18,7 +18,7 @@ from gather_shared.db import bus_metadata, outbox_table
 from gather_shared.service import Runtime
 from gather_shared.testing import deliver
 from gather_signup.app import create_app
-from gather_signup.handlers import HANDLERS
+from gather_signup.handlers import handlers
 from gather_signup.store import metadata
 
 ORGANIZER_KEY = "organizer-key-0123456789abcdef"
@@ -72,7 +72,8 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def send(rt: Runtime) -> Callable[..., Any]:
     """Deliver a message to the service as its consumer would."""
-    return lambda type_, data, **kwargs: deliver(rt.sessions, HANDLERS, type_, data, **kwargs)
+    table = handlers(rt.settings)
+    return lambda type_, data, **kwargs: deliver(rt.sessions, table, type_, data, **kwargs)
 
 
 @pytest.fixture

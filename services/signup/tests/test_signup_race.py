@@ -13,10 +13,11 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from gather_shared.config import Settings
 from gather_shared.db import make_engine, migrate, session_factory
 from gather_shared.testing import ADMIN_TOKEN, SECRET_KEY, Platform, deliver
 from gather_signup.bootstrap import MIGRATIONS
-from gather_signup.handlers import HANDLERS
+from gather_signup.handlers import handlers
 from gather_signup.store import Signup
 
 SEATS = 20
@@ -26,12 +27,12 @@ RETRIES = 10  # and the last person's app sends the same request 10 times with o
 
 
 def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
-    database_url: str, tmp_path: Path, new_event: Callable[..., dict[str, Any]]
+    database_url: str, tmp_path: Path, service_env: Path, new_event: Callable[..., dict[str, Any]]
 ) -> None:
     engine = make_engine(database_url)
     migrate(engine, MIGRATIONS)
     event = new_event(capacity=SEATS)
-    deliver(session_factory(engine), HANDLERS, "event.published.v1", {"event": event})
+    deliver(session_factory(engine), handlers(Settings.from_env("signup")), "event.published.v1", {"event": event})
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
     env |= {

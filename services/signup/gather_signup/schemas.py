@@ -1,0 +1,150 @@
+"""The HTTP schemas of the signup service: they validate requests and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from gather_shared import web
+from gather_shared.vocabulary import Channel, RegistrationStatus
+
+MAX_PAGE = 100
+
+
+# --- input ------------------------------------------------------------------------------------------
+
+
+class Name(web.Text):
+    """A name or pseudonym: any storable text a person types on one line, without control characters
+    (it is shown in messages and in the organizer's CSV), trimmed."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(unicodedata.category(char) == "Cc" for char in text):
+            raise ValidationError("Must be plain text, without control characters.")
+        return text.strip()
+
+
+class EmailAddress(fields.String):
+    """An email address, checked for syntax (not deliverability) and normalised (domain lower-cased)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return validate_email(text, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class PhoneNumber(fields.String):
+    """A phone number in international form (+44 20 7946 0958, spaces allowed), normalised to E.164."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            number = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException as exc:
+            raise ValidationError("Not a phone number in international form, e.g. +447911123456.") from exc
+        if not phonenumbers.is_valid_number(number):
+            raise ValidationError("Not a valid phone number.")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _is_timezone(name: str) -> None:
+    if not web.is_time_zone(name):
+        raise ValidationError("Not an IANA time zone name, e.g. Europe/London.")
+
+
+class ConsentSchema(Schema):
+    reminders = fields.Boolean(load_default=False)
+
+
+class SignupIn(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    display_name = Name(required=True, validate=validate.Length(min=1, max=60, error="Give 1 to 60 characters."))
+    email = EmailAddress(load_default=None, allow_none=True, validate=validate.Length(max=320))
+    phone = PhoneNumber(load_default=None, allow_none=True)
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(list(Channel))), required=True, validate=validate.Length(min=1)
+    )
+    timezone = fields.String(load_default=None, allow_none=True, validate=_is_timezone)
+    consent = fields.Nested(ConsentSchema, load_default=lambda: {"reminders": False})
+
+    @validates_schema
+    def _contacts(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("email") and not data.get("phone"):
+            raise ValidationError("Give an email address or a phone number.", "email")
+        channels = data.get("channels", [])
+        if Channel.EMAIL in channels and not data.get("email"):
+            raise ValidationError("The email channel needs an email address.", "channels")
+        if Channel.SMS in channels and not data.get("phone"):
+            raise ValidationError("The sms channel needs a phone number.", "channels")
+
+
+class ManageQuery(Schema):
+    erase = fields.Boolean(load_default=False)
+
+
+class AttendeeQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
+    cursor = fields.String(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(list(RegistrationStatus)))
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+class RegisteredOut(Schema):
+    id = fields.UUID()
+    event_id = fields.UUID()
+    status = fields.String()
+    waitlist_position = fields.Integer(allow_none=True)
+    manage_token = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class RegistrationOut(Schema):
+    id = fields.UUID()
+    event_id = fields.UUID()
+    status = fields.String()
+    waitlist_position = fields.Integer(allow_none=True)
+    display_name = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    channels = fields.List(fields.String())
+    timezone = fields.String(allow_none=True)
+    consent = fields.Nested(ConsentSchema)
+    erased = fields.Boolean()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class EventSummary(Schema):
+    title = fields.String()
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    status = fields.String()
+
+
+class ManagedRegistrationOut(RegistrationOut):
+    event = fields.Nested(EventSummary)
+
+
+class AttendeePage(Schema):
+    items = fields.List(fields.Nested(RegistrationOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AvailabilityOut(Schema):
+    capacity = fields.Integer(allow_none=True)
+    confirmed = fields.Integer()
+    waitlisted = fields.Integer()
+    remaining = fields.Integer(allow_none=True)
+    waitlist_enabled = fields.Boolean()
+    accepting = fields.Boolean()
