@@ -21,7 +21,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.sinks import SmsSink, SmtpSink
-from gather_shared import topology
+from gather_shared.bus import topology
 from gather_shared.db import sqlalchemy_url
 from gather_shared.testing import (
     REPO,

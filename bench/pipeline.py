@@ -1,6 +1,6 @@
 """Message pipeline: how fast messages go from an outbox row to handled by a consumer, confirms on.
 
-Figure: messages/s through Gather's own bus (gather_shared.broker): N `signup.confirmed.v1` rows are
+Figure: messages/s through Gather's own bus (gather_shared.bus): N `signup.confirmed.v1` rows are
 committed to an outbox in one transaction while a relay process and a consumer process are running and
 warm; the clock stops when the consumer's inbox holds all N (each handled in its own transaction).
 Baseline: the same N bodies published with raw pika (publisher confirms, pipelined: all published,
@@ -22,14 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.harness import Result, Run, databases, progress, vhost
-from gather_shared import broker, envelope, messages, topology
+from gather_shared import bus, envelope, messages
+from gather_shared.bus import topology
+from gather_shared.bus.consumer import PREFETCH  # the raw baseline consumes with our prefetch
 from gather_shared.db import bus_metadata, inbox_table, make_engine, outbox_table, session_factory
 from gather_shared.testing import wait_for
 
 TYPE = "signup.confirmed.v1"
 QUEUE = topology.CONSUMERS["notifications"]  # the queue that signup.* messages are routed to
 RAW_QUEUE = "bench.raw"
-PREFETCH = broker.PREFETCH  # as our consumer's
 TARGET_RATIO = 0.5
 BOUND_SECONDS = 60  # past this, our side's figure is the rate of the messages handled so far
 SPAWN = multiprocessing.get_context("spawn")  # children start clean: no inherited connections or threads
@@ -47,19 +48,19 @@ def body() -> dict[str, Any]:
         "manage_url": "http://localhost:8002/v1/signups/x?token=y",
         "created_at": datetime.now(UTC),
     }
-    return envelope.build(TYPE, "/gather/bench", messages.dump(TYPE, data), None)
+    return envelope.build(TYPE, "/gather/signup", messages.dump(TYPE, data), None)
 
 
 # --- ours: outbox → relay → RabbitMQ → consumer → inbox ---------------------------------------------------
 
 
 def _relay(database_url: str, broker_url: str) -> None:
-    broker.Relay(broker_url, session_factory(make_engine(database_url))).run(threading.Event())
+    bus.Relay(broker_url, session_factory(make_engine(database_url))).run(threading.Event())
 
 
 def _consume(database_url: str, broker_url: str) -> None:
-    handlers: dict[str, broker.Handler] = {TYPE: lambda session, message: None}
-    broker.Consumer(broker_url, QUEUE, session_factory(make_engine(database_url)), handlers).run()
+    handlers: dict[str, bus.Handler] = {TYPE: lambda session, message: None}
+    bus.Consumer(broker_url, QUEUE, session_factory(make_engine(database_url)), handlers).run()
 
 
 def _fill_outbox(database_url: str, n: int) -> None:
@@ -72,6 +73,7 @@ def _fill_outbox(database_url: str, n: int) -> None:
                 "message_id": envelope_["id"],
                 "type": TYPE,
                 "body": json.dumps(envelope_),
+                "correlation_id": envelope_["correlationid"],
                 "created_at": datetime.now(UTC),
                 "attempts": 0,
             }

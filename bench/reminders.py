@@ -25,7 +25,8 @@ import kombu
 import requests
 
 from bench.harness import REMINDER_OFFSET_SECONDS, Result, Run, not_available, open_event, progress
-from gather_shared import envelope, messages, topology
+from gather_shared import envelope, messages
+from gather_shared.bus import topology
 from gather_shared.testing import Client, wait_for
 
 TARGET_SECONDS = 30

@@ -8,7 +8,8 @@ import pytest
 from gather_notifications import constants as notifications_constants
 from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
-from gather_shared import broker, messages
+from gather_shared import messages
+from gather_shared.bus import consumer, relay
 from gather_shared.config import Settings
 from gather_shared.testing import REPO
 from gather_signup.handlers import handlers as signup_handlers
@@ -56,12 +57,12 @@ def _ms(seconds: float) -> str:
 def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
     for quoted in (
-        f"every {_ms(broker.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-        f"every {_ms(broker.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
-        f"{broker.RELAY_BUSY_SECONDS:g} s",
-        f"nothing more came within {_ms(broker.BATCH_WAIT_SECONDS)}, at {broker.BATCH_MAX} messages",
-        f"has waited {_ms(broker.BATCH_MAX_AGE_SECONDS)}",
-        f"may send it {broker.PREFETCH} unacked messages",
+        f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
+        f"every {_ms(relay.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
+        f"{relay.RELAY_BUSY_SECONDS:g} s",
+        f"nothing more came within {_ms(consumer.BATCH_WAIT_SECONDS)}, at {consumer.BATCH_MAX} messages",
+        f"has waited {_ms(consumer.BATCH_MAX_AGE_SECONDS)}",
+        f"may send it {consumer.PREFETCH} unacked messages",
     ):
         assert quoted in architecture
     notifications = " ".join((REPO / "docs/notifications.md").read_text().split())

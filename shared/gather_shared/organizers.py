@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gather_shared.broker import Message
+from gather_shared.bus import Message
 
 
 class OrganizerCopy:

@@ -15,7 +15,8 @@ from alembic import command
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import broker, logs, topology
+from gather_shared import bus, logs
+from gather_shared.bus.topology import CONSUMERS
 from gather_shared.config import VAR_DIR, Settings, SettingsError
 from gather_shared.db import alembic_config, make_engine, migrate, session_factory
 
@@ -70,11 +71,11 @@ def stop_on_signals() -> threading.Event:
 
 
 def run_relay(rt: Runtime) -> None:
-    broker.Relay(rt.settings.broker_url, rt.sessions).run(stop_on_signals())
+    bus.Relay(rt.settings.broker_url, rt.sessions).run(stop_on_signals())
 
 
-def run_consumer(rt: Runtime, handlers: dict[str, broker.Handler]) -> None:
-    consumer = broker.Consumer(rt.settings.broker_url, topology.CONSUMERS[rt.settings.service], rt.sessions, handlers)
+def run_consumer(rt: Runtime, handlers: dict[str, bus.Handler]) -> None:
+    consumer = bus.Consumer(rt.settings.broker_url, CONSUMERS[rt.settings.service], rt.sessions, handlers)
 
     def _stop(*_: object) -> None:
         consumer.should_stop = True

@@ -213,7 +213,7 @@ def reset_broker(url: str) -> None:
     """Delete Gather's exchange and queues so that a test starts with no message left by another."""
     import kombu
 
-    from gather_shared import topology
+    from gather_shared.bus import topology
 
     with kombu.Connection(url, connect_timeout=5) as conn:
         for q in topology.CONSUMERS.values():
@@ -485,24 +485,26 @@ def deliver(
     handlers: dict[str, Any],
     type_: str,
     data: dict[str, Any],
-    source: str = "/gather/test",
+    source: str | None = None,
     message_id: str | None = None,
     time: Any = None,
 ) -> Any:
     """Hand a message to a service's handlers exactly as its consumer would (validation, inbox,
     one transaction). Returns the Message. Deliver the same `message_id` twice to test redelivery;
-    give `time` (an aware datetime) to send a message created earlier or later."""
+    give `time` (an aware datetime) to send a message created earlier or later. `source` defaults to
+    the one that may send `type_`."""
     import json
 
-    from gather_shared import broker, envelope, messages
+    from gather_shared import bus, envelope, messages
+    from gather_shared.bus.topology import sender
 
-    body = envelope.build(type_, source, messages.dump(type_, data), None)
+    body = envelope.build(type_, source or sender(type_), messages.dump(type_, data), None)
     if message_id is not None:
         body["id"] = message_id
     if time is not None:
         body["time"] = time.isoformat()
-    message = broker.received(json.dumps(body))
-    broker.handle(sessions, handlers, message)
+    message = bus.received(json.dumps(body))
+    bus.handle(sessions, handlers, message)
     return message
 
 

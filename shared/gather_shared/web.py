@@ -20,7 +20,7 @@ from marshmallow import ValidationError, fields
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from gather_shared import broker, keyset, logs
+from gather_shared import bus, keyset, logs
 from gather_shared.config import Settings
 from gather_shared.errors import Refusal
 from gather_shared.service import Runtime
@@ -197,7 +197,7 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
             checks["database"] = f"unreachable: {type(exc).__name__}"
         try:
-            broker.check(settings.broker_url)
+            bus.check(settings.broker_url)
             checks["broker"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["broker"] = f"unreachable: {type(exc).__name__}"

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from kombu.transport import filesystem
 from sqlalchemy.orm import Session
 
-from gather_shared import broker, envelope, messages, topology
-from gather_shared.broker import Consumer, Message, Relay
+from gather_shared import envelope, messages
+from gather_shared.bus import Consumer, Message, Relay, connect, emit, handle_batch, received, topology
+from gather_shared.bus.consumer import ERROR_HEADER
 from gather_shared.db import bus_metadata, make_engine, session_factory
-from gather_shared.outbox import emit
 from gather_shared.testing import fresh_pg_database, wait_for
 
 QUEUE = topology.CONSUMERS["signup"]
@@ -46,8 +46,8 @@ class Bus:
             return [row.organizer_id for row in conn.execute(sa.select(effects.c.organizer_id))]
 
     def publish_raw(self, body: str, routing_key: str) -> None:
-        with broker.connect(self.broker_url) as conn:
-            broker.declare_topology(conn)
+        with connect(self.broker_url) as conn:
+            topology.declare_topology(conn)
             kombu.Producer(conn.default_channel).publish(
                 body,
                 exchange=topology.EXCHANGE,
@@ -58,7 +58,7 @@ class Bus:
 
     def drain(self, queue_name: str) -> list[kombu.Message]:
         got = []
-        with broker.connect(self.broker_url) as conn:
+        with connect(self.broker_url) as conn:
             queue = kombu.Queue(
                 queue_name,
                 kombu.Exchange(""),
@@ -122,7 +122,7 @@ def emit_committed(bus: Bus, count: int = 1) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with bus.sessions.begin() as session:
         for organizer_id in ids:
-            emit(session, "/gather/test", "organizer.key_issued.v1", key_issued(uuid.UUID(organizer_id)))
+            emit(session, "/gather/events", "organizer.key_issued.v1", key_issued(uuid.UUID(organizer_id)))
     return ids
 
 
@@ -137,7 +137,7 @@ def test_a_committed_message_reaches_its_handler_once(bus: Bus, run_consumer: Ca
 
 def test_a_rolled_back_change_sends_no_message(bus: Bus) -> None:
     with pytest.raises(RuntimeError), bus.sessions.begin() as session:
-        emit(session, "/gather/test", "organizer.key_issued.v1", key_issued())
+        emit(session, "/gather/events", "organizer.key_issued.v1", key_issued())
         raise RuntimeError("the state change failed")
     assert Relay(bus.broker_url, bus.sessions).publish_batch() == 0
 
@@ -146,7 +146,7 @@ def test_a_message_delivered_twice_has_one_effect(bus: Bus, run_consumer: Callab
     run_consumer()
     body = json.dumps(
         envelope.build(
-            "organizer.key_issued.v1", "/gather/test", messages.dump("organizer.key_issued.v1", key_issued()), None
+            "organizer.key_issued.v1", "/gather/events", messages.dump("organizer.key_issued.v1", key_issued()), None
         )
     )
     bus.publish_raw(body, "organizer.key_issued.v1")
@@ -161,16 +161,19 @@ def test_copies_within_one_batch_and_across_batches_have_one_effect(bus: Bus) ->
     # A relay that dies between the broker's confirm and deleting its rows publishes them again, and both
     # copies can arrive within one consumer batch (handled in one transaction).
     first, second = (
-        broker.received(
+        received(
             envelope.build(
-                "organizer.key_issued.v1", "/gather/test", messages.dump("organizer.key_issued.v1", key_issued()), None
+                "organizer.key_issued.v1",
+                "/gather/events",
+                messages.dump("organizer.key_issued.v1", key_issued()),
+                None,
             )
         )
         for _ in range(2)
     )
     handlers = {"organizer.key_issued.v1": record}
-    assert broker.handle_batch(bus.sessions, handlers, [first, first, second]) == {}
-    assert broker.handle_batch(bus.sessions, handlers, [second, first]) == {}
+    assert handle_batch(bus.sessions, handlers, [first, first, second]) == {}
+    assert handle_batch(bus.sessions, handlers, [second, first]) == {}
     assert sorted(bus.effects()) == sorted(str(m.data["organizer_id"]) for m in (first, second))
 
 
@@ -179,7 +182,7 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowin
 ) -> None:
     run_consumer()
     bus.publish_raw("this is not json", "organizer.key_issued.v1")
-    invalid = envelope.build("organizer.key_issued.v1", "/gather/test", {"organizer_id": "not-a-uuid"}, None)
+    invalid = envelope.build("organizer.key_issued.v1", "/gather/events", {"organizer_id": "not-a-uuid"}, None)
     bus.publish_raw(json.dumps(invalid), "organizer.key_issued.v1")
     ids = emit_committed(bus)
     Relay(bus.broker_url, bus.sessions).publish_batch()
@@ -221,7 +224,7 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_retries(
     Relay(bus.broker_url, bus.sessions).publish_batch()
     dead = wait_for(lambda: bus.drain(QUEUE.dlq), timeout=30, message="the dead letter")
     assert len(calls) == 3  # the first try and two retries
-    assert "ValueError: a bug" in dead[0].headers[broker.ERROR_HEADER]
+    assert "ValueError: a bug" in dead[0].headers[ERROR_HEADER]
 
 
 @pytest.mark.parametrize("bus", ["real"], indirect=True)  # the claim under test is PostgreSQL's SKIP LOCKED
@@ -234,8 +237,8 @@ def test_several_relays_publish_each_message_exactly_once(bus: Bus, run_consumer
     for thread in threads:
         thread.join()
     received = []
-    with broker.connect(bus.broker_url) as conn:
-        queue = broker.main_queue(QUEUE)(conn.default_channel)
+    with connect(bus.broker_url) as conn:
+        queue = topology.main_queue(QUEUE)(conn.default_channel)
         while len(received) < len(ids) + 1:  # one more: nothing beyond the 600 may arrive
             if len(received) == len(ids):
                 assert queue.get(no_ack=True) is None

@@ -6,7 +6,8 @@ import uuid
 import pytest
 from marshmallow import ValidationError
 
-from gather_shared import envelope, messages, topology
+from gather_shared import envelope, messages
+from gather_shared.bus import topology
 
 
 def organizer_data() -> dict:

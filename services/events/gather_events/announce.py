@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from gather_events import domain
 from gather_events.bootstrap import SOURCE
 from gather_events.store import Event, Organizer
-from gather_shared.outbox import emit
+from gather_shared.bus import emit
 
 
 def snapshot(event: Event) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from gather_notifications import constants as c
 from gather_notifications import rules
 from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient, forget_contact
 from gather_shared import db, logs, messages, organizers
-from gather_shared.broker import Handler, Message
+from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 
 _SNAPSHOT = messages.EventSnapshot()  # made once: building a schema costs more than a dump

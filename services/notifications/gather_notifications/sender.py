@@ -28,8 +28,8 @@ from gather_notifications.store import (
     contact_hash,
     forget_contact,
 )
-from gather_shared.broker import message_context
 from gather_shared.db import is_postgresql, listen, utcnow
+from gather_shared.logs import message_context
 from gather_shared.service import Runtime
 
 log = logging.getLogger(__name__)

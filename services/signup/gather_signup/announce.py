@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gather_shared.outbox import emit
+from gather_shared.bus import emit
 from gather_signup.bootstrap import SOURCE
 from gather_signup.store import Signup
 

@@ -7,7 +7,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from gather_shared import organizers
-from gather_shared.broker import Handler, Message
+from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
 from gather_signup import seats

@@ -1,7 +1,7 @@
 """Writing outgoing messages: in the same transaction as the state change they announce.
 
-The relay (broker.Relay) publishes them later; the pair is the transactional outbox, so a state change
-is never committed without its message, nor a message sent for a change that was rolled back."""
+The relay (relay.py) publishes them later; the pair is the transactional outbox, so a state change is
+never committed without its message, nor a message sent for a change that was rolled back."""
 
 from __future__ import annotations
 

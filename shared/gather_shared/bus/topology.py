@@ -1,0 +1,112 @@
+"""The broker topology, described once: the exchange; for each consuming service its queue, the routing
+keys it binds, its retry (delay) queues and its dead-letter queue; and who may send what.
+
+Every process declares all of it when it connects: kombu's `filesystem://` transport routes topic keys
+across processes only when each has declared the exchange, and on RabbitMQ re-declaring is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import kombu
+
+EXCHANGE = "gather.events"
+TOPIC_EXCHANGE = kombu.Exchange(EXCHANGE, type="topic", durable=True)
+
+#: Delays before the 1st, 2nd, 3rd retry of a failed handler; after the last, the message is dead-lettered.
+RETRY_DELAYS_SECONDS: tuple[int, ...] = (1, 5, 30)
+
+#: A message redelivered this often without being settled (say, it crashes the consumer process every
+#: time) is dead-lettered by RabbitMQ itself.
+DELIVERY_LIMIT = 10
+
+#: How long a dead letter is kept: a week, for an operator alerted by the queue's length to read it and
+#: move it back after a fix; after that it goes, with the contact details it may carry. Each dead letter
+#: the consumer makes carries it (per-message TTL: no queue argument changes, so queues declared before
+#: keep working); the `gather-dead-letters` policy in deploy/rabbitmq/definitions.json applies the same
+#: to every `.dlq` (RabbitMQ's own dead letters included); the embedded transport's consumer deletes
+#: older files itself.
+DEAD_LETTER_TTL_SECONDS = 7 * 24 * 3600
+
+#: Who may send what: the CloudEvents `source` a message type must come from, by the type's first word.
+#: A consumer dead-letters a message from any other source as it does an invalid one.
+SENDERS: dict[str, str] = {"organizer": "/gather/events", "event": "/gather/events", "signup": "/gather/signup"}
+
+
+def sender(type_: str) -> str | None:
+    """The one source that may send `type_` (None: nobody may)."""
+    return SENDERS.get(type_.split(".", 1)[0])
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    service: str
+    bindings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"gather.{self.service}"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def retry_queue(self, delay_seconds: int) -> str:
+        return f"{self.name}.retry.{delay_seconds}s"
+
+
+#: Who listens to what. The handlers themselves are in each service's `handlers.py`.
+CONSUMERS: dict[str, ConsumerQueue] = {
+    "signup": ConsumerQueue("signup", ("organizer.#", "event.#")),
+    "notifications": ConsumerQueue("notifications", ("organizer.#", "event.#", "signup.#")),
+}
+
+
+# --- declaring it -----------------------------------------------------------------------------------
+
+
+def _quorum(**arguments: Any) -> dict[str, Any]:
+    # Quorum queues replicate across a RabbitMQ cluster; other transports ignore the arguments.
+    return {"x-queue-type": "quorum", **arguments}
+
+
+def main_queue(q: ConsumerQueue) -> kombu.Queue:
+    return kombu.Queue(
+        q.name,
+        TOPIC_EXCHANGE,
+        bindings=[kombu.binding(TOPIC_EXCHANGE, routing_key=key) for key in q.bindings],
+        durable=True,
+        queue_arguments=_quorum(
+            **{
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": q.dlq,
+                "x-delivery-limit": DELIVERY_LIMIT,
+            }
+        ),
+    )
+
+
+def _plain_queue(name: str, **arguments: Any) -> kombu.Queue:
+    return kombu.Queue(name, kombu.Exchange(""), routing_key=name, durable=True, queue_arguments=_quorum(**arguments))
+
+
+def declare_topology(conn: kombu.Connection) -> None:
+    """Declare the exchange and every consumer's queues, bindings, delay queues and dead-letter queue."""
+    channel = conn.default_channel
+    TOPIC_EXCHANGE(channel).declare()
+    for q in CONSUMERS.values():
+        main_queue(q)(channel).declare()
+        _plain_queue(q.dlq)(channel).declare()
+        for delay in RETRY_DELAYS_SECONDS:
+            # A delay queue: nobody consumes it; RabbitMQ dead-letters each message back to the main
+            # queue when its TTL expires.
+            _plain_queue(
+                q.retry_queue(delay),
+                **{
+                    "x-message-ttl": delay * 1000,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": q.name,
+                },
+            )(channel).declare()

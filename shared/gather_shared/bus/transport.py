@@ -1,0 +1,105 @@
+"""Connections to the broker: RabbitMQ in production, kombu's `filesystem://` transport in the embedded
+default, made safe for several processes sharing one folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kombu
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+from gather_shared.config import VAR_DIR
+
+
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, without its two races between processes (both seen here as a
+    JSONDecodeError that stopped a process): messages and exchange tables read half-written."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        # Write under a name no reader matches, then rename: a rename is atomic.
+        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        path = Path(self.data_folder_out) / name
+        partial = path.with_name(name + ".partial")
+        try:
+            partial.write_bytes(str_to_bytes(dumps(payload)))
+            os.replace(partial, path)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {path!r} to directory") from exc
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        # kombu creates the exchange file and locks it in two steps, so another process binding at the
+        # same moment could read it empty (seen here as a JSONDecodeError at start-up). Open-or-create,
+        # then lock, then read; an empty file is an empty table.
+        path = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0) as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            content = f.read()
+            table = [filesystem.exchange_queue_t(*q) for q in (loads(bytes_to_str(content)) if content else [])]
+            if entry not in table:
+                table.insert(0, entry)
+                f.seek(0)
+                f.truncate()
+                f.write(str_to_bytes(dumps(table)))
+
+    def get_table(self, exchange: str) -> list[Any]:
+        try:
+            return super().get_table(exchange)
+        except ValueError:  # created by a binder that has not written it yet: nothing is bound so far
+            return []
+
+
+class _AtomicFilesystemTransport(filesystem.Transport):
+    Channel = _AtomicFilesystemChannel
+
+
+def connect(url: str, **transport_options: Any) -> kombu.Connection:
+    if url.startswith("filesystem://"):
+        # Absolute: a process (or a test) that changes directory later must keep the same broker.
+        data, control = (VAR_DIR / "broker" / "data").resolve(), (VAR_DIR / "broker" / "control").resolve()
+        for folder in (data, control):
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options |= {
+            "data_folder_in": str(data),
+            "data_folder_out": str(data),
+            "control_folder": str(control),
+        }
+        return kombu.Connection(
+            url, transport=_AtomicFilesystemTransport, transport_options=transport_options, connect_timeout=5
+        )
+    return kombu.Connection(url, transport_options=transport_options, connect_timeout=5)
+
+
+def is_amqp(conn: kombu.Connection) -> bool:
+    return conn.transport.driver_type == "amqp"
+
+
+def check(url: str) -> None:
+    """Raise if the broker does not answer (for /readyz)."""
+    with connect(url) as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+
+
+def drop_expired(conn: kombu.Connection, queue: str, ttl_seconds: float) -> int:
+    """Delete the messages of `queue` older than `ttl_seconds` from a filesystem broker, which knows no
+    TTL of its own (RabbitMQ expires them by itself). Returns how many went."""
+    folder = Path(conn.transport_options["data_folder_in"])
+    oldest = time.time() - ttl_seconds
+    dropped = 0
+    for path in folder.glob(f"*.{queue}.msg"):
+        try:
+            if path.stat().st_mtime < oldest:
+                path.unlink()
+                dropped += 1
+        except FileNotFoundError:  # taken by a reader meanwhile
+            continue
+    return dropped
