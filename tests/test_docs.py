@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from gather_notifications import constants as notifications_constants
 from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
 from gather_shared import messages
@@ -71,6 +70,6 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
         f"The sender runs {sender.SEND_WORKERS} threads",
         f"a batch of up to {sender.BATCH_SIZE} due",
         f"looks again after {low * 1000:g}–{high * 1000:g} ms",
-        f"(`NOTIFY` on `{notifications_constants.DUE_NOW_CHANNEL}`",
+        f"(`NOTIFY` on `{sender.DUE_NOW_CHANNEL}`",
     ):
         assert quoted in notifications

@@ -4,21 +4,17 @@ provider's webhooks (replies and delivery receipts) and the short links that SMS
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, redirect, request
+from flask import Response, redirect, render_template, request
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy.orm import Session
 
-from gather_notifications import constants as c
+from gather_notifications.schemas import InboundSms, NotificationPage, NotificationQuery, SmsStatus, SmsStatusQuery
 from gather_notifications.store import (
     EmailOptOut,
     Event,
@@ -28,9 +24,10 @@ from gather_notifications.store import (
     SmsOptOut,
     contact_hash,
 )
-from gather_shared import web
+from gather_shared import keyset, web
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
+from gather_shared.vocabulary import Channel, NotificationStatus
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
 links = Blueprint("links", __name__, description="Short links in SMS")
@@ -43,57 +40,11 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
 # --- the notification log ---------------------------------------------------------------------------
 
 
-class NotificationQuery(Schema):
-    event_id = fields.UUID(load_default=None)
-    signup_id = fields.UUID(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(c.STATUSES))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(load_default=None)
-
-
-class NotificationOut(Schema):
-    id = fields.UUID()
-    event_id = fields.UUID()
-    signup_id = fields.UUID()
-    kind = fields.String()
-    channel = fields.String()
-    status = fields.String()
-    attempts = fields.Integer()
-    scheduled_for = fields.AwareDateTime()
-    sent_at = fields.AwareDateTime(allow_none=True)
-    last_error = fields.String(allow_none=True)
-
-
-class NotificationPage(Schema):
-    items = fields.List(fields.Nested(NotificationOut))
-    next_cursor = fields.String(allow_none=True)
-
-
-def encode_cursor(notification: Notification) -> str:
-    raw = json.dumps([notification.created_at.isoformat(), str(notification.id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, id_ = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(id_)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise web.Problem(
-            422,
-            "validation_error",
-            "Invalid input in: cursor",
-            errors={"cursor": ["Not a cursor this service returned."]},
-        ) from exc
-
-
 def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID | None) -> sa.ColumnElement[bool]:
     """Admin sees every notification; an organizer those of their own events (401/403/404 otherwise)."""
     if web.is_admin(settings):
         return sa.true()
-    organizer = web.find_by_token_hash(
-        lambda h: session.scalar(sa.select(Organizer).where(Organizer.api_key_hash == h))
-    )
+    organizer = web.bearer_organizer(session, Organizer)
     if organizer is None:
         raise web.unauthorized("This call needs the admin token or an organizer API key.")
     if event_id is not None:
@@ -113,42 +64,16 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
     with rt.sessions() as session:
-        query = (
-            sa.select(Notification)
-            .where(visible_to_caller(session, rt.settings, args["event_id"]))
-            .order_by(Notification.created_at, Notification.id)
-            .limit(args["limit"] + 1)
-        )
+        query = sa.select(Notification).where(visible_to_caller(session, rt.settings, args["event_id"]))
         for name in ("event_id", "signup_id", "status"):
             if args[name] is not None:
                 query = query.where(getattr(Notification, name) == args[name])
-        if args["cursor"] is not None:
-            created_at, id_ = decode_cursor(args["cursor"])
-            query = query.where(
-                sa.or_(
-                    Notification.created_at > created_at,
-                    sa.and_(Notification.created_at == created_at, Notification.id > id_),
-                )
-            )
-        items = session.scalars(query).all()
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
+        order = (Notification.created_at, Notification.id)
+        items, next_cursor = keyset.page(session.scalars, query, order, args["limit"], args["cursor"])
+        return {"items": items, "next_cursor": next_cursor}
 
 
 # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Reminders from Gather</title></head><body><main>{body}</main></body></html>
-"""
-_WHAT_STOPS = """<p>You will get no more reminders from Gather at this address. Messages about your registrations
-(confirmations, changes, cancellations) still reach you.</p>"""
-CONFIRM_PAGE = _PAGE.format(
-    body=f"""<h1>Stop reminders?</h1>{_WHAT_STOPS}
-<form method="post"><button type="submit">Stop reminders</button></form>"""
-)
-UNSUBSCRIBED_PAGE = _PAGE.format(body=f"<h1>Done</h1>{_WHAT_STOPS}")
 
 
 @blp.route("/unsubscribe/<token>", methods=["GET", "POST"])
@@ -164,10 +89,10 @@ def unsubscribe(token: str) -> Response:
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
         if request.method == "GET":
-            return Response(CONFIRM_PAGE, mimetype="text/html")
+            return Response(render_template("pages/unsubscribe.html", done=False), mimetype="text/html")
         if recipient.email is not None:
             session.merge(EmailOptOut(address_hash=contact_hash(recipient.email), created_at=utcnow()))
-    return Response(UNSUBSCRIBED_PAGE, mimetype="text/html")
+    return Response(render_template("pages/unsubscribe.html", done=True), mimetype="text/html")
 
 
 # --- the SMS provider's webhooks --------------------------------------------------------------------
@@ -190,14 +115,6 @@ def require_provider_signature(settings: Settings) -> None:
         raise web.Problem(403, "forbidden", "The request is not signed by the SMS provider.")
 
 
-class InboundSms(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    from_ = fields.String(data_key="From", required=True, validate=validate.Length(min=1, max=20))
-    body = fields.String(data_key="Body", required=True, validate=validate.Length(max=2000))
-
-
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -217,24 +134,13 @@ def sms_inbound(args: dict[str, Any]) -> Response:
     return Response(EMPTY_TWIML, mimetype="application/xml")
 
 
-class SmsStatus(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    message_sid = fields.String(data_key="MessageSid", required=True)
-    message_status = fields.String(data_key="MessageStatus", required=True)
-    error_code = fields.String(data_key="ErrorCode", load_default=None)
-
-
-class SmsStatusQuery(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    notification = fields.UUID(load_default=None)
-
-
-#: The provider's final states that the contract reports; the intermediate ones (queued, sent…) change nothing.
-RECEIPT_STATUSES = {"delivered": c.DELIVERED, "undelivered": c.UNDELIVERED, "failed": c.UNDELIVERED}
+#: The provider's final states (Twilio's words, not ours) as the statuses the contract reports; the
+#: intermediate ones (queued, sent…) change nothing.
+RECEIPT_STATUSES = {
+    "delivered": NotificationStatus.DELIVERED,
+    "undelivered": NotificationStatus.UNDELIVERED,
+    "failed": NotificationStatus.UNDELIVERED,
+}
 
 
 @blp.route("/sms/status", methods=["POST"])
@@ -253,11 +159,15 @@ def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
             if query["notification"] is not None
             else Notification.provider_id == args["message_sid"]
         )
-        error = f"provider error {args['error_code']}" if status == c.UNDELIVERED else None
+        error = f"provider error {args['error_code']}" if status == NotificationStatus.UNDELIVERED else None
         with rt.sessions.begin() as session:
             session.execute(
                 sa.update(Notification)
-                .where(which, Notification.channel == c.SMS, Notification.status.in_([c.SENDING, c.SENT]))
+                .where(
+                    which,
+                    Notification.channel == Channel.SMS,
+                    Notification.status.in_([NotificationStatus.SENDING, NotificationStatus.SENT]),
+                )
                 .values(status=status, last_error=error)
             )
     return Response(status=204)

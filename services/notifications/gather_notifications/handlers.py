@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import constants as c
-from gather_notifications import rules
+from gather_notifications import rules, sender
 from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient, forget_contact
 from gather_shared import db, logs, messages, organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
+from gather_shared.vocabulary import EventStatus, NotificationKind, NotificationStatus, RegistrationStatus
 
 _SNAPSHOT = messages.EventSnapshot()  # made once: building a schema costs more than a dump
 
@@ -117,7 +117,7 @@ def add_notification(
         .on_conflict_do_nothing(index_elements=list(UNIQUE_NOTIFICATION))
     )
     if scheduled_for <= db.utcnow():
-        db.notify(session, c.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
+        db.notify(session, sender.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
 
 
 def plan(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:
@@ -136,8 +136,8 @@ def replan_reminders(
     for recipient in recipients:
         wanted: dict[tuple[str, int], datetime] = {}
         if (
-            event.status == c.PUBLISHED
-            and recipient.status == c.CONFIRMED
+            event.status == EventStatus.PUBLISHED
+            and recipient.status == RegistrationStatus.CONFIRMED
             and recipient.consent_reminders
             and recipient.erased_at is None
         ):
@@ -146,18 +146,18 @@ def replan_reminders(
         pending = session.scalars(
             sa.select(Notification).where(
                 Notification.signup_id == recipient.signup_id,
-                Notification.kind == c.REMINDER,
-                Notification.status == c.PENDING,
+                Notification.kind == NotificationKind.REMINDER,
+                Notification.status == NotificationStatus.PENDING,
             )
         )
         for reminder in pending:
             if wanted.get((reminder.channel, reminder.reminder_offset)) == reminder.scheduled_for:
                 del wanted[(reminder.channel, reminder.reminder_offset)]
             else:
-                reminder.status = c.CANCELLED
+                reminder.status = NotificationStatus.CANCELLED
                 reminder.last_error = "no longer due: the event or the registration changed"
         for (channel, offset), at in wanted.items():
-            add_notification(session, recipient, c.REMINDER, channel, event.version, at, offset)
+            add_notification(session, recipient, NotificationKind.REMINDER, channel, event.version, at, offset)
 
 
 # --- handlers ---------------------------------------------------------------------------------------
@@ -166,7 +166,9 @@ def replan_reminders(
 def on_event_published(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
     event = keep_event(session, message)
     if event is not None:  # registrations that arrived before the event get their reminders now
-        replan_reminders(session, event, registrations(session, event.id, [c.CONFIRMED]), offsets, message.time)
+        replan_reminders(
+            session, event, registrations(session, event.id, [RegistrationStatus.CONFIRMED]), offsets, message.time
+        )
 
 
 def on_event_updated(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
@@ -176,9 +178,21 @@ def on_event_updated(offsets: tuple[timedelta, ...], session: Session, message: 
     announced = set(message.data["changes"]) & ANNOUNCED_CHANGES
     if announced:
         # The link goes only to confirmed attendees, so only they hear that it changed.
-        statuses = [c.CONFIRMED] if announced == {"online_url"} else [c.CONFIRMED, c.WAITLISTED_REGISTRATION]
-        plan(session, registrations(session, event.id, statuses), c.EVENT_CHANGED, event.version, message.time)
-    replan_reminders(session, event, registrations(session, event.id, [c.CONFIRMED]), offsets, message.time)
+        statuses = (
+            [RegistrationStatus.CONFIRMED]
+            if announced == {"online_url"}
+            else [RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED]
+        )
+        plan(
+            session,
+            registrations(session, event.id, statuses),
+            NotificationKind.EVENT_CHANGED,
+            event.version,
+            message.time,
+        )
+    replan_reminders(
+        session, event, registrations(session, event.id, [RegistrationStatus.CONFIRMED]), offsets, message.time
+    )
 
 
 def on_event_status(kind: str, offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
@@ -186,7 +200,7 @@ def on_event_status(kind: str, offsets: tuple[timedelta, ...], session: Session,
     event = keep_event(session, message)
     if event is None:
         return
-    affected = registrations(session, event.id, [c.CONFIRMED, c.WAITLISTED_REGISTRATION])
+    affected = registrations(session, event.id, [RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED])
     plan(session, affected, kind, event.version, message.time)
     replan_reminders(session, event, affected, offsets, message.time)
 
@@ -201,7 +215,7 @@ def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session,
         plan(session, [recipient], kind, 0, message.time)
         return
     # When the event was cancelled its own message told them; the registrations it cancels need no second one.
-    if not (kind == c.SIGNUP_CANCELLED and event.status == c.EVENT_CANCELLED_STATUS):
+    if not (kind == NotificationKind.SIGNUP_CANCELLED and event.status == EventStatus.CANCELLED):
         plan(session, [recipient], kind, event.version, message.time)
     replan_reminders(session, event, [recipient], offsets, message.time)
 
@@ -213,7 +227,7 @@ def erase_contact(session: Session, message: Message) -> None:
         recipient = Recipient(
             signup_id=data["signup_id"],
             event_id=data["event_id"],
-            status=c.CANCELLED_REGISTRATION,
+            status=RegistrationStatus.CANCELLED,
             consent_reminders=False,
             updated_at=message.time,
         )
@@ -228,11 +242,11 @@ def handlers(settings: Settings) -> dict[str, Handler]:
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
         "event.published.v1": partial(on_event_published, offsets),
         "event.updated.v1": partial(on_event_updated, offsets),
-        "event.postponed.v1": partial(on_event_status, c.EVENT_POSTPONED, offsets),
-        "event.cancelled.v1": partial(on_event_status, c.EVENT_CANCELLED, offsets),
-        "signup.confirmed.v1": partial(on_registration, c.SIGNUP_CONFIRMED, offsets),
-        "signup.waitlisted.v1": partial(on_registration, c.WAITLISTED, offsets),
-        "signup.promoted.v1": partial(on_registration, c.PROMOTED, offsets),
-        "signup.cancelled.v1": partial(on_registration, c.SIGNUP_CANCELLED, offsets),
+        "event.postponed.v1": partial(on_event_status, NotificationKind.EVENT_POSTPONED, offsets),
+        "event.cancelled.v1": partial(on_event_status, NotificationKind.EVENT_CANCELLED, offsets),
+        "signup.confirmed.v1": partial(on_registration, NotificationKind.SIGNUP_CONFIRMED, offsets),
+        "signup.waitlisted.v1": partial(on_registration, NotificationKind.WAITLISTED, offsets),
+        "signup.promoted.v1": partial(on_registration, NotificationKind.PROMOTED, offsets),
+        "signup.cancelled.v1": partial(on_registration, NotificationKind.SIGNUP_CANCELLED, offsets),
         "signup.erased.v1": erase_contact,
     }

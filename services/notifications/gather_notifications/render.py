@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from gather_notifications import constants as c
 from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Recipient
 from gather_shared.config import Settings
+from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKind, RegistrationStatus
 
 #: The email package's compat32 API, not EmailMessage: its default policy parses every header it is given
 #: and refolds every header it writes, which made building an email cost ~1.4 ms of CPU against ~0.7 ms
@@ -60,12 +60,12 @@ def local_zone(recipient: Recipient, event: Event) -> ZoneInfo:
 def context(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> dict[str, Any]:
     snap = event.snapshot
     starts = datetime.fromisoformat(snap["starts_at"]).astimezone(local_zone(recipient, event))
-    online = snap["format"] in ("online", "hybrid")
+    online = snap["format"] in ONLINE_FORMATS
     # The link is for confirmed attendees only: never the waitlisted, never the cancelled.
-    online_url = snap["online_url"] if online and recipient.status == c.CONFIRMED else None
+    online_url = snap["online_url"] if online and recipient.status == RegistrationStatus.CONFIRMED else None
     venue = snap.get("venue") or {}
     venue_line = ", ".join(v for v in (venue.get(k) for k in ("name", "address", "city", "postcode")) if v)
-    if snap["format"] == "online":
+    if snap["format"] == EventFormat.ONLINE:
         place, place_short = "Online", online_url or "online"
     else:
         place = venue_line + (" (and online)" if online else "")
@@ -79,11 +79,13 @@ def context(settings: Settings, notification: Notification, recipient: Recipient
         "place": place,
         "place_short": place_short,
         "online_url": online_url,
-        "resources": snap["resources"] if notification.kind == c.REMINDER else [],
+        "resources": snap["resources"] if notification.kind == NotificationKind.REMINDER else [],
         "reason": event.status_reason,
         "manage_url": recipient.manage_url,
         "short_url": short_url(settings, recipient),
-        "unsubscribe_url": (unsubscribe_url(settings, recipient) if notification.kind in c.NON_TRANSACTIONAL else None),
+        "unsubscribe_url": (
+            unsubscribe_url(settings, recipient) if notification.kind in rules.NON_TRANSACTIONAL else None
+        ),
     }
 
 

@@ -9,6 +9,19 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from gather_shared.vocabulary import NotificationKind
+
+# --- kinds ------------------------------------------------------------------------------------------
+
+#: Kinds an attendee may unsubscribe from; all others concern their registration and always go out by
+#: email (they carry no List-Unsubscribe header).
+NON_TRANSACTIONAL = frozenset({NotificationKind.REMINDER})
+
+#: News about the event itself: urgent in SMS quiet hours when the event starts before they end.
+EVENT_NEWS = frozenset(
+    {NotificationKind.EVENT_CHANGED, NotificationKind.EVENT_POSTPONED, NotificationKind.EVENT_CANCELLED}
+)
+
 # --- reminder offsets -------------------------------------------------------------------------------
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

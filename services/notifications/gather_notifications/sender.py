@@ -17,7 +17,6 @@ from email.message import Message
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import constants as c
 from gather_notifications import delivery, render, rules
 from gather_notifications.store import (
     EmailOptOut,
@@ -31,9 +30,13 @@ from gather_notifications.store import (
 from gather_shared.db import is_postgresql, listen, utcnow
 from gather_shared.logs import message_context
 from gather_shared.service import Runtime
+from gather_shared.vocabulary import Channel, EventStatus, NotificationKind, NotificationStatus, RegistrationStatus
 
 log = logging.getLogger(__name__)
 
+#: The PostgreSQL NOTIFY channel on which the consumer wakes the sender when it planned a notification
+#: that is due now (handlers.add_notification; gather_shared.db.notify / listen).
+DUE_NOW_CHANNEL = "gather_notifications_due"
 #: How long a claim lasts: a notification still `sending` after this (its sender died) is claimed again.
 LEASE = timedelta(minutes=5)
 #: How long to wait for the event's snapshot when a registration message overtook it.
@@ -60,15 +63,15 @@ def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
 def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Notification, Recipient, Event]]]:
     """Claim (see claim_due) up to `limit` due notifications, each with its recipient and event."""
     due = sa.or_(
-        sa.and_(Notification.status == c.PENDING, Notification.scheduled_for <= now),
-        sa.and_(Notification.status == c.SENDING, Notification.locked_until <= now),
+        sa.and_(Notification.status == NotificationStatus.PENDING, Notification.scheduled_for <= now),
+        sa.and_(Notification.status == NotificationStatus.SENDING, Notification.locked_until <= now),
     )
     query = _with_recipient_and_event().where(due).order_by(Notification.scheduled_for).limit(limit)
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True, of=Notification)
     claimed = session.execute(query).all()
     for notification, _, _ in claimed:
-        notification.status = c.SENDING
+        notification.status = NotificationStatus.SENDING
         notification.locked_until = now + LEASE
     session.flush()  # before any later UPDATE of the same rows, which must come after it
     return claimed
@@ -95,29 +98,29 @@ def verdict(
     email, sms_opt_outs for an SMS), loaded once for the batch."""
     address = None
     if recipient is not None and recipient.erased_at is None:
-        address = recipient.email if notification.channel == c.EMAIL else recipient.phone
+        address = recipient.email if notification.channel == Channel.EMAIL else recipient.phone
     if address is None:
-        return c.CANCELLED, "no contact: erased"
-    if notification.kind == c.REMINDER:
-        if event.status != c.PUBLISHED or recipient.status != c.CONFIRMED:
-            return c.CANCELLED, "no longer due: the event or the registration changed"
+        return NotificationStatus.CANCELLED, "no contact: erased"
+    if notification.kind == NotificationKind.REMINDER:
+        if event.status != EventStatus.PUBLISHED or recipient.status != RegistrationStatus.CONFIRMED:
+            return NotificationStatus.CANCELLED, "no longer due: the event or the registration changed"
         if now >= event.starts_at:
-            return c.SUPPRESSED, "the event had already started"
-    if notification.channel == c.EMAIL:
-        if notification.kind in c.NON_TRANSACTIONAL and contact_hash(address) in opted_out:
-            return c.SUPPRESSED, "opted out: the address unsubscribed"
+            return NotificationStatus.SUPPRESSED, "the event had already started"
+    if notification.channel == Channel.EMAIL:
+        if notification.kind in rules.NON_TRANSACTIONAL and contact_hash(address) in opted_out:
+            return NotificationStatus.SUPPRESSED, "opted out: the address unsubscribed"
         return None
     if contact_hash(address) in opted_out:
-        return c.SUPPRESSED, "opted out: the number replied STOP"
+        return NotificationStatus.SUPPRESSED, "opted out: the number replied STOP"
     window = rules.parse_quiet_hours(rt.settings.sms_quiet_hours)
     quiet_until = rules.quiet_hours_end(now, render.local_zone(recipient, event), window)
     if quiet_until is None:
         return None
     if event.starts_at < quiet_until:
         # News about the event matters most right before it; anything else would only arrive too late.
-        if notification.kind in c.EVENT_NEWS:
+        if notification.kind in rules.EVENT_NEWS:
             return None
-        return c.SUPPRESSED, "quiet hours: they last past the event's start"
+        return NotificationStatus.SUPPRESSED, "quiet hours: they last past the event's start"
     return quiet_until
 
 
@@ -164,7 +167,12 @@ def _prepare_batch(
                 send = _prepare(rt, session, notification, recipient, event, now, opted_out)
             except Exception as exc:
                 log.exception("sender: notification %s could not be handled", notification.id)
-                _update(session, notification.id, status=c.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:1000])
+                _update(
+                    session,
+                    notification.id,
+                    status=NotificationStatus.FAILED,
+                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                )
                 continue
             if send is not None:
                 notification.attempts += 1  # committed before the call: a crash mid-send still counts
@@ -178,7 +186,7 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
     with delivery.Mailer(rt.settings) as mailer, delivery.SmsSender(rt.settings) as texter:
         for send in sends:
             try:
-                if send.notification.channel == c.EMAIL:
+                if send.notification.channel == Channel.EMAIL:
                     mailer.send(send.content)
                 else:
                     send.provider_id = texter.send(send.to, send.content, str(send.notification.id))
@@ -210,7 +218,9 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                     locked_until=None,
                     provider_id=sa.bindparam("sent_provider_id"),
                     # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
-                    status=sa.case((table.c.status == c.SENDING, c.SENT), else_=table.c.status),
+                    status=sa.case(
+                        (table.c.status == NotificationStatus.SENDING, NotificationStatus.SENT), else_=table.c.status
+                    ),
                 ),
                 sent,
             )
@@ -218,8 +228,8 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
 
 def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
     """The hashes of the batch's email addresses and phone numbers that opted out (one query per table)."""
-    emails = {contact_hash(r.email) for n, r in batch if r is not None and r.email and n.channel == c.EMAIL}
-    phones = {contact_hash(r.phone) for n, r in batch if r is not None and r.phone and n.channel != c.EMAIL}
+    emails = {contact_hash(r.email) for n, r in batch if r is not None and r.email and n.channel == Channel.EMAIL}
+    phones = {contact_hash(r.phone) for n, r in batch if r is not None and r.phone and n.channel != Channel.EMAIL}
     found: set[str] = set()
     if emails:
         found.update(session.scalars(sa.select(EmailOptOut.address_hash).where(EmailOptOut.address_hash.in_(emails))))
@@ -239,18 +249,18 @@ def _prepare(
 ) -> _Send | None:
     """Settle a notification that does not go now (returns None), or render the one that does."""
     if event is None:  # the registration overtook the event's snapshot; wait for it
-        _update(session, notification.id, status=c.PENDING, scheduled_for=now + EVENT_WAIT)
+        _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=now + EVENT_WAIT)
         return None
     decision = verdict(rt, notification, recipient, event, now, opted_out)
     if isinstance(decision, datetime):
-        _update(session, notification.id, status=c.PENDING, scheduled_for=decision)
+        _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=decision)
         log.info("sender: %s sms waits for the end of quiet hours at %s", notification.kind, decision)
         return None
     if decision is not None:
         _update(session, notification.id, status=decision[0], last_error=decision[1])
         log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
         return None
-    if notification.channel == c.EMAIL:
+    if notification.channel == Channel.EMAIL:
         return _Send(notification, render.email(rt.settings, notification, recipient, event, now), None)
     return _Send(notification, render.sms(rt.settings, notification, recipient, event), recipient.phone)
 
@@ -259,7 +269,7 @@ def _failed(session: Session, notification: Notification, exc: delivery.Delivery
     error, attempts = str(exc)[:1000], notification.attempts
     if exc.transient and attempts < rules.MAX_ATTEMPTS:
         retry_at = now + rules.retry_delay(attempts)
-        _update(session, notification.id, status=c.PENDING, scheduled_for=retry_at, last_error=error)
+        _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=retry_at, last_error=error)
         log.warning(
             "sender: %s %s attempt %d failed, retry at %s: %s",
             notification.kind,
@@ -269,7 +279,7 @@ def _failed(session: Session, notification: Notification, exc: delivery.Delivery
             error,
         )
     else:
-        _update(session, notification.id, status=c.FAILED, last_error=error)
+        _update(session, notification.id, status=NotificationStatus.FAILED, last_error=error)
         log.error(
             "sender: %s %s failed after %d attempt(s): %s", notification.kind, notification.channel, attempts, error
         )
@@ -309,7 +319,7 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
         with doorbell:
             doorbell.notify()  # one thread: waking them all would have seven claim nothing
 
-    listener = threading.Thread(target=listen, args=(rt.engine, c.DUE_NOW_CHANNEL, ring, stop), name="listener")
+    listener = threading.Thread(target=listen, args=(rt.engine, DUE_NOW_CHANNEL, ring, stop), name="listener")
     workers = [
         threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds), name=f"sender-{i}")
         for i in range(SEND_WORKERS)

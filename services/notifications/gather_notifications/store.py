@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from gather_notifications import constants
 from gather_shared.db import UTCDateTime, utcnow
+from gather_shared.organizers import OrganizerCopy
+from gather_shared.vocabulary import NotificationStatus
 
 
 class Base(DeclarativeBase):
@@ -24,12 +25,8 @@ class Base(DeclarativeBase):
 metadata = Base.metadata
 
 
-class Organizer(Base):
-    __tablename__ = "organizers"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    api_key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
-    key_issued_at: Mapped[datetime | None]  # see gather_shared.organizers.keep_key
+class Organizer(OrganizerCopy, Base):
+    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer for the notification log."""
 
 
 class Event(Base):
@@ -119,7 +116,7 @@ class Notification(Base):
     event_version: Mapped[int]
     #: Seconds before the start, for reminders; 0 for every other kind.
     reminder_offset: Mapped[int] = mapped_column(default=0)
-    status: Mapped[str] = mapped_column(sa.String(20), default=constants.PENDING)
+    status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
     #: While `sending`: when a sender that died mid-delivery loses its claim (see docs/notifications.md).
@@ -141,6 +138,6 @@ def forget_contact(session: Session, recipient: Recipient, now: datetime, reason
     recipient.erased_at = now
     session.execute(
         sa.update(Notification)
-        .where(Notification.signup_id == recipient.signup_id, Notification.status == constants.PENDING)
-        .values(status=constants.CANCELLED, last_error=reason)
+        .where(Notification.signup_id == recipient.signup_id, Notification.status == NotificationStatus.PENDING)
+        .values(status=NotificationStatus.CANCELLED, last_error=reason)
     )

@@ -1,0 +1,63 @@
+"""The HTTP schemas of the notifications service: they validate requests (the SMS provider's webhooks
+among them) and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from gather_shared.vocabulary import NotificationStatus
+
+# --- the notification log ---------------------------------------------------------------------------
+
+
+class NotificationQuery(Schema):
+    event_id = fields.UUID(load_default=None)
+    signup_id = fields.UUID(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(list(NotificationStatus)))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
+
+
+class NotificationOut(Schema):
+    id = fields.UUID()
+    event_id = fields.UUID()
+    signup_id = fields.UUID()
+    kind = fields.String()
+    channel = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    scheduled_for = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+
+
+class NotificationPage(Schema):
+    items = fields.List(fields.Nested(NotificationOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- the SMS provider's webhooks --------------------------------------------------------------------
+
+
+class InboundSms(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = fields.String(data_key="From", required=True, validate=validate.Length(min=1, max=20))
+    body = fields.String(data_key="Body", required=True, validate=validate.Length(max=2000))
+
+
+class SmsStatus(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    message_sid = fields.String(data_key="MessageSid", required=True)
+    message_status = fields.String(data_key="MessageStatus", required=True)
+    error_code = fields.String(data_key="ErrorCode", load_default=None)
+
+
+class SmsStatusQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    notification = fields.UUID(load_default=None)
