@@ -27,11 +27,6 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
 
-    @property
-    def source(self) -> str:
-        """The CloudEvents `source` of every message this service sends."""
-        return f"/gather/{self.settings.service}"
-
 
 #: Every file and folder a Gather process creates is its owner's alone (0600 / 0700): the admin token, the
 #: secret key, SQLite files and their -wal/-shm, outgoing emails and SMS, broker messages all hold secrets

@@ -5,7 +5,7 @@ from pathlib import Path
 from gather_shared.service import Runtime, start
 
 SERVICE = "signup"
-#: The CloudEvents `source` of every message this service sends (the same as Runtime.source).
+#: The CloudEvents `source` of every message this service sends.
 SOURCE = f"/gather/{SERVICE}"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
