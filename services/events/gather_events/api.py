@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint
+from marshmallow import Schema
 from sqlalchemy.orm import Session
 
 from gather_events import announce, calendar, domain, schemas
@@ -47,6 +48,11 @@ def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any
         return view
 
     return document
+
+
+def by_viewer(description: str, schema: type[Schema]) -> dict[str, Any]:
+    """The documented 200 of a route whose answer depends on who asks (dumped per viewer: dump_for)."""
+    return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
 
 
 def now() -> datetime:
@@ -140,7 +146,7 @@ def bump(event: Event) -> None:
     event.updated_at = now()
 
 
-def transition(session: Session, event: Event, step: domain.Transition, reason: str | None = None) -> None:
+def transition(session: Session, event: Event, step: domain.Transition, reason: str | None) -> None:
     """Move `event` through `step` and announce it, in the caller's transaction (TransitionNotAllowed)."""
     event.status = domain.next_status(step, event.status)
     bump(event)
@@ -277,14 +283,7 @@ def list_events(args: dict[str, Any]) -> Response:
 
 @blp.route("/events/<uuid:event_id>", methods=["GET"])
 @problems(404)
-@blp.doc(
-    responses={
-        "200": {
-            "description": "The event; `online_url` only for its own organizer",
-            "content": {"application/json": {"schema": schemas.OrganizerEvent}},
-        }
-    }
-)
+@blp.doc(responses=by_viewer("The event; `online_url` only for its own organizer", schemas.OrganizerEvent))
 def get_event(event_id: uuid.UUID) -> Response:
     """One event: the public view, or the full view for its organizer."""
     with web.current_runtime().sessions() as session:
@@ -331,10 +330,7 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 @blp.doc(security=BEARER)
 def publish_event(event_id: uuid.UUID) -> Event:
     """Publish a draft: it becomes visible and open for registration."""
-    with web.current_runtime().sessions.begin() as session:
-        event = own_event(session, event_id, current_organizer(session))
-        transition(session, event, domain.PUBLISH)
-        return event
+    return event_step(event_id, domain.PUBLISH, None)
 
 
 @blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
@@ -345,10 +341,7 @@ def publish_event(event_id: uuid.UUID) -> Event:
 @blp.doc(security=BEARER)
 def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
-    with web.current_runtime().sessions.begin() as session:
-        event = own_event(session, event_id, current_organizer(session))
-        transition(session, event, domain.POSTPONE, body["reason"])
-        return event
+    return event_step(event_id, domain.POSTPONE, body["reason"])
 
 
 @blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
@@ -359,9 +352,14 @@ def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 @blp.doc(security=BEARER)
 def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Cancel a published or postponed event, for good. For one date of a series, too."""
+    return event_step(event_id, domain.CANCEL, body["reason"])
+
+
+def event_step(event_id: uuid.UUID, step: domain.Transition, reason: str | None) -> Event:
+    """Apply `step` to the caller's event (TransitionNotAllowed if its status does not allow it)."""
     with web.current_runtime().sessions.begin() as session:
         event = own_event(session, event_id, current_organizer(session))
-        transition(session, event, domain.CANCEL, body["reason"])
+        transition(session, event, step, reason)
         return event
 
 
@@ -371,12 +369,9 @@ def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 @blp.route("/series/<uuid:series_id>", methods=["GET"])
 @problems(404)
 @blp.doc(
-    responses={
-        "200": {
-            "description": "The dates of a series, ordered by start; drafts only for their organizer",
-            "content": {"application/json": {"schema": schemas.OrganizerSeries}},
-        }
-    }
+    responses=by_viewer(
+        "The dates of a series, ordered by start; drafts only for their organizer", schemas.OrganizerSeries
+    )
 )
 def get_series(series_id: uuid.UUID) -> Response:
     """Every date of a recurring event."""
