@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from gather_shared.bus import topology
 from gather_shared.testing import REPO, procfile
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -57,3 +58,11 @@ def test_the_stack_has_rabbitmq_with_its_definitions_postgresql_with_each_databa
     for service in ("events", "signup", "notifications"):
         assert f"CREATE DATABASE gather_{service};" in init
     assert "8025:8025" in SERVICES["mailpit"]["ports"]
+
+
+def test_the_broker_keeps_every_dead_letter_as_long_as_the_consumer_says_and_no_longer() -> None:
+    # The policy reaches queues declared before the TTL existed and RabbitMQ's own dead letters.
+    policies = json.loads((REPO / "deploy/rabbitmq/definitions.json").read_text())["policies"]
+    for dlq in (q.dlq for q in topology.CONSUMERS.values()):
+        [policy] = sorted((p for p in policies if re.search(p["pattern"], dlq)), key=lambda p: -p["priority"])[:1]
+        assert policy["definition"]["message-ttl"] == topology.DEAD_LETTER_TTL_SECONDS * 1000

@@ -8,7 +8,7 @@ import pytest
 from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
 from gather_shared import messages
-from gather_shared.bus import consumer, relay
+from gather_shared.bus import consumer, relay, topology
 from gather_shared.config import Settings
 from gather_shared.testing import REPO
 from gather_signup.handlers import handlers as signup_handlers
@@ -35,6 +35,11 @@ def test_every_message_type_is_documented() -> None:
     assert set(message_table()) == set(messages.SCHEMAS)
 
 
+def test_the_table_says_which_service_sends_each_message_as_consumers_check_it() -> None:
+    for type_, cells in message_table().items():
+        assert f"/gather/{cells[0]}" == topology.sender(type_), type_
+
+
 @pytest.mark.parametrize("service, column", [("signup", 2), ("notifications", 3)])
 def test_the_table_says_exactly_which_messages_each_service_reacts_to(
     service: str, column: int, monkeypatch: pytest.MonkeyPatch
@@ -57,11 +62,11 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
     for quoted in (
         f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-        f"every {_ms(relay.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for "
-        f"{relay.RELAY_BUSY_SECONDS:g} s",
+        f"every {_ms(relay.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s",
         f"nothing more came within {_ms(consumer.BATCH_WAIT_SECONDS)}, at {consumer.BATCH_MAX} messages",
         f"has waited {_ms(consumer.BATCH_MAX_AGE_SECONDS)}",
         f"may send it {consumer.PREFETCH} unacked messages",
+        f"dead letters expire after {topology.DEAD_LETTER_TTL_SECONDS // 86400} days",
     ):
         assert quoted in architecture
     notifications = " ".join((REPO / "docs/notifications.md").read_text().split())

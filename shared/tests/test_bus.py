@@ -56,6 +56,11 @@ class Bus:
                 content_encoding="utf-8",
             )
 
+    def waiting(self, queue_name: str) -> int:
+        """How many messages `queue_name` holds, leaving them there."""
+        with connect(self.broker_url) as conn:
+            return conn.default_channel.queue_declare(queue=queue_name, passive=True).message_count
+
     def drain(self, queue_name: str) -> list[kombu.Message]:
         got = []
         with connect(self.broker_url) as conn:
@@ -99,13 +104,18 @@ def record(session: Session, message: Message) -> None:
 def run_consumer(bus: Bus) -> Iterator[Callable[..., Consumer]]:
     started: list[tuple[Consumer, threading.Thread]] = []
 
-    def start(handlers: dict | None = None, retry_delays: tuple[int, ...] = (1, 1, 1)) -> Consumer:
+    def start(
+        handlers: dict | None = None,
+        retry_delays: tuple[int, ...] = (1, 1, 1),
+        dead_letter_ttl: float = topology.DEAD_LETTER_TTL_SECONDS,
+    ) -> Consumer:
         consumer = Consumer(
             bus.broker_url,
             QUEUE,
             bus.sessions,
             handlers or {"organizer.key_issued.v1": record},
             retry_delays=retry_delays,
+            dead_letter_ttl=dead_letter_ttl,
         )
         thread = threading.Thread(target=consumer.run, daemon=True)
         thread.start()
@@ -192,6 +202,31 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_queue_keeps_flowin
     assert sorted(m.body.decode() if isinstance(m.body, bytes) else m.body for m in dead) == sorted(
         ["this is not json", json.dumps(invalid)]
     )
+
+
+def test_a_message_from_a_source_that_may_not_send_its_type_is_dead_lettered(
+    bus: Bus, run_consumer: Callable[..., Consumer]
+) -> None:
+    run_consumer()
+    data = messages.dump("organizer.key_issued.v1", key_issued())
+    forged = envelope.build("organizer.key_issued.v1", "/gather/signup", data, None)  # only events issues keys
+    bus.publish_raw(json.dumps(forged), "organizer.key_issued.v1")
+    ids = emit_committed(bus)  # from /gather/events: handled
+    Relay(bus.broker_url, bus.sessions).publish_batch()
+    wait_for(lambda: bus.effects() == ids, message="the message from the events service")
+    dead = wait_for(lambda: bus.drain(QUEUE.dlq), message="the forged message's dead letter")
+    assert [json.loads(m.body)["id"] for m in dead] == [forged["id"]]
+    assert "may only come from /gather/events" in dead[0].headers[ERROR_HEADER]
+    assert dead[0].properties["expiration"] == str(topology.DEAD_LETTER_TTL_SECONDS * 1000)
+
+
+def test_a_dead_letter_is_gone_once_its_time_to_live_has_passed(
+    bus: Bus, run_consumer: Callable[..., Consumer]
+) -> None:
+    run_consumer(dead_letter_ttl=5)
+    bus.publish_raw("this is not json", "organizer.key_issued.v1")
+    wait_for(lambda: bus.waiting(QUEUE.dlq) == 1, message="the dead letter")
+    wait_for(lambda: bus.waiting(QUEUE.dlq) == 0, timeout=60, message="the dead letter to expire")
 
 
 def test_a_failing_handler_is_retried_until_it_succeeds(bus: Bus, run_consumer: Callable[..., Consumer]) -> None:

@@ -68,3 +68,9 @@ def test_every_consumer_queue_has_a_dead_letter_queue_and_one_delay_queue_per_re
     for q in topology.CONSUMERS.values():
         assert q.dlq == f"{q.name}.dlq"
         assert len({q.retry_queue(d) for d in topology.RETRY_DELAYS_SECONDS}) == len(topology.RETRY_DELAYS_SECONDS)
+
+
+def test_every_message_type_has_one_service_that_may_send_it() -> None:
+    services = {f"/gather/{service}" for service in ("events", "signup", "notifications")}
+    for type_ in messages.SCHEMAS:
+        assert topology.sender(type_) in services, type_
