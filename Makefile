@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# Gather's own packages, as requirements.txt lists them (-e ./shared, -e ./services/events, ...).
+PACKAGES := $(shell sed -n 's|^-e \./||p' requirements.txt)
 
-.PHONY: install run test bench lint
+.PHONY: install run test bench lint lock
 
-$(STAMP): requirements.txt shared/pyproject.toml services/events/pyproject.toml services/signup/pyproject.toml services/notifications/pyproject.toml
+# Third-party code is installed only as the lock pins it, each file checked against its hash. Gather's own
+# packages follow, editable (an editable install has no file to hash) and without dependencies, built with
+# the locked setuptools: nothing is resolved or downloaded beyond the lock.
+$(STAMP): $(LOCK) requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	@echo "==> creating $(VENV) and installing Gather (first run takes a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	PYTHONWARNINGS="ignore:Editable installation" \
+		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(addprefix -e ./,$(PACKAGES))
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -26,3 +33,14 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pip-audit --disable-pip --require-hashes --progress-spinner off -r $(LOCK)
+
+# After editing requirements.txt or a package's pyproject.toml: pin every third-party package (and what it
+# needs) with its hashes. Existing pins are kept unless LOCK_ARGS says otherwise, e.g.
+# `make lock LOCK_ARGS="--upgrade-package requests"` or `make lock LOCK_ARGS=--upgrade`.
+lock: install
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" $(foreach p,$(PACKAGES),--no-emit-package gather-$(notdir $(p))) \
+		$(LOCK_ARGS) --output-file $(LOCK) requirements.txt
+	$(MAKE) install
