@@ -33,7 +33,8 @@ def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Me
     data = message.data
     organizer = session.get(organizer_model, data["organizer_id"], with_for_update=True)
     if organizer is None:
-        organizer = organizer_model(id=data["organizer_id"])
+        organizer = organizer_model()
+        organizer.id = data["organizer_id"]
         session.add(organizer)
     elif organizer.key_issued_at is not None and organizer.key_issued_at >= message.time:
         return
