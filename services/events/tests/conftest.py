@@ -61,20 +61,17 @@ class EventsClient:
         return self.app.extensions["gather_runtime"].engine
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    with testing.module_service(request, tmp_path_factory, "events"):
-        app = create_app()
-        yield app
-        app.extensions["gather_runtime"].engine.dispose()
+@pytest.fixture(scope="session")
+def service_under_test() -> testing.ServiceUnderTest:
+    """For the plugin's `module_app`, `app` and `rt`."""
+    return testing.ServiceUnderTest("events", create_app, metadata)
 
 
 @pytest.fixture
-def app(module_app: Flask) -> Flask:
-    """The events app on an empty database (SQLite, then PostgreSQL), with the real clock."""
-    testing.empty_tables(module_app.extensions["gather_runtime"].engine, metadata)
-    module_app.config["GATHER_CLOCK"] = utcnow
-    return module_app
+def app(app: Flask) -> Flask:
+    """The plugin's app (on an empty database, SQLite then PostgreSQL), with the real clock."""
+    app.config["GATHER_CLOCK"] = utcnow
+    return app
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 
 from gather_notifications import sender
 from gather_notifications.app import create_app
-from gather_notifications.bootstrap import runtime
 from gather_notifications.handlers import handlers
 from gather_notifications.store import Notification, metadata
 from gather_shared import testing
@@ -32,28 +32,23 @@ NOTIFICATIONS_URL = "http://notifications.test"
 SIGNUP_URL = "http://signup.test"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_rt(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with testing.module_service(
-        request,
-        tmp_path_factory,
-        "notifications",
-        GATHER_NOTIFICATIONS_URL=NOTIFICATIONS_URL,
-        GATHER_SIGNUP_URL=SIGNUP_URL,
-        GATHER_REMINDER_OFFSETS="24h,1h",
-    ):
-        runtime_ = runtime()
-        yield runtime_
-        runtime_.engine.dispose()
+@pytest.fixture(scope="session")
+def service_under_test() -> testing.ServiceUnderTest:
+    """For the plugin's `module_app`, `app` and `rt`."""
+    settings = {
+        "GATHER_NOTIFICATIONS_URL": NOTIFICATIONS_URL,
+        "GATHER_SIGNUP_URL": SIGNUP_URL,
+        "GATHER_REMINDER_OFFSETS": "24h,1h",
+    }
+    return testing.ServiceUnderTest("notifications", create_app, metadata, settings)
 
 
 @pytest.fixture
-def rt(module_rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    """The service's runtime on an empty database (SQLite, then PostgreSQL); `var/` (the email and SMS
-    outboxes) is the test's own `tmp_path`."""
-    testing.empty_tables(module_rt.engine, metadata)
+def rt(rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    """The plugin's runtime (on an empty database, SQLite then PostgreSQL), with `var/` (the email and SMS
+    outboxes) the test's own `tmp_path`."""
     monkeypatch.chdir(tmp_path)
-    return module_rt
+    return rt
 
 
 class World:
@@ -77,29 +72,7 @@ class World:
 
     def publish(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
         starts = fields.pop("starts_at", NOW + timedelta(days=7))
-        self.event = {
-            "id": uuid.uuid4(),
-            "version": 1,
-            "status": "published",
-            "title": "Peer support circle",
-            "summary": "A safe space to talk.",
-            "kind": "support_group",
-            "tags": [],
-            "starts_at": starts,
-            "ends_at": starts + timedelta(hours=2),
-            "timezone": "Europe/London",
-            "format": "in_person",
-            "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
-            "online_url": None,
-            "capacity": 10,
-            "waitlist_enabled": True,
-            "language": "en",
-            "accessibility": None,
-            "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
-            "organizer_id": self.organizer_id,
-            "organizer_name": "Mind Matters",
-            "series_id": None,
-        } | fields
+        self.event = testing.event_snapshot(starts, organizer_id=self.organizer_id, **fields)
         self.send("event.published.v1", {"event": self.event}, at)
         return self.event
 
@@ -162,11 +135,9 @@ def world(rt: Runtime) -> World:
 
 
 @pytest.fixture
-def client(rt: Runtime) -> Iterator[FlaskClient]:
-    """The service's web app, on the same database as `rt`."""
-    app = create_app()
-    yield app.test_client()
-    app.extensions["gather_runtime"].engine.dispose()
+def client(app: Flask, rt: Runtime) -> FlaskClient:
+    """The service's web app, on the same database as `rt` (and in its working directory)."""
+    return app.test_client()
 
 
 class Mailbox:

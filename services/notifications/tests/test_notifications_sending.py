@@ -118,7 +118,7 @@ def test_a_claimed_notification_is_not_claimed_again_while_its_lease_lasts(world
 
 
 # PostgreSQL only: SQLite lets one writer at a time, so there a second sender waits instead of skipping.
-@pytest.mark.parametrize("module_rt", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("module_app", ["postgresql"], indirect=True)
 def test_a_second_sender_skips_what_the_first_is_claiming(world: World) -> None:
     world.publish()
     world.register(consent_reminders=False)
@@ -129,7 +129,7 @@ def test_a_second_sender_skips_what_the_first_is_claiming(world: World) -> None:
 
 
 # PostgreSQL only: the wake-up is its LISTEN/NOTIFY; on SQLite the sender only polls.
-@pytest.mark.parametrize("module_rt", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("module_app", ["postgresql"], indirect=True)
 def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world: World, mailbox: Mailbox) -> None:
     now = utcnow()
     world.publish(at=now, starts_at=now + timedelta(days=7))

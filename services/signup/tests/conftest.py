@@ -4,8 +4,7 @@ the messages that give it events and organizers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,44 +23,10 @@ from gather_signup.store import metadata
 ORGANIZER_KEY = "organizer-key-0123456789abcdef"
 
 
-def event_snapshot(**overrides: Any) -> dict[str, Any]:
-    """An `EventSnapshot` as the events service sends it: published, in a week, 10 seats with a waitlist."""
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
-    return {
-        "id": uuid.uuid4(),
-        "version": 1,
-        "status": "published",
-        "title": "Peer support circle",
-        "kind": "support_group",
-        "starts_at": starts,
-        "ends_at": starts + timedelta(hours=2),
-        "timezone": "Europe/London",
-        "format": "in_person",
-        "capacity": 10,
-        "waitlist_enabled": True,
-        "organizer_id": uuid.UUID(int=1),
-        "organizer_name": "Mind Matters",
-    } | overrides
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    with testing.module_service(request, tmp_path_factory, "signup", GATHER_SIGNUP_URL="https://gather.example/"):
-        app = create_app()
-        yield app
-        app.extensions["gather_runtime"].engine.dispose()
-
-
-@pytest.fixture
-def app(module_app: Flask) -> Flask:
-    """The signup app on an empty database (SQLite, then PostgreSQL)."""
-    testing.empty_tables(module_app.extensions["gather_runtime"].engine, metadata)
-    return module_app
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["gather_runtime"]
+@pytest.fixture(scope="session")
+def service_under_test() -> testing.ServiceUnderTest:
+    """For the plugin's `module_app`, `app` and `rt`."""
+    return testing.ServiceUnderTest("signup", create_app, metadata, {"GATHER_SIGNUP_URL": "https://gather.example/"})
 
 
 @pytest.fixture
@@ -86,7 +51,7 @@ def publish(send: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     )
 
     def _publish(type_: str = "event.published.v1", **overrides: Any) -> dict[str, Any]:
-        snapshot = event_snapshot(**overrides)
+        snapshot = testing.event_snapshot(**overrides)
         data = {"event": snapshot} if type_ != "event.updated.v1" else {"event": snapshot, "changes": {}}
         send(type_, data)
         return snapshot
@@ -125,5 +90,5 @@ def organizer_key() -> str:
 
 @pytest.fixture
 def new_event() -> Callable[..., dict[str, Any]]:
-    """Makes event snapshots (see event_snapshot), for tests that deliver them themselves."""
-    return event_snapshot
+    """Makes event snapshots (see testing.event_snapshot), for tests that deliver them themselves."""
+    return testing.event_snapshot

@@ -1,0 +1,44 @@
+"""What Gather's tests share. The pytest plugin (fixtures and hooks) is `plugin.py`; the rest are helpers
+a test imports from here:
+
+- tiers.py     where the real PostgreSQL and RabbitMQ come from; a fresh database or vhost for a test
+- service.py   one service in this process: its settings and database for a test module, and its
+               messages in (`deliver`) and out (`outbox_messages`) without a broker
+- samples.py   a valid event: the HTTP body (`event_body`) and the message snapshot (`event_snapshot`)
+- platform.py  every Procfile process, started as `make run` starts them, and a `Client` for it
+"""
+
+from gather_shared.testing.platform import REPO, Client, Platform, free_port, procfile, running_platform, wait_for
+from gather_shared.testing.samples import event_body, event_snapshot
+from gather_shared.testing.service import (
+    ADMIN_TOKEN,
+    SECRET_KEY,
+    ServiceUnderTest,
+    deliver,
+    empty_tables,
+    module_service,
+    outbox_messages,
+)
+from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost, reset_broker
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "REPO",
+    "SECRET_KEY",
+    "Client",
+    "Platform",
+    "ServiceUnderTest",
+    "deliver",
+    "empty_tables",
+    "event_body",
+    "event_snapshot",
+    "free_port",
+    "fresh_pg_database",
+    "fresh_vhost",
+    "module_service",
+    "outbox_messages",
+    "procfile",
+    "reset_broker",
+    "running_platform",
+    "wait_for",
+]

@@ -1,0 +1,206 @@
+"""The whole platform as separate processes, started from the Procfile exactly as `make run` starts
+them, and the HTTP calls a user makes against it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gather_shared.testing.samples import event_body
+from gather_shared.testing.service import ADMIN_TOKEN, SECRET_KEY
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's processes: the tests start exactly what `make run` starts."""
+    entries = {}
+    for line in (REPO / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+@dataclass
+class Platform:
+    """Gather's processes running in `workdir`; `urls` maps each web service to its base URL."""
+
+    workdir: Path
+    env: dict[str, str]
+    database_urls: dict[str, str] | None = None  # service → URL; None: each service's SQLite under var/
+    urls: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        command = procfile()[name]
+        if name in ("events", "signup", "notifications"):
+            port = int(self.urls[name].rsplit(":", 1)[1]) if name in self.urls else free_port()
+            command = re.sub(r"--bind \S+", f"--bind 127.0.0.1:{port}", command)
+            self.urls[name] = f"http://127.0.0.1:{port}"
+        command = command.replace("deploy/", f"{REPO}/deploy/")
+        env = dict(self.env)
+        if self.database_urls:
+            env["GATHER_DATABASE_URL"] = self.database_urls[name.split("-")[0]]
+        argv = shlex.split(command)
+        argv[0] = str(Path(sys.executable).parent / argv[0]) if argv[0] != "python" else sys.executable
+        log = self.workdir / f"{name}.log"
+        self.logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            argv,
+            cwd=self.workdir,
+            env=env,
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            process = self.processes[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 3  # a test needs no graceful shutdown; the next test needs the cores
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        for name, url in self.urls.items():
+            while True:
+                try:
+                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                exited = [n for n, p in self.processes.items() if p.poll() is not None]
+                if exited or time.monotonic() > deadline:
+                    raise AssertionError(f"not ready: {name}; exited: {exited}")
+                time.sleep(0.2)
+
+    def tail(self, name: str, lines: int = 60) -> str:
+        path = self.logs.get(name)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path else ""
+
+    def all_logs(self) -> str:
+        return "\n".join(f"===== {name}\n{self.tail(name, 200)}" for name in self.logs)
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message: str = "condition") -> Any:
+    """Poll until `predicate()` is truthy; returns its value. Tests wait for outcomes, never for time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_platform(
+    workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
+    var/); `broker_url` None means the embedded filesystem transport."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
+    env |= {
+        "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATHER_SECRET_KEY": SECRET_KEY,
+        "WEB_CONCURRENCY": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if broker_url:
+        env["GATHER_BROKER_URL"] = broker_url
+    env |= extra_env or {}
+    platform = Platform(workdir=workdir, env=env, database_urls=database_urls)
+    try:
+        for name in procfile():
+            platform.start(name)
+        platform.wait_ready()
+        yield platform
+    except BaseException:
+        print(platform.all_logs())
+        raise
+    finally:
+        platform.stop()
+
+
+class Client:
+    """The HTTP calls a user makes, against a running Platform."""
+
+    def __init__(self, platform: Platform) -> None:
+        import requests
+
+        self.http = requests.Session()
+        self.urls = platform.urls
+
+    def call(self, method: str, service: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.urls[service] + path, headers=headers, timeout=30, **kwargs)
+
+    def organizer(self, name: str = "Mind Matters") -> dict[str, Any]:
+        response = self.call(
+            "POST", "events", "/v1/organizers", ADMIN_TOKEN, json={"name": name, "email": "org@example.org"}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def published_event(self, api_key: str, **overrides: Any) -> dict[str, Any]:
+        response = self.call("POST", "events", "/v1/events", api_key, json=event_body(**overrides))
+        assert response.status_code == 201, response.text
+        response = self.call("POST", "events", f"/v1/events/{response.json()['id']}/publish", api_key)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def register(self, event_id: str, wait: bool = True, headers: dict[str, str] | None = None, **body: Any) -> Any:
+        """Register; with `wait`, retry while the signup service has not yet heard of the event."""
+        body = {"display_name": "Sam", "email": "sam@example.org", "channels": ["email"]} | body
+        deadline = time.monotonic() + 30
+        while True:
+            response = self.call(
+                "POST", "signup", f"/v1/events/{event_id}/signups", json=body, headers=dict(headers or {})
+            )
+            if not (wait and response.status_code == 404 and time.monotonic() < deadline):
+                return response
+            time.sleep(0.1)
+
+    def notifications(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.call("GET", "notifications", "/v1/notifications", ADMIN_TOKEN, params=params | {"limit": 100})
+        assert response.status_code == 200, response.text
+        return response.json()["items"]

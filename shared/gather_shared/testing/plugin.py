@@ -1,0 +1,100 @@
+"""Gather's pytest plugin (registered through the `pytest11` entry point in shared/pyproject.toml, so
+every test directory and any single test file gets these fixtures): the tiers of real servers, a
+database per test or per module, and a service's app on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from gather_shared.testing import tiers
+from gather_shared.testing.service import ADMIN_TOKEN, ServiceUnderTest, empty_tables, module_service
+from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost
+
+if TYPE_CHECKING:  # the plugin loads before any test: it imports no application code
+    from flask import Flask
+
+    from gather_shared.service import Runtime
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return tiers.report_header()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in tiers.skipped():
+        terminalreporter.write_line(line, yellow=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    tiers.stop_containers()
+
+
+# --- the real servers -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    return tiers.require("postgresql")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return tiers.require("rabbitmq")
+
+
+@pytest.fixture
+def clean_amqp_url(amqp_url: str) -> Iterator[str]:
+    with fresh_vhost(amqp_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that uses it runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/test.db"
+        return
+    with fresh_pg_database(request.getfixturevalue("pg_server_url")) as url:
+        yield url
+
+
+# --- one service in this process --------------------------------------------------------------------
+
+
+@pytest.fixture
+def service_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Run in a fresh working directory (so `var/` is the test's own) with a known admin token."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GATHER_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name in ("GATHER_BROKER_URL", "GATHER_DATABASE_URL", "GATHER_SMTP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service_under_test: ServiceUnderTest
+) -> Iterator[Flask]:
+    """The app of the service under test (the `service_under_test` fixture of its conftest) for a whole
+    test module, on SQLite and then on PostgreSQL (see module_service)."""
+    with module_service(request, tmp_path_factory, service_under_test.name, **service_under_test.env):
+        app = service_under_test.create_app()
+        yield app
+        app.extensions["gather_runtime"].engine.dispose()
+
+
+@pytest.fixture
+def app(module_app: Flask, service_under_test: ServiceUnderTest) -> Flask:
+    """The app on an empty database (SQLite, then PostgreSQL)."""
+    empty_tables(module_app.extensions["gather_runtime"].engine, service_under_test.metadata)
+    return module_app
+
+
+@pytest.fixture
+def rt(app: Flask) -> Runtime:
+    """The app's runtime: its settings, engine and sessions."""
+    return app.extensions["gather_runtime"]

@@ -1,0 +1,57 @@
+"""A valid event two ways: the body an organizer sends the events API, and the snapshot its messages
+carry. Tests override what matters to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+def event_body(**overrides: Any) -> dict[str, Any]:
+    """A valid event, one week from now, in person; override any field."""
+    starts = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    body = {
+        "title": "Peer support circle",
+        "summary": "A safe space to talk.",
+        "kind": "support_group",
+        "tags": ["anxiety", "peer-support"],
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=1, minutes=30)).isoformat(),
+        "timezone": "Europe/London",
+        "format": "in_person",
+        "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
+        "capacity": 10,
+        "waitlist_enabled": True,
+        "language": "en",
+    }
+    return body | overrides
+
+
+def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[str, Any]:
+    """An `EventSnapshot` as the events service sends it: published, one week from now (or at
+    `starts_at`) for two hours, in person, 10 seats with a waitlist; override any field."""
+    starts = starts_at or datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    return {
+        "id": uuid.uuid4(),
+        "version": 1,
+        "status": "published",
+        "title": "Peer support circle",
+        "summary": "A safe space to talk.",
+        "kind": "support_group",
+        "tags": [],
+        "starts_at": starts,
+        "ends_at": starts + timedelta(hours=2),
+        "timezone": "Europe/London",
+        "format": "in_person",
+        "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
+        "online_url": None,
+        "capacity": 10,
+        "waitlist_enabled": True,
+        "language": "en",
+        "accessibility": None,
+        "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
+        "organizer_id": uuid.UUID(int=1),
+        "organizer_name": "Mind Matters",
+        "series_id": None,
+    } | overrides
