@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -139,7 +140,7 @@ class Relay:
                 pass
         self._conn = self._channel = None
 
-    def _publish(self, rows: list[Any]) -> dict[str, str]:
+    def _publish(self, rows: Sequence[Any]) -> dict[str, str]:
         """Publish `rows`; returns {message_id: reason} for those not accepted."""
         conn = self._connection()
         if not is_amqp(conn):
@@ -156,7 +157,7 @@ class Relay:
             return {}
         return self._publish_amqp(conn, rows)
 
-    def _publish_amqp(self, conn: kombu.Connection, rows: list[Any]) -> dict[str, str]:
+    def _publish_amqp(self, conn: kombu.Connection, rows: Sequence[Any]) -> dict[str, str]:
         channel = self._channel
         first_tag = getattr(channel, "_gather_next_tag", 1)
         by_tag: dict[int, str] = {}

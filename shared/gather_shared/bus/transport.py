@@ -23,7 +23,8 @@ class _AtomicFilesystemChannel(filesystem.Channel):
     """kombu's filesystem channel, without its two races between processes (both seen here as a
     JSONDecodeError that stopped a process): messages and exchange tables read half-written."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's own base classes disagree on the argument's name (`message`, `payload`); it passes it by position.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # Write under a name no reader matches, then rename: a rename is atomic.
         name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         path = Path(self.data_folder_out) / name
@@ -92,7 +93,8 @@ def check(url: str) -> None:
 def drop_expired(conn: kombu.Connection, queue: str, ttl_seconds: float) -> int:
     """Delete the messages of `queue` older than `ttl_seconds` from a filesystem broker, which knows no
     TTL of its own (RabbitMQ expires them by itself). Returns how many went."""
-    folder = Path(conn.transport_options["data_folder_in"])
+    options: dict[str, Any] = conn.transport_options or {}
+    folder = Path(options["data_folder_in"])
     oldest = time.time() - ttl_seconds
     dropped = 0
     for path in folder.glob(f"*.{queue}.msg"):

@@ -84,7 +84,10 @@ def deliver(
     from gather_shared import bus, envelope, messages
     from gather_shared.bus.topology import sender
 
-    body = envelope.build(type_, source or sender(type_), messages.dump(type_, data), None)
+    source = source or sender(type_)
+    if source is None:
+        raise ValueError(f"no service may send {type_}")
+    body = envelope.build(type_, source, messages.dump(type_, data), None)
     if message_id is not None:
         body["id"] = message_id
     if time is not None:

@@ -78,7 +78,7 @@ def require(name: str) -> str:
     if tier.url is None:
         if REQUIRE:
             pytest.fail(f"GATHER_REQUIRE_SERVICES=1 but {tier.why_not}", pytrace=False)
-        pytest.skip(tier.why_not)
+        pytest.skip(tier.why_not or f"{name} tier skipped")
     return tier.url
 
 
