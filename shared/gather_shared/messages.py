@@ -49,6 +49,8 @@ class EventSnapshot(_Base):
     status = fields.String(required=True, validate=validate.OneOf(list(EventStatus)))
     title = fields.String(required=True)
     summary = fields.String(allow_none=True, load_default=None)
+    # Optional: the attendee pages show it; messages from before it was sent load as None.
+    description = fields.String(allow_none=True, load_default=None)
     kind = fields.String(required=True)
     tags = fields.List(fields.String(), load_default=list)
     starts_at = fields.AwareDateTime(required=True)
@@ -117,6 +119,19 @@ class SignupErased(_Base):
     event_id = fields.UUID(required=True)
 
 
+class AvailabilityChanged(_Base):
+    """An event's seats as the signup service counts them, after a change: what the attendee pages show
+    ("3 places left"). No contact details: the pages need counts, not people. `seq` grows with every
+    change of an event's counts, so that a consumer keeps the newest whatever order messages arrive in."""
+
+    event_id = fields.UUID(required=True)
+    capacity = fields.Integer(allow_none=True, required=True, validate=validate.Range(min=1))
+    confirmed = fields.Integer(required=True, validate=validate.Range(min=0))
+    waitlisted = fields.Integer(required=True, validate=validate.Range(min=0))
+    waitlist_enabled = fields.Boolean(required=True)
+    seq = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "organizer.key_issued.v1": OrganizerKeyIssued,
     "event.published.v1": EventPublished,
@@ -128,6 +143,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "signup.promoted.v1": Registration,
     "signup.cancelled.v1": Registration,
     "signup.erased.v1": SignupErased,
+    "signup.availability_changed.v1": AvailabilityChanged,
 }
 
 

@@ -21,6 +21,7 @@ def snapshot(event: Event) -> dict[str, Any]:
         "status": event.status,
         "title": event.title,
         "summary": event.summary,
+        "description": event.description,
         "kind": event.kind,
         "tags": event.tags,
         "starts_at": event.starts_at,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared.bus import emit
 from gather_signup.bootstrap import SOURCE
-from gather_signup.store import Signup
+from gather_signup.store import Event, Signup
 
 
 def manage_url(signup_url: str, signup: Signup, token: str | None = None) -> str:
@@ -73,3 +73,23 @@ def _registration_changed(
 
 def contact_erased(session: Session, signup: Signup) -> None:
     emit(session, SOURCE, "signup.erased.v1", {"signup_id": signup.id, "event_id": signup.event_id})
+
+
+def availability_changed(session: Session, event: Event) -> None:
+    """`signup.availability_changed.v1`: the locked event's seat counts after a change, numbered by
+    `seats_seq` (the newest wins at the attendee pages, which show "3 places left" from it). Call once per
+    transaction that changed them, after the last change."""
+    event.seats_seq += 1
+    emit(
+        session,
+        SOURCE,
+        "signup.availability_changed.v1",
+        {
+            "event_id": event.id,
+            "capacity": event.capacity,
+            "confirmed": event.confirmed,
+            "waitlisted": event.waitlisted,
+            "waitlist_enabled": event.waitlist_enabled,
+            "seq": event.seats_seq,
+        },
+    )

@@ -10,7 +10,7 @@ from gather_shared import organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
-from gather_signup import seats
+from gather_signup import announce, seats
 from gather_signup.store import Event, Organizer
 
 
@@ -35,6 +35,7 @@ def keep_event(signup_url: str, session: Session, message: Message) -> None:
     event.waitlist_enabled = snap["waitlist_enabled"]
     session.flush()
     seats.promote_waiting(session, event, utcnow(), signup_url)
+    announce.availability_changed(session, event)  # the capacity may have changed, or the seats it freed
 
 
 def handlers(settings: Settings) -> dict[str, Handler]:

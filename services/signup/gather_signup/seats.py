@@ -152,6 +152,7 @@ def register(
     # The newest arrival is last in the waitlist (rule 3): its position is the count, without a query.
     position = event.waitlisted if status == RegistrationStatus.WAITLISTED else None
     announce.registered(session, signup_url, signup, position, manage_token)
+    announce.availability_changed(session, event)
     return Registered(signup, position)
 
 
@@ -170,6 +171,7 @@ def cancel(session: Session, signup_id: uuid.UUID, now: datetime, signup_url: st
     session.flush()
     announce.cancelled(session, signup_url, signup)
     promote_waiting(session, event, now, signup_url)
+    announce.availability_changed(session, event)
     return signup
 
 

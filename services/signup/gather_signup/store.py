@@ -46,6 +46,9 @@ class Event(Base):
     #: transaction that changes them, so that registering reads two numbers instead of counting rows.
     confirmed: Mapped[int] = mapped_column(default=0, server_default="0")
     waitlisted: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: How many times the counts above were announced (`signup.availability_changed.v1`): the message's
+    #: `seq`, so that the attendee pages keep the newest counts whatever order the messages arrive in.
+    seats_seq: Mapped[int] = mapped_column(default=0, server_default="0")
     #: When the retention job removed its attendees' contact details.
     anonymised_at: Mapped[datetime | None]
 

@@ -202,3 +202,23 @@ def test_availability_shows_counts_only_and_whether_registration_is_open(
 def test_availability_of_a_draft_or_unknown_event_is_not_found(publish: Publish, client: FlaskClient) -> None:
     draft = publish(status="draft")
     assert client.get(f"/v1/events/{draft['id']}/availability").status_code == 404
+
+
+def test_every_change_of_the_seats_is_announced_with_a_growing_seq_and_no_contact_details(
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
+    event = publish(capacity=1)
+    seated, waiting = register(event["id"], 1).json, register(event["id"], 2).json
+    client.delete(f"/v1/signups/{seated['id']}", headers=bearer(seated["manage_token"]))
+    publish("event.updated.v1", id=event["id"], version=2, capacity=5)
+    counts = [
+        (m["data"]["seq"], m["data"]["capacity"], m["data"]["confirmed"], m["data"]["waitlisted"])
+        for m in outbox_messages(rt.engine)
+        if m["type"] == "signup.availability_changed.v1"
+    ]
+    # published; the first takes the seat; the second waits; the first cancels and the second moves up;
+    # the capacity grows
+    assert counts == [(1, 1, 0, 0), (2, 1, 1, 0), (3, 1, 1, 1), (4, 1, 1, 0), (5, 5, 1, 0)]
+    assert waiting["status"] == "waitlisted"
+    announced = [m["data"] for m in outbox_messages(rt.engine) if m["type"] == "signup.availability_changed.v1"]
+    assert not any("attendee" in repr(data) for data in announced)

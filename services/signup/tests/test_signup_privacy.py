@@ -29,6 +29,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def about_people(rt: Runtime) -> list[str]:
+    """The types of the queued messages that concern people (seat counts concern none)."""
+    return [m["type"] for m in outbox_messages(rt.engine) if m["type"] != "signup.availability_changed.v1"]
+
+
 def assert_forgotten(database_text: Callable[..., str]) -> None:
     stored = database_text().lower()
     for detail in ("Robin Quill", "robin.quill", "example.org", "7911123456", "Europe/Paris"):
@@ -50,7 +55,7 @@ def test_erasure_leaves_no_contact_detail_anywhere_and_tells_the_notifications_s
     assert response.json["erased"] is True
     assert (response.json["display_name"], response.json["email"], response.json["phone"]) == (None, None, None)
     assert_forgotten(database_text)
-    assert [m["type"] for m in outbox_messages(rt.engine)] == ["signup.erased.v1"]
+    assert about_people(rt) == ["signup.erased.v1"]
 
 
 def test_erasing_a_confirmed_registration_still_gives_its_seat_to_the_next_in_line(
@@ -73,7 +78,7 @@ def test_erasing_after_cancelling_and_erasing_twice_are_harmless(
         response = client.delete(f"/v1/signups/{signup['id']}?erase=true", headers=bearer(signup["manage_token"]))
         assert response.status_code == 200
     assert_forgotten(database_text)
-    assert [m["type"] for m in outbox_messages(rt.engine)] == ["signup.erased.v1"]
+    assert about_people(rt) == ["signup.erased.v1"]
 
 
 def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keeps_counts(
