@@ -37,6 +37,10 @@ class Settings:
     sms_account_sid: str | None = None
     sms_auth_token: str | None = None
     sms_from: str | None = None
+    # The attendee pages' calm line for someone who needs help now, on pages about no event or about an
+    # event without support resources of its own: the operator's words and link (unset: general words).
+    help_text: str | None = None
+    help_url: str | None = None
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -63,6 +67,8 @@ class Settings:
             sms_account_sid=env.get("GATHER_SMS_ACCOUNT_SID") or None,
             sms_auth_token=env.get("GATHER_SMS_AUTH_TOKEN") or None,
             sms_from=env.get("GATHER_SMS_FROM") or None,
+            help_text=env.get("GATHER_HELP_TEXT") or None,
+            help_url=env.get("GATHER_HELP_URL") or None,
         )
 
 
