@@ -169,6 +169,13 @@ def test_each_rabbitmq_user_may_publish_the_message_types_it_sends_and_bind_the_
         assert {key: allows(topic["read"], key) for key in all_keys} == {key: key in listens for key in all_keys}
 
 
+def test_the_broker_creates_every_queue_at_boot_as_the_consumers_declare_it() -> None:
+    # Each process declares only its own queues: the others must exist before anything is published.
+    expected = topology.broker_definitions("gather")
+    actual = {key: DEFINITIONS.get(key) for key in expected}
+    assert actual == expected, "run .venv/bin/python deploy/rabbitmq/update_definitions.py"
+
+
 def test_the_stack_has_rabbitmq_with_its_definitions_and_an_smtp_catcher() -> None:
     assert SERVICES["rabbitmq"]["image"].startswith("rabbitmq:") and "management" in SERVICES["rabbitmq"]["image"]
     assert any(p["pattern"].endswith(r"\.dlq$") for p in DEFINITIONS["policies"])

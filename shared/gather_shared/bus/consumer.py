@@ -108,7 +108,7 @@ class Consumer(ConsumerMixin):
 
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[kombu.Consumer]:
         # kombu calls this on every (re)connection, right after on_connection_revived.
-        declare_topology(self.connection)
+        declare_topology(self.connection, self.queue)
         return [consumer_cls(queues=[main_queue(self.queue)], on_message=self.on_message, prefetch_count=PREFETCH)]
 
     def on_iteration(self) -> None:

@@ -1,8 +1,11 @@
 """The broker topology, described once: the exchange; for each consuming service its queue, the routing
 keys it binds, its retry (delay) queues and its dead-letter queue; and who may send what.
 
-Every process declares all of it when it connects: kombu's `filesystem://` transport routes topic keys
-across processes only when each has declared the exchange, and on RabbitMQ re-declaring is harmless.
+Every consumer's queues must exist before anything is published, or a consumer would miss what was sent
+before it first started. On RabbitMQ the broker creates them all at boot (`broker_definitions`, kept in
+deploy/rabbitmq/definitions.json), and each service's user may create only its own queues, so a process
+declares the exchange and its own queues only. kombu's `filesystem://` transport has no users and routes a
+topic key across processes only when each has declared everything: there every process declares it all.
 """
 
 from __future__ import annotations
@@ -92,21 +95,68 @@ def _plain_queue(name: str, **arguments: Any) -> kombu.Queue:
     return kombu.Queue(name, kombu.Exchange(""), routing_key=name, durable=True, queue_arguments=_quorum(**arguments))
 
 
-def declare_topology(conn: kombu.Connection) -> None:
-    """Declare the exchange and every consumer's queues, bindings, delay queues and dead-letter queue."""
+def queues(q: ConsumerQueue) -> list[kombu.Queue]:
+    """A consumer's queue with its bindings, its delay queues and its dead-letter queue."""
+    # A delay queue: nobody consumes it; RabbitMQ dead-letters each message back to the main queue when
+    # its TTL expires.
+    retry = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q.name}
+    return [
+        main_queue(q),
+        *(
+            _plain_queue(q.retry_queue(delay), **retry, **{"x-message-ttl": delay * 1000})
+            for delay in RETRY_DELAYS_SECONDS
+        ),
+        _plain_queue(q.dlq),
+    ]
+
+
+def declare_topology(conn: kombu.Connection, own: ConsumerQueue | None = None) -> None:
+    """Declare the exchange and the queues of `own` (the queue this process consumes, if any); on the
+    embedded transport, every consumer's queues (see the module's docstring)."""
     channel = conn.default_channel
     TOPIC_EXCHANGE(channel).declare()
     for q in CONSUMERS.values():
-        main_queue(q)(channel).declare()
-        _plain_queue(q.dlq)(channel).declare()
-        for delay in RETRY_DELAYS_SECONDS:
-            # A delay queue: nobody consumes it; RabbitMQ dead-letters each message back to the main
-            # queue when its TTL expires.
-            _plain_queue(
-                q.retry_queue(delay),
-                **{
-                    "x-message-ttl": delay * 1000,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": q.name,
-                },
-            )(channel).declare()
+        if q == own or conn.transport.driver_type != "amqp":
+            for queue in queues(q):
+                queue(channel).declare()
+
+
+def broker_definitions(vhost: str) -> dict[str, list[dict[str, Any]]]:
+    """The exchange, every consumer's queues and their bindings, in RabbitMQ's definitions format: what the
+    broker creates at boot (deploy/rabbitmq/definitions.json; tests/test_deploy.py keeps them equal)."""
+    return {
+        "exchanges": [
+            {
+                "name": EXCHANGE,
+                "vhost": vhost,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        ],
+        "queues": [
+            {
+                "name": queue.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": queue.queue_arguments,
+            }
+            for q in CONSUMERS.values()
+            for queue in queues(q)
+        ],
+        "bindings": [
+            {
+                "source": EXCHANGE,
+                "vhost": vhost,
+                "destination": q.name,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for q in CONSUMERS.values()
+            for key in q.bindings
+        ],
+    }

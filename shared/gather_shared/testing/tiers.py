@@ -152,13 +152,29 @@ def reset_broker(url: str) -> None:
         channel.close()
 
 
+def declare_every_queue(url: str) -> None:
+    """What deploy/rabbitmq/definitions.json makes a production broker create at boot (each process then
+    declares only its own queues): the exchange and every consumer's queues and bindings."""
+    import kombu
+
+    from gather_shared.bus import topology
+
+    with kombu.Connection(url, connect_timeout=5) as conn:
+        topology.TOPIC_EXCHANGE(conn.default_channel).declare()
+        for q in topology.CONSUMERS.values():
+            for queue in topology.queues(q):
+                queue(conn.default_channel).declare()
+
+
 @contextlib.contextmanager
 def fresh_vhost(amqp_url: str, prefix: str = "gather_test") -> Iterator[str]:
     """A broker URL no other test shares: a new virtual host when this machine runs the broker (with
-    rabbitmqctl at hand), else the given one emptied of Gather's queues. (`prefix`: as fresh_pg_database.)"""
+    rabbitmqctl at hand), else the given one emptied of Gather's queues. (`prefix`: as fresh_pg_database.)
+    Either way it holds every consumer's queues already, as a production broker does from its definitions."""
     parts = urlsplit(amqp_url)
     if not (shutil.which("rabbitmqctl") and parts.hostname in ("127.0.0.1", "localhost")):
         reset_broker(amqp_url)
+        declare_every_queue(amqp_url)
         yield amqp_url
         return
     vhost = f"{prefix}_{uuid.uuid4().hex[:12]}"
@@ -166,7 +182,9 @@ def fresh_vhost(amqp_url: str, prefix: str = "gather_test") -> Iterator[str]:
     _rabbitmqctl("add_vhost", vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
     try:
-        yield urlunsplit(parts._replace(path=f"/{vhost}"))
+        url = urlunsplit(parts._replace(path=f"/{vhost}"))
+        declare_every_queue(url)
+        yield url
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
 
