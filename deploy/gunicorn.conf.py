@@ -11,4 +11,5 @@ timeout = 30
 graceful_timeout = 10
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+logger_class = "gather_shared.accesslog.RedactingLogger"  # no token of a link in any log line
 control_socket_disable = True  # three masters on one machine would fight over one socket path

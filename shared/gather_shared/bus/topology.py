@@ -64,6 +64,8 @@ class ConsumerQueue:
 CONSUMERS: dict[str, ConsumerQueue] = {
     "signup": ConsumerQueue("signup", ("organizer.#", "event.#")),
     "notifications": ConsumerQueue("notifications", ("organizer.#", "event.#", "signup.#")),
+    # The attendee pages keep their own copy of listed events and of their seat counts.
+    "pages": ConsumerQueue("pages", ("event.#", "signup.availability_changed.v1")),
 }
 
 

@@ -39,6 +39,17 @@ def procfile() -> dict[str, str]:
     return entries
 
 
+#: The Procfile's web processes, each on a port of its own.
+WEB = ("pages", "events", "signup", "notifications")
+#: The settings that tell every process where a web process answers: the links in messages point under
+#: GATHER_PUBLIC_URL (the attendee pages), and the pages call the signup and notifications APIs.
+WEB_URL_SETTINGS = {
+    "GATHER_PUBLIC_URL": "pages",
+    "GATHER_SIGNUP_URL": "signup",
+    "GATHER_NOTIFICATIONS_URL": "notifications",
+}
+
+
 @dataclass
 class Platform:
     """Gather's processes running in `workdir`; `urls` maps each web service to its base URL."""
@@ -52,13 +63,13 @@ class Platform:
 
     def start(self, name: str) -> None:
         command = procfile()[name]
-        if name in ("events", "signup", "notifications"):
+        if name in WEB:
             port = int(self.urls[name].rsplit(":", 1)[1]) if name in self.urls else free_port()
             command = re.sub(r"--bind \S+", f"--bind 127.0.0.1:{port}", command)
             self.urls[name] = f"http://127.0.0.1:{port}"
         command = command.replace("deploy/", f"{REPO}/deploy/")
         env = dict(self.env)
-        if self.database_urls:
+        if self.database_urls and name.split("-")[0] in self.database_urls:
             env["GATHER_DATABASE_URL"] = self.database_urls[name.split("-")[0]]
         argv = shlex.split(command)
         argv[0] = str(Path(sys.executable).parent / argv[0]) if argv[0] != "python" else sys.executable
@@ -135,7 +146,7 @@ def running_platform(
     workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Platform]:
     """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
-    var/); `broker_url` None means the embedded filesystem transport."""
+    var/; a service it does not name, too); `broker_url` None means the embedded filesystem transport."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
     env |= {
         "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -147,6 +158,11 @@ def running_platform(
         env["GATHER_BROKER_URL"] = broker_url
     env |= extra_env or {}
     platform = Platform(workdir=workdir, env=env, database_urls=database_urls)
+    # Every web process's address is known before any starts, so each process is told the others'.
+    platform.urls = {name: f"http://127.0.0.1:{free_port()}" for name in WEB if name in procfile()}
+    for variable, name in WEB_URL_SETTINGS.items():
+        if name in platform.urls:
+            env.setdefault(variable, platform.urls[name])
     try:
         for name in procfile():
             platform.start(name)

@@ -1,0 +1,100 @@
+"""Languages and dates. A page speaks the event's `language` where Gather has a translation (English,
+Spanish, Welsh), else English; a page about no event (the listing, unsubscribing) speaks the browser's
+preferred one of those. Dates and times are the event's own, in its time zone, which is always named."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import flask_babel
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_timezone_name
+from flask import g, request
+
+#: The languages with a translation of every page (translations/<language>/LC_MESSAGES/messages.po).
+LANGUAGES = ("en", "es", "cy")
+DEFAULT = "en"
+#: Dates in English are written the British way (12 December 2026, 18:00) unless the event's language
+#: names another region (en-US).
+FORMAT_DEFAULTS = {"en": "en_GB"}
+
+
+def page_language(tag: str | None) -> str:
+    """The translation a page about an event in language `tag` (a BCP 47 tag, e.g. "es-MX") uses."""
+    primary = (tag or "").replace("_", "-").split("-")[0].lower()
+    return primary if primary in LANGUAGES else DEFAULT
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector: the language a view chose (`speak`), else the browser's."""
+    chosen = g.get("page_locale")
+    if chosen:
+        return chosen
+    language = request.accept_languages.best_match(LANGUAGES, DEFAULT)
+    return _format_locale(None, language)
+
+
+def speak(tag: str | None) -> None:
+    """Make the rest of this request speak the language of an event in language `tag`: the translation,
+    and the region's way of writing dates where the tag names one."""
+    language = page_language(tag)
+    g.page_locale = _format_locale(tag, language)
+    flask_babel.refresh()  # drop a locale already looked up in this request
+
+
+@functools.cache
+def _format_locale(tag: str | None, language: str) -> str:
+    if tag and page_language(tag) == language:
+        try:
+            return str(Locale.parse(tag.replace("-", "_")))
+        except (ValueError, UnknownLocaleError):
+            pass
+    return FORMAT_DEFAULTS.get(language, language)
+
+
+def current_locale() -> str:
+    """The locale of this page, e.g. "cy" or "en_GB" (for dates), and its language (for `lang`)."""
+    return str(flask_babel.get_locale() or DEFAULT)
+
+
+def html_lang() -> str:
+    """The page's `lang` attribute: the BCP 47 form of its locale (en-GB, cy)."""
+    return current_locale().replace("_", "-")
+
+
+def when(starts_at: datetime, ends_at: datetime, timezone: str) -> str:
+    """ "Saturday, 12 December 2026, 18:00 to 19:30 (Greenwich Mean Time)", in the page's language."""
+    return _when(starts_at, ends_at, timezone, current_locale())
+
+
+@functools.lru_cache(maxsize=4096)
+def _when(starts_at: datetime, ends_at: datetime, timezone: str, locale: str) -> str:
+    # Cached: formatting with Babel costs more than the rest of a listing row; the same few hundred
+    # events are shown again and again. (`locale` in the key: the gettext below uses the page's.)
+    zone = ZoneInfo(timezone)
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    words = {
+        "date": format_date(start, "full", locale=locale),
+        "start": format_time(start, "short", locale=locale),
+        "end": format_time(end, "short", locale=locale),
+        "zone": get_timezone_name(start, "long", locale=locale),
+    }
+    if start.date() == end.date():
+        return flask_babel.gettext("%(date)s, %(start)s to %(end)s (%(zone)s)", **words)
+    words["end_date"] = format_date(end, "full", locale=locale)
+    return flask_babel.gettext("%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)", **words)
+
+
+def day(moment: datetime, timezone: str) -> str:
+    """ "Saturday, 12 December 2026, 18:00 (Greenwich Mean Time)": one moment, e.g. when registration opens."""
+    zone = ZoneInfo(timezone)
+    local = moment.astimezone(zone)
+    locale = current_locale()
+    return flask_babel.gettext(
+        "%(date)s, %(time)s (%(zone)s)",
+        date=format_date(local, "full", locale=locale),
+        time=format_time(local, "short", locale=locale),
+        zone=get_timezone_name(local, "long", locale=locale),
+    )
