@@ -1,5 +1,5 @@
-"""`make run`: every Gather process on this machine (the Procfile, run by honcho), then the URLs and the
-admin token once all three services answer /readyz. Ctrl-C stops everything."""
+"""`make run`: every Gather process on this machine (the Procfile, run by honcho), then the URLs (the
+attendee pages first) and the admin token once every web service answers /readyz. Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"events": 8001, "signup": 8002, "notifications": 8003}
+#: The attendee pages: where a person finds, joins and manages a place (printed first).
+PAGES_PORT = 8000
+SERVICES = {"pages": PAGES_PORT, "events": 8001, "signup": 8002, "notifications": 8003}
 
 
 def ready(port: int) -> bool:
@@ -46,8 +48,12 @@ def main() -> int:
         else:
             broker = env.get("GATHER_BROKER_URL", "filesystem:// (var/broker/)")
             lines = [
-                f"  {name:<14} http://localhost:{port}   docs: http://localhost:{port}/docs"
-                for name, port in SERVICES.items()
+                f"  attendee pages http://localhost:{PAGES_PORT}   <- start here: find, join and manage a place",
+                *(
+                    f"  {name:<14} http://localhost:{port}   docs: http://localhost:{port}/docs"
+                    for name, port in SERVICES.items()
+                    if name != "pages"
+                ),
             ]
             print(
                 "\n".join(

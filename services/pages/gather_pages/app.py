@@ -75,6 +75,7 @@ def create_app() -> Flask:
         format_words=words.FORMATS,
         features_of=words.features_of,
         closed_words=forms.closed,
+        in_page_order=forms.in_page_order,
     )
     # Organizers type the links of their support resources: only web links become links.
     app.jinja_env.tests["safe_link"] = lambda url: (

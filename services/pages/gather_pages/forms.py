@@ -18,7 +18,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, DateField, Field, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from gather_pages import words
 from gather_pages.apis import Answer
@@ -104,7 +104,7 @@ class DetailsForm(FlaskForm):
     display_name = StringField(
         _l("First name or nickname"),
         validators=[
-            InputRequired(message=_l("Enter your first name or a nickname")),
+            DataRequired(message=_l("Enter your first name or a nickname")),
             Length(max=NAME_MAX, message=_l("Your first name or nickname must be 60 characters or fewer")),
             one_line,
         ],
@@ -139,14 +139,17 @@ class DetailsForm(FlaskForm):
 
 
 class RegistrationForm(DetailsForm):
+    #: The fields in the order the page shows them (the error summary follows it).
+    ORDER = ("display_name", "email", "phone", "channels", "reminders", "timezone")
+
     email = StringField(
         _l("Email address"),
-        validators=[Optional(), Length(max=320, message=REFUSED["email"])],
+        validators=[Length(max=320, message=REFUSED["email"])],
         filters=[lambda text: text.strip() if isinstance(text, str) else text],
     )
     phone = StringField(
         _l("Mobile number"),
-        validators=[Optional(), Length(max=30, message=REFUSED["phone"])],
+        validators=[Length(max=30, message=REFUSED["phone"])],
         filters=[lambda text: text.strip() if isinstance(text, str) else text],
     )
 
@@ -184,6 +187,12 @@ class EraseForm(FlaskForm):
         _l("I understand that my place will be cancelled and my details deleted, and that this cannot be undone"),
         validators=[InputRequired(message=_l("Tick the box to confirm you want your details deleted"))],
     )
+
+
+def in_page_order(form: FlaskForm) -> list[Field]:
+    """The form's fields in the order its page shows them (`ORDER`, where the class order differs)."""
+    order = getattr(form, "ORDER", None)
+    return [form[name] for name in order] if order else list(form)
 
 
 # --- what the pages say ------------------------------------------------------------------------------

@@ -21,9 +21,13 @@ DEFAULT = "en"
 FORMAT_DEFAULTS = {"en": "en_GB"}
 
 
+def _primary(tag: str | None) -> str:
+    return (tag or "").replace("_", "-").split("-")[0].lower()
+
+
 def page_language(tag: str | None) -> str:
     """The translation a page about an event in language `tag` (a BCP 47 tag, e.g. "es-MX") uses."""
-    primary = (tag or "").replace("_", "-").split("-")[0].lower()
+    primary = _primary(tag)
     return primary if primary in LANGUAGES else DEFAULT
 
 
@@ -46,7 +50,7 @@ def speak(tag: str | None) -> None:
 
 @functools.cache
 def _format_locale(tag: str | None, language: str) -> str:
-    if tag and page_language(tag) == language:
+    if tag and _primary(tag) == language:
         try:
             return str(Locale.parse(tag.replace("-", "_")))
         except (ValueError, UnknownLocaleError):
