@@ -7,6 +7,7 @@ import pytest
 
 from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
+from gather_pages.handlers import handlers as pages_handlers
 from gather_shared import messages
 from gather_shared.bus import consumer, relay, topology
 from gather_shared.config import Settings
@@ -19,6 +20,7 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     return {
         "signup": set(signup_handlers(Settings.from_env("signup"))),
         "notifications": set(notifications_handlers(Settings.from_env("notifications"))),
+        "pages": set(pages_handlers(Settings.from_env("pages"))),
     }
 
 
@@ -40,7 +42,7 @@ def test_the_table_says_which_service_sends_each_message_as_consumers_check_it()
         assert f"/gather/{cells[0]}" == topology.sender(type_), type_
 
 
-@pytest.mark.parametrize("service, column", [("signup", 2), ("notifications", 3)])
+@pytest.mark.parametrize("service, column", [("signup", 2), ("notifications", 3), ("pages", 4)])
 def test_the_table_says_exactly_which_messages_each_service_reacts_to(
     service: str, column: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -142,6 +142,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "signup.waitlisted.v1": Registration,
     "signup.promoted.v1": Registration,
     "signup.cancelled.v1": Registration,
+    "signup.updated.v1": Registration,
     "signup.erased.v1": SignupErased,
     "signup.availability_changed.v1": AvailabilityChanged,
 }

@@ -220,6 +220,15 @@ def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session,
     replan_reminders(session, event, [recipient], offsets, message.time)
 
 
+def on_details_changed(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
+    """The attendee changed their name, channels, time zone or reminder consent: nothing to send, but
+    later messages go by the new details, and reminders follow the new consent and channels."""
+    recipient = keep_recipient(session, message)
+    event = session.get(Event, recipient.event_id) if recipient is not None else None
+    if recipient is not None and event is not None:
+        replan_reminders(session, event, [recipient], offsets, message.time)
+
+
 def erase_contact(session: Session, message: Message) -> None:
     data = message.data
     recipient = session.get(Recipient, data["signup_id"], with_for_update=True)
@@ -248,5 +257,6 @@ def handlers(settings: Settings) -> dict[str, Handler]:
         "signup.waitlisted.v1": partial(on_registration, NotificationKind.WAITLISTED, offsets),
         "signup.promoted.v1": partial(on_registration, NotificationKind.PROMOTED, offsets),
         "signup.cancelled.v1": partial(on_registration, NotificationKind.SIGNUP_CANCELLED, offsets),
+        "signup.updated.v1": partial(on_details_changed, offsets),
         "signup.erased.v1": erase_contact,
     }

@@ -134,6 +134,24 @@ def test_a_cancelled_registration_loses_its_reminders(world: World) -> None:
     assert len(world.notifications(kind="signup_cancelled")) == 1
 
 
+def test_changed_details_send_nothing_but_reminders_follow_the_new_consent_and_channels(world: World) -> None:
+    event = world.publish()
+    registration = world.register(phone="+447700900123", channels=["email"], consent_reminders=False)
+    assert world.notifications(kind="reminder") == []
+
+    changed = registration | {"channels": ["email", "sms"], "consent_reminders": True}
+    world.send("signup.updated.v1", changed, world.now + timedelta(hours=1))
+    assert [(n.channel, n.scheduled_for) for n in world.notifications(kind="reminder")] == [
+        ("email", event["starts_at"] - timedelta(hours=24)),
+        ("sms", event["starts_at"] - timedelta(hours=24)),
+        ("email", event["starts_at"] - timedelta(hours=1)),
+        ("sms", event["starts_at"] - timedelta(hours=1)),
+    ]
+    world.send("signup.updated.v1", changed | {"consent_reminders": False}, world.now + timedelta(hours=2))
+    assert {n.status for n in world.notifications(kind="reminder")} == {"cancelled"}
+    assert world.kinds(world.notifications(kind="signup_confirmed")) == [("signup_confirmed", "email", "pending")]
+
+
 def test_an_older_event_snapshot_arriving_late_changes_nothing(world: World) -> None:
     event = world.publish()
     world.register()

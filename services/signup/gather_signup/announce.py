@@ -58,6 +58,11 @@ def cancelled(session: Session, signup_url: str, signup: Signup) -> None:
     _registration_changed(session, "signup.cancelled.v1", signup_url, signup)
 
 
+def updated(session: Session, signup_url: str, signup: Signup) -> None:
+    """`signup.updated.v1`: the attendee changed their name, channels, time zone or reminder consent."""
+    _registration_changed(session, "signup.updated.v1", signup_url, signup)
+
+
 def _registration_changed(
     session: Session,
     type_: str,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gather_shared import keyset, web
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
-from gather_signup import idempotency, privacy, seats
+from gather_signup import details, idempotency, privacy, seats
 from gather_signup.schemas import (
     AttendeePage,
     AttendeeQuery,
@@ -26,6 +26,7 @@ from gather_signup.schemas import (
     ManageQuery,
     RegisteredOut,
     SignupIn,
+    SignupPatch,
 )
 from gather_signup.store import Event, Organizer, Signup
 
@@ -45,6 +46,10 @@ def as_problem(refusal: Refusal) -> web.Problem:
             return web.Problem(409, "event_full", str(refusal))
         case seats.AlreadyRegistered():
             return web.Problem(409, "already_registered", str(refusal))
+        case details.NotChangeable():
+            return web.Problem(409, "registration_cancelled", str(refusal))
+        case details.ChannelWithoutContact():
+            return web.Problem(422, "validation_error", str(refusal), errors={"channels": [str(refusal)]})
         case idempotency.KeyInvalid():
             errors = {"Idempotency-Key": ["Invalid length."]}
             return web.Problem(422, "validation_error", str(refusal), errors=errors)
@@ -162,6 +167,22 @@ def get_signup(signup_id: uuid.UUID) -> Any:
     rt = web.current_runtime()
     with rt.sessions() as session:
         return _managed_view(session, _own_signup(session, signup_id))
+
+
+@blp.route("/signups/<uuid:signup_id>", methods=["PATCH"])
+@blp.arguments(SignupPatch)
+@blp.response(200, ManagedRegistrationOut)
+def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
+    """Change the name, channels, time zone or reminder consent of a registration (not its contact
+    details). A cancelled registration is a 409 `registration_cancelled`."""
+    rt = web.current_runtime()
+    changes = {name: value for name, value in body.items() if name != "consent"}
+    if "consent" in body:
+        changes["consent_reminders"] = body["consent"]["reminders"]
+    with rt.sessions.begin() as session:
+        _own_signup(session, signup_id)
+        signup = details.change(session, signup_id, changes, utcnow(), rt.settings.signup_url)
+        return _managed_view(session, signup)
 
 
 @blp.route("/signups/<uuid:signup_id>", methods=["DELETE"])

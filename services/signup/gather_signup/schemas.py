@@ -87,6 +87,18 @@ class SignupIn(Schema):
             raise ValidationError("The sms channel needs a phone number.", "channels")
 
 
+class SignupPatch(Schema):
+    """The changes an attendee may make with the manage token; each field is optional."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    display_name = Name(validate=validate.Length(min=1, max=60, error="Give 1 to 60 characters."))
+    channels = fields.List(fields.String(validate=validate.OneOf(list(Channel))), validate=validate.Length(min=1))
+    timezone = fields.String(allow_none=True, validate=_is_timezone)
+    consent = fields.Nested(ConsentSchema)
+
+
 class ManageQuery(Schema):
     erase = fields.Boolean(load_default=False)
 

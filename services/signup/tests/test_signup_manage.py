@@ -222,3 +222,49 @@ def test_every_change_of_the_seats_is_announced_with_a_growing_seq_and_no_contac
     assert waiting["status"] == "waitlisted"
     announced = [m["data"] for m in outbox_messages(rt.engine) if m["type"] == "signup.availability_changed.v1"]
     assert not any("attendee" in repr(data) for data in announced)
+
+
+def test_the_manage_token_changes_the_name_channels_time_zone_and_reminders_and_says_so(
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
+) -> None:
+    event = publish()
+    signup = register(event["id"], phone="+447911123456", channels=["email"]).json
+    response = client.patch(
+        f"/v1/signups/{signup['id']}",
+        json={
+            "display_name": " Robin ",
+            "channels": ["sms", "email", "sms"],
+            "timezone": "Europe/Madrid",
+            "consent": {"reminders": True},
+        },
+        headers=bearer(signup["manage_token"]),
+    )
+    assert response.status_code == 200, response.json
+    view = response.json
+    assert (view["display_name"], view["channels"], view["timezone"]) == ("Robin", ["email", "sms"], "Europe/Madrid")
+    assert view["consent"] == {"reminders": True}
+    [told] = sent(rt, "signup.updated.v1")
+    assert (told["display_name"], told["channels"], told["consent_reminders"]) == ("Robin", ["email", "sms"], True)
+    only_name = client.patch(
+        f"/v1/signups/{signup['id']}", json={"display_name": "Rob"}, headers=bearer(signup["manage_token"])
+    )
+    assert (only_name.json["display_name"], only_name.json["channels"]) == ("Rob", ["email", "sms"])
+
+
+def test_a_change_is_refused_without_the_manage_token_for_a_channel_without_contact_or_once_cancelled(
+    publish: Publish, register: Register, client: FlaskClient
+) -> None:
+    event = publish()
+    mine, theirs = register(event["id"], 1).json, register(event["id"], 2).json
+    url = f"/v1/signups/{mine['id']}"
+    assert client.patch(url, json={"display_name": "X"}, headers=bearer(theirs["manage_token"])).status_code == 401
+    no_phone = client.patch(url, json={"channels": ["sms"]}, headers=bearer(mine["manage_token"]))
+    assert no_phone.status_code == 422
+    assert list(no_phone.json["errors"]) == ["channels"]
+    blank = client.patch(url, json={"display_name": "   "}, headers=bearer(mine["manage_token"]))
+    assert blank.status_code == 422
+    assert list(blank.json["errors"]) == ["display_name"]
+    client.delete(url, headers=bearer(mine["manage_token"]))
+    cancelled = client.patch(url, json={"display_name": "Back"}, headers=bearer(mine["manage_token"]))
+    assert cancelled.status_code == 409
+    assert cancelled.json["code"] == "registration_cancelled"
