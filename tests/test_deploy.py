@@ -65,9 +65,15 @@ def test_each_process_is_configured_by_the_contract_variables_for_the_real_serve
         assert env["GATHER_SMTP_URL"].startswith("smtp://mailpit:"), name
 
 
-def test_the_pages_service_runs_its_web_app_and_its_consumer() -> None:
+def test_the_pages_service_runs_its_web_app_and_its_consumer_and_reaches_the_apis_inside_the_stack() -> None:
     assert SERVICES["pages"]["command"].endswith("'gather_pages.app:create_app()'")
     assert SERVICES["pages-consumer"]["command"] == "python -m gather_pages consume"
+    for name in ("pages", "pages-consumer"):
+        env = SERVICES[name]["environment"]
+        assert (env["GATHER_SIGNUP_URL"], env["GATHER_NOTIFICATIONS_URL"]) == (
+            "http://signup:8002",
+            "http://notifications:8003",
+        )
 
 
 def test_web_services_listen_on_the_contract_ports() -> None:
