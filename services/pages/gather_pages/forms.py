@@ -71,12 +71,15 @@ class SearchForm(FlaskForm):
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError(_l("The end date must be the same as or after the start date"))
 
-    def plain_date_errors(self) -> None:
-        """A date the browser could not send as a date (typed by hand, without a date picker): said in
-        our words, not WTForms'."""
+    def plain_errors(self) -> None:
+        """WTForms' own words for a date it could not read (typed by hand, without a date picker) or a
+        choice that is not in the list (an edited link), replaced by ours."""
         for field in (self.date_from, self.date_to):
             if field.raw_data and field.raw_data[0] and field.data is None:
                 field.errors = [_("Enter a real date, like 2026-12-31")]
+        for field in (self.kind, self.format, self.access):
+            if field.errors:
+                field.errors = [_("Choose from the list")]
 
     def search(self) -> Search:
         """The valid filters (a filter with an error is left out, and said so next to it)."""

@@ -64,7 +64,7 @@ def home() -> str:
     """Upcoming events, soonest first, with search and filters; page by page."""
     form = SearchForm(formdata=request.args)
     form.validate()
-    form.plain_date_errors()
+    form.plain_errors()
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     now = utcnow()
     with web.current_runtime().sessions() as session:
