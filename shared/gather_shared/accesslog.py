@@ -8,9 +8,16 @@ deploy/gunicorn.conf.py names it (`logger_class`)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import MutableMapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn.glogging import Logger
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
 
 REDACTED = "[redacted]"
 
@@ -29,15 +36,20 @@ class RedactingLogger(Logger):
     """gunicorn's Logger, with the request line, path and Referer redacted in access lines and the request
     path redacted in its own error lines ("Error handling request /manage/…")."""
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+    def atoms(
+        self, resp: Response, req: Request, environ: MutableMapping[str, Any], request_time: timedelta
+    ) -> _AtomsDict:
         atoms = super().atoms(resp, req, environ, request_time)
+        # gunicorn adds one "{name}i" atom per request header, which its typed atoms cannot name.
+        fields = cast("MutableMapping[str, object]", atoms)
         for key in ("r", "U", "f", "{referer}i"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
+            value = fields.get(key)
+            if isinstance(value, str):
+                fields[key] = redact(value)
         return atoms
 
-    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         super().exception(msg, *(redact(a) if isinstance(a, str) else a for a in args), **kwargs)
 
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
         super().error(msg, *(redact(a) if isinstance(a, str) else a for a in args), **kwargs)

@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from marshmallow import ValidationError, fields
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gather_shared import bus, keyset, logs
 from gather_shared.config import Settings
@@ -111,7 +112,7 @@ class ProblemApi(Api):
         if status >= 500:
             log.error("unhandled error: %s", error)
         response = problem_response(status, error.name, error.description or error.name)
-        if status == 405 and getattr(error, "valid_methods", None):
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 
@@ -135,9 +136,10 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
             },
         },
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False
+    provider = DefaultJSONProvider(app)
+    provider.sort_keys = False  # answers keep the order their schema declares
+    app.json = provider
     api = ProblemApi(app)
 
     app.register_error_handler(Problem, answer)

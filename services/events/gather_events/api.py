@@ -28,7 +28,7 @@ from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 CALENDAR_LIMIT = 500  # a subscribed calendar cannot page: the next CALENDAR_LIMIT events
 ICS_RESPONSE = {
     "200": {"description": "An RFC 5545 calendar", "content": {"text/calendar": {"schema": {"type": "string"}}}}

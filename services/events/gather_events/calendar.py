@@ -42,7 +42,7 @@ def vevent(event: Event) -> icalendar.Event:
         )
     if event.tags:
         item.add("categories", event.tags)
-    item.add("status", STATUS[event.status])
+    item.add("status", STATUS[EventStatus(event.status)])
     return item
 
 

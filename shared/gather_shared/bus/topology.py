@@ -144,7 +144,8 @@ def broker_definitions(vhost: str) -> dict[str, list[dict[str, Any]]]:
                 "vhost": vhost,
                 "durable": True,
                 "auto_delete": False,
-                "arguments": queue.queue_arguments,
+                # kombu sets a Queue's attributes from a table at run time; as_dict() reads them typed.
+                "arguments": queue.as_dict()["queue_arguments"],
             }
             for q in CONSUMERS.values()
             for queue in queues(q)
