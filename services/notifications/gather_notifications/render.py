@@ -8,7 +8,7 @@ from email import charset, policy
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -111,8 +111,16 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
         message["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     for layout, subtype in (("email/layout.txt", "plain"), ("email/layout.html", "html")):
-        message.attach(MIMEText(templates.get_template(layout).render(ctx), subtype, UTF8_QP, policy=EMAIL_POLICY))
+        message.attach(_text_part(templates.get_template(layout).render(ctx), subtype))
     return message
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    # What MIMEText(text, subtype, UTF8_QP) builds; MIMEText is declared to take a charset's name only, and
+    # by name UTF-8 would be base64, not the quoted-printable that keeps a text part readable.
+    part = MIMENonMultipart("text", subtype, policy=EMAIL_POLICY, charset="utf-8")
+    part.set_payload(text, UTF8_QP)
+    return part
 
 
 def sms(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> str:
