@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from gather_shared.vocabulary import Channel, EventFormat, EventStatus, RegistrationStatus
+from gather_shared.vocabulary import Channel, EventFormat, EventStatus, RegistrationStatus, Verification
 
 
 class _Base(Schema):
@@ -67,6 +67,10 @@ class EventSnapshot(_Base):
     organizer_id = fields.UUID(required=True)
     organizer_name = fields.String(required=True)
     series_id = fields.UUID(allow_none=True, load_default=None)
+    # Optional: messages from before they were sent load as the defaults (a verified registration, open
+    # as soon as the event is published).
+    verification = fields.String(load_default=Verification.CONTACT, validate=validate.OneOf(list(Verification)))
+    registration_opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
 class EventPublished(_Base):

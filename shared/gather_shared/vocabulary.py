@@ -32,6 +32,19 @@ class EventKind(StrEnum):
     OTHER = "other"
 
 
+class Verification(StrEnum):
+    """Whether a public registration waits until its contact is proven (a link sent to it is followed):
+    `contact`, the default and the only choice for a support group, or `none` (taken at once)."""
+
+    CONTACT = "contact"
+    NONE = "none"
+
+
+#: The kinds of event whose attendance is too private to take unproven contacts: `verification: none` is
+#: refused for them (whoever could register a stranger could put them on a support group's list).
+ALWAYS_VERIFIED_KINDS = (EventKind.SUPPORT_GROUP,)
+
+
 class EventFormat(StrEnum):
     IN_PERSON = "in_person"
     ONLINE = "online"
@@ -51,20 +64,30 @@ class Channel(StrEnum):
 
 
 class RegistrationStatus(StrEnum):
-    """Where a registration stands; only the signup service's seat rule changes it (gather_signup.seats)."""
+    """Where a registration stands; only the signup service's seat rule changes it (gather_signup.seats).
+    `pending`: asked for, waiting for its contact to follow the link sent to it (it holds no seat);
+    `lapsed`: the link was not followed in time (its contact details are gone)."""
 
+    PENDING = "pending"
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
     CANCELLED = "cancelled"
+    LAPSED = "lapsed"
 
 
 #: The registrations that hold a seat or a place on the waitlist.
 ACTIVE_REGISTRATION_STATUSES = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+#: The registrations an organizer sees on the attendee list: never one whose contact was not proven.
+LISTED_REGISTRATION_STATUSES = (*ACTIVE_REGISTRATION_STATUSES, RegistrationStatus.CANCELLED)
 
 
 class NotificationKind(StrEnum):
-    """What a notification tells the attendee; each has its templates in gather_notifications/templates."""
+    """What a notification tells the attendee; each has its templates in gather_notifications/templates.
+    `verify_contact` carries the link that proves a contact and confirms a registration; `manage_link`
+    answers a registration asked for again by a contact already registered, with a fresh link to it."""
 
+    VERIFY_CONTACT = "verify_contact"
+    MANAGE_LINK = "manage_link"
     SIGNUP_CONFIRMED = "signup_confirmed"
     WAITLISTED = "waitlisted"
     PROMOTED = "promoted"

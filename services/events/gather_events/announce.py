@@ -38,6 +38,8 @@ def snapshot(event: Event) -> dict[str, Any]:
         "organizer_id": event.organizer_id,
         "organizer_name": event.organizer.name,
         "series_id": event.series_id,
+        "verification": event.verification,
+        "registration_opens_at": event.registration_opens_at,
     }
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrule, rruleset, rrulestr
 
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import ONLINE_FORMATS, VENUE_FORMATS, EventStatus
+from gather_shared.vocabulary import ALWAYS_VERIFIED_KINDS, ONLINE_FORMATS, VENUE_FORMATS, EventStatus, Verification
 
 # --- transitions ------------------------------------------------------------------------------------
 
@@ -77,6 +77,12 @@ def consistency_errors(event: Mapping[str, Any]) -> dict[str, list[str]]:
         errors["online_url"] = ["Required for online and hybrid events (an https link)."]
     if event["format"] in VENUE_FORMATS and not event.get("venue"):
         errors["venue"] = ["Required for in-person and hybrid events."]
+    if event.get("verification") == Verification.NONE and event["kind"] in ALWAYS_VERIFIED_KINDS:
+        # Who attends a support group is health information: nobody may be put on its list unproven.
+        errors["verification"] = [f"A {event['kind']} always verifies its attendees' contact."]
+    opens = event.get("registration_opens_at")
+    if opens is not None and opens >= event["starts_at"]:
+        errors["registration_opens_at"] = ["Must be before starts_at."]
     return errors
 
 

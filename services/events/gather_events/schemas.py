@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from gather_events import domain
 from gather_shared import web
-from gather_shared.vocabulary import EventFormat, EventKind, EventStatus
+from gather_shared.vocabulary import EventFormat, EventKind, EventStatus, Verification
 from gather_shared.web import Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
@@ -132,6 +132,20 @@ class EventFields(Schema):
     )
     accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
     resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
+    verification = Text(
+        validate=validate.OneOf(list(Verification)),
+        load_default=Verification.CONTACT,
+        metadata={
+            "description": "contact: a public registration is taken once the attendee follows the link sent "
+            "to their email or phone; none: at once (never for a support_group)"
+        },
+    )
+    registration_opens_at = fields.AwareDateTime(
+        validate=SUPPORTED_TIMES,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "before it, registration is closed; null: open once published"},
+    )
 
     @validates("timezone")
     def _timezone(self, value: str, **_: Any) -> None:
@@ -222,6 +236,8 @@ class PublicEvent(Schema):
     language = fields.String(allow_none=True)
     accessibility = fields.Nested(AccessibilitySchema, allow_none=True)
     resources = fields.List(fields.Nested(ResourceSchema))
+    verification = fields.String()
+    registration_opens_at = fields.AwareDateTime(allow_none=True)
     organizer = fields.Nested(OrganizerRef)
     series_id = fields.UUID(allow_none=True)
     status = fields.String()
@@ -257,6 +273,8 @@ def public_item(row: sa.Row[Any]) -> dict[str, Any]:
         "language": event["language"],
         "accessibility": _declared(event["accessibility"], _ACCESSIBILITY_FIELDS),
         "resources": [_declared(resource, _RESOURCE_FIELDS) for resource in event["resources"]],
+        "verification": event["verification"],
+        "registration_opens_at": _isoformat(event["registration_opens_at"]),
         "organizer": {"id": str(event["organizer_id"]), "name": event["organizer_name"]},
         "series_id": None if event["series_id"] is None else str(event["series_id"]),
         "status": event["status"],
@@ -264,6 +282,10 @@ def public_item(row: sa.Row[Any]) -> dict[str, Any]:
         "created_at": event["created_at"].isoformat(),
         "updated_at": event["updated_at"].isoformat(),
     }
+
+
+def _isoformat(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _declared(stored: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str, Any] | None:

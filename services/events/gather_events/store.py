@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from gather_events import domain
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, Verification
 
 
 class Base(DeclarativeBase):
@@ -70,6 +70,12 @@ class Event(Base):
     language: Mapped[str | None] = mapped_column(sa.String(35))
     accessibility: Mapped[dict[str, Any] | None]
     resources: Mapped[list[Any]] = mapped_column(default=list)
+    #: Whether a public registration waits for its contact to follow a link (vocabulary.Verification).
+    verification: Mapped[str] = mapped_column(
+        sa.String(20), default=Verification.CONTACT, server_default=Verification.CONTACT.value
+    )
+    #: Before it, registration is closed (None: open once published).
+    registration_opens_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Derived from title, summary and tags on every write (see _index), for the listing's q and tag filters.
@@ -141,6 +147,8 @@ _LISTING = sa.select(
     _event.language,
     _event.accessibility,
     _event.resources,
+    _event.verification,
+    _event.registration_opens_at,
     _event.organizer_id,
     sa.select(_organizer.name).where(_organizer.id == _event.organizer_id).scalar_subquery().label("organizer_name"),
     _event.series_id,

@@ -30,7 +30,8 @@ def event_body(**overrides: Any) -> dict[str, Any]:
 
 def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[str, Any]:
     """An `EventSnapshot` as the events service sends it: published, one week from now (or at
-    `starts_at`) for two hours, in person, 10 seats with a waitlist; override any field."""
+    `starts_at`) for two hours, in person, 10 seats with a waitlist, registration verified by a link to
+    the contact; override any field."""
     starts = starts_at or datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
     return {
         "id": uuid.uuid4(),
@@ -54,4 +55,6 @@ def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[
         "organizer_id": uuid.UUID(int=1),
         "organizer_name": "Mind Matters",
         "series_id": None,
+        "verification": "contact",
+        "registration_opens_at": None,
     } | overrides
