@@ -1,7 +1,9 @@
-"""The docs say what the code does: the message table in docs/messages.md against the handler tables, and the
-timings the docs quote against the constants that set them."""
+"""The docs say what the code does: the message table in docs/messages.md and each service README's messages
+against the handler tables, the timings the docs quote against the constants that set them, and every link
+and file name in them against the tree, so that they work in a clone of this repository alone."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -50,10 +52,99 @@ def test_the_table_says_exactly_which_messages_each_service_reacts_to(
     assert documented == consumers(monkeypatch)[service]
 
 
-def test_every_link_in_the_readme_and_docs_points_at_a_file_that_exists() -> None:
-    for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
-            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+SERVICE_READMES = sorted((REPO / "services").glob("*/README.md"))
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *SERVICE_READMES]
+#: [text](target) and ![alt](target), with an optional "title"
+LINK = re.compile(r"\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
+#: a word in `code` that names a file: a file name with its extension, a folder ending in /, or a known name
+FILE_NAME = re.compile(
+    r"(?:\.\.?/)*(?:[\w-][\w.-]*/)*(?:[\w-][\w.-]*\.(?:py|md|html|txt|toml|json|ya?ml|cfg|ini|mo|po|pot|css|js|sh|mako|lock)"
+    r"|[\w-][\w.-]*/|Procfile|Makefile|Dockerfile)"
+)
+
+
+def prose(page: Path) -> str:
+    """The page without its fenced code blocks (a `#` comment in a shell example is not a heading)."""
+    return re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of the page's headings, as GitHub makes them (the second of two alike gets `-1`)."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", prose(page), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def broken_link(page: Path, target: str) -> str | None:
+    if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto: …: not a file of the repository
+        return None
+    path, _, anchor = target.partition("#")
+    if path.startswith("/"):
+        return "an absolute path, which works on one machine only"
+    file = (page.parent / path).resolve() if path else page
+    if not file.is_relative_to(REPO.resolve()):
+        return "outside the repository: a clone of it alone has no such file"
+    if not file.exists():
+        return "no such file"
+    if anchor and file.suffix == ".md" and anchor not in anchors(file):
+        return f"no heading for #{anchor} in {file.name}"
+    return None
+
+
+def test_every_relative_link_in_the_readmes_and_docs_leads_to_a_file_and_heading_of_the_repository() -> None:
+    broken = [
+        f"{page.relative_to(REPO)}: ({target}): {why}"
+        for page in PAGES
+        for target in LINK.findall(re.sub(r"`[^`\n]*`", "", prose(page)))
+        if (why := broken_link(page, target))
+    ]
+    assert broken == []
+
+
+@pytest.mark.parametrize("readme", SERVICE_READMES, ids=lambda readme: readme.parent.name)
+def test_a_service_readme_names_only_files_that_exist(readme: Path) -> None:
+    """A file named in `code` is looked for where a reader would: in the package, the service's folder and its
+    tests, the repository's root, and shared/ (for gather_shared/…)."""
+    service = readme.parent
+    where = [service / f"gather_{service.name}", service, service / "tests", REPO, REPO / "shared"]
+    named = {
+        word.strip(",;:()")
+        for span in re.findall(r"`([^`\n]+)`", prose(readme))
+        for word in span.split()
+        if not word.startswith(("/", "-"))
+    }
+    missing = [name for name in sorted(named) if FILE_NAME.fullmatch(name) and not _found(name, readme, where)]
+    assert missing == [], f"{readme.relative_to(REPO)} names files that do not exist (in a clone of the repository)"
+
+
+def _found(name: str, readme: Path, where: list[Path]) -> bool:
+    if name.startswith("."):  # ../../docs/x.md: from the README's folder, and never out of the repository
+        path = (readme.parent / name).resolve()
+        return path.is_relative_to(REPO.resolve()) and path.exists()
+    return any((folder / name).exists() for folder in where)
+
+
+def readme_messages(readme: Path, line_start: str) -> set[str]:
+    """The message types named on the README's line that starts with `line_start` (up to a blank line)."""
+    match = re.search(rf"^{line_start}.*?(?=\n\n|\Z)", prose(readme), flags=re.M | re.S)
+    assert match, f"{readme.relative_to(REPO)} has no line starting with {line_start!r}"
+    return set(re.findall(r"`([a-z_]+\.[a-z_.]+\.v\d+)`", match.group(0)))
+
+
+@pytest.mark.parametrize("readme", SERVICE_READMES, ids=lambda readme: readme.parent.name)
+def test_a_service_readme_lists_the_messages_it_sends_and_reacts_to(
+    readme: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = readme.parent.name
+    sent = {type_ for type_ in messages.SCHEMAS if topology.sender(type_) == f"/gather/{service}"}
+    assert readme_messages(readme, "Sends") == sent
+    assert readme_messages(readme, "Reacts to") == consumers(monkeypatch).get(service, set())
 
 
 def _ms(seconds: float) -> str:
