@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import email_latency, harness, listing, pipeline, reminders, signup_rush
+from bench import email_latency, harness, listing, pages, pipeline, reminders, signup_rush
 from bench.harness import Result, Run
 from bench.sinks import SmsSink, SmtpSink
 
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[Run], list[Result]]] = {
     "pipeline": pipeline.run,
     "email_latency": email_latency.run,
     "listing": listing.run,
+    "pages": pages.run,
     "reminders": reminders.run,  # last: it leaves the most work behind (10,000 confirmations to send)
 }
 

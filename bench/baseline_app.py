@@ -80,3 +80,44 @@ def listing_app() -> Flask:
         return jsonify({"items": items, "next_cursor": None})
 
     return app
+
+
+#: The attendee pages' baseline page: the same rows as the pages show, rendered plainly (no translation,
+#: no forms, no dates formatted for a language, no security headers).
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Events</title></head><body><main>
+{% for e in events %}<article><h2><a href="/events/{{ e.id }}">{{ e.title }}</a></h2>
+<p>{{ e.starts_at.isoformat() }} to {{ e.ends_at.isoformat() }} ({{ e.timezone }})</p>
+<p>{{ (e.venue or {}).get("name") }}, {{ (e.venue or {}).get("city") }}</p>
+<p>{% if e.capacity is none %}places available{% else %}{{ e.capacity - (e.confirmed or 0) }} places left{% endif %}</p>
+<p>{{ e.summary }}</p><p>{{ e.description }}</p><p>{{ e.organizer_name }}</p></article>{% endfor %}
+</main></body></html>"""
+
+
+def pages_app() -> Flask:
+    """The attendee pages' baseline: the listing's first page of one kind and one event's page, read with
+    one query each from the pages service's own tables (the same database) and rendered by one template."""
+    app, engine = _app()
+    template = app.jinja_env.from_string(_PAGE)  # compiled once, as Flask's render_template caches it
+    select = (
+        "SELECT e.*, s.confirmed FROM events e LEFT JOIN seats s ON s.event_id = e.id WHERE {where} "
+        "ORDER BY e.starts_at, e.id LIMIT 20"
+    )
+    listed = sa.text(select.format(where="e.listed AND e.ends_at > :now AND e.kind = :kind"))
+    one = sa.text(select.format(where="e.id = :id"))
+
+    def page(query: sa.TextClause, **params: object) -> str:
+        with engine.connect() as conn:  # PostgreSQL (the benchmarks' database): aware times, JSON as dicts
+            events = conn.execute(query, params).mappings().all()
+        return template.render(events=events)
+
+    @app.get("/")
+    def listing_page() -> str:
+        from datetime import UTC, datetime
+
+        return page(listed, now=datetime.now(UTC), kind=request.args["kind"])
+
+    @app.get("/events/<uuid:event_id>")
+    def event_page(event_id: uuid.UUID) -> str:
+        return page(one, id=event_id)
+
+    return app

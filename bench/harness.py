@@ -38,7 +38,7 @@ from gather_shared.testing import (
 BENCH_ROOT = Path(__file__).resolve().parents[1]  # on gunicorn's path, for the baseline apps
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-SERVICES = ("events", "signup", "notifications")
+SERVICES = ("pages", "events", "signup", "notifications")
 #: Names of the benchmarks' databases and virtual hosts: not the tests' `gather_test_…`, which a clean-up
 #: of left-over test databases may drop while a benchmark runs.
 PREFIX = "gather_bench"
