@@ -14,25 +14,13 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from gather_pages import apis, forms, i18n, views, words
+from gather_pages import apis, forms, i18n, page_cache, views, words
 from gather_pages.bootstrap import runtime
 from gather_shared import logs
-from gather_shared.web import REQUEST_ID_HEADER
+from gather_shared.web import HTML_SECURITY_HEADERS, REQUEST_ID_HEADER, TrustedProxies
 
 log = logging.getLogger(__name__)
 
-#: Nothing from another origin, no inline script or style, no framing, forms post here only.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 #: The one cookie the pages set: Flask's signed session, holding the CSRF token and nothing else.
 CSRF_COOKIE = "gather_csrf"
 
@@ -62,7 +50,10 @@ def create_app() -> Flask:
         MAX_CONTENT_LENGTH=16 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
+    # Behind a reverse proxy, the browser's address (forwarded to the APIs for their rate limits).
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     Babel(app, locale_selector=i18n.select_locale)
+    app.jinja_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
     CSRFProtect(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
@@ -76,6 +67,10 @@ def create_app() -> Flask:
         features_of=words.features_of,
         closed_words=forms.closed,
         in_page_order=forms.in_page_order,
+        places_words=words.places,
+        place=words.place,
+        described_by=words.described_by,
+        csrf_token_slot=page_cache.TOKEN_SLOT,
     )
     # Organizers type the links of their support resources: only web links become links.
     app.jinja_env.tests["safe_link"] = lambda url: (
@@ -100,7 +95,9 @@ def create_app() -> Flask:
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.update(SECURITY_HEADERS)
+        if response.mimetype == "text/html" and not response.direct_passthrough:
+            response.set_data(page_cache.fill_token(response.get_data()))
+        response.headers.update(HTML_SECURITY_HEADERS)  # the same on every page of Gather
         response.headers[REQUEST_ID_HEADER] = g.get("correlation_id", "")
         if request.method != "GET" or g.get("private"):
             # What a person typed, or a page reached by a private link: never kept by a browser or proxy.

@@ -39,7 +39,7 @@ class Places:
 
 
 def places(event: Any, now: datetime) -> Places:
-    """`event`: a row of store.event_with_seats / store.listing (the event's columns and its seats')."""
+    """`event`: a row of store.EVENT_WITH_SEATS / store.listing (the event's columns and its seats')."""
     capacity, waitlist_enabled = event.capacity, event.waitlist_enabled
     if event.confirmed is not None:
         # The signup service has counted (the outer join found its seats): its capacity is the one its

@@ -18,7 +18,7 @@ STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.POSTPONED: "TENTATIVE"
 
 
 def ics(event: Any) -> bytes:
-    """`event`: a row of store.event_with_seats."""
+    """`event`: a row of store.EVENT_WITH_SEATS."""
     zone = ZoneInfo(event.timezone)
     item = icalendar.Event()
     item.add("uid", f"{event.id}@gather.events")

@@ -13,7 +13,6 @@ from importlib import resources
 from typing import Any
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, DateField, Field, SelectField, SelectMultipleField, StringField
@@ -23,6 +22,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 from gather_pages import words
 from gather_pages.apis import Answer
 from gather_pages.availability import Closed, Places
+from gather_pages.i18n import lazy as _l
 from gather_pages.store import ACCESS_FEATURES, Search
 from gather_shared.vocabulary import Channel
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from gather_pages.store import ACCESS_FEATURES, Event, Seats
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES
 
 
 def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> None:
@@ -43,6 +44,7 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
     event.registration_opens_at = snap.get("registration_opens_at")
     event.verification = snap.get("verification")
     event.updated_at = announced_at
+    event.listed = snap["status"] in LISTED_EVENT_STATUSES
     venue = snap["venue"] or {}
     city = (venue.get("city") or "").strip().lower()
     event.city_key = city[:100] or None

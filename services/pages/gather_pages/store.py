@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import messages
 from gather_shared.db import UTCDateTime
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, VENUE_FORMATS
+from gather_shared.vocabulary import VENUE_FORMATS
 
 
 class Base(DeclarativeBase):
@@ -36,7 +36,13 @@ class Event(Base):
     for the manage page of confirmed attendees only; no public page shows it."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_listing", "status", "starts_at", "id"),)
+    # The listing reads its page in the order of one of these and stops there: with `listed` an equality,
+    # no database needs to read every listed event and sort them (as `status IN (…)` made SQLite do).
+    __table_args__ = (
+        sa.Index("ix_events_listing", "status", "starts_at", "id"),
+        sa.Index("ix_events_listed", "listed", "starts_at", "id"),
+        sa.Index("ix_events_listed_by_kind", "listed", "kind", "starts_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     version: Mapped[int]
@@ -64,6 +70,8 @@ class Event(Base):
     #: When this version was announced (the message's time): the calendar file's DTSTAMP.
     updated_at: Mapped[datetime]
     # Derived on every copy (see copy_event), for the listing's filters:
+    #: whether the public may find it in the listing (its status is one of LISTED_EVENT_STATUSES)
+    listed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: lower-cased title, summary, tags, organizer and city, for `q`
     search_text: Mapped[str] = mapped_column(sa.Text)
     #: the venue's city, lower-cased, for "in person near a city"; None online
@@ -111,21 +119,48 @@ def _contains(column: Any, text: str) -> Any:
 _events = Event.__table__.c
 _seats = Seats.__table__.c
 
-#: An event with its seats, as plain rows of the tables' columns (not ORM objects, which cost a good part
+#: Events with their seats, as plain rows of the tables' columns (not ORM objects, which cost a good part
 #: of a page's time to build): the pages render them as they come. Built once.
-_WITH_SEATS = sa.select(
-    Event.__table__,
+_SEATS_COLUMNS = (
     _seats.capacity.label("seats_capacity"),
     _seats.confirmed,
     _seats.waitlisted,
     _seats.waitlist_enabled.label("seats_waitlist_enabled"),
-).select_from(Event.__table__.outerjoin(Seats.__table__, _seats.event_id == _events.id))
-_LISTING = _WITH_SEATS.where(_events.status.in_(LISTED_EVENT_STATUSES)).order_by(_events.starts_at, _events.id)
+)
+_EVENTS_AND_SEATS = Event.__table__.outerjoin(Seats.__table__, _seats.event_id == _events.id)
+_WITH_SEATS = sa.select(Event.__table__, *_SEATS_COLUMNS).select_from(_EVENTS_AND_SEATS)
+#: The listing's rows: only what a listing shows (decoding the JSON of columns it does not show was most
+#: of a page's time).
+_LISTING = (
+    sa.select(
+        *(
+            _events[name]
+            for name in (
+                "id",
+                "version",
+                "status",
+                "title",
+                "summary",
+                "starts_at",
+                "ends_at",
+                "timezone",
+                "format",
+                "venue",
+                "capacity",
+                "waitlist_enabled",
+                "registration_opens_at",
+            )
+        ),
+        *_SEATS_COLUMNS,
+    )
+    .select_from(_EVENTS_AND_SEATS)
+    .where(_events.listed == sa.true())
+    .order_by(_events.starts_at, _events.id)
+)
 
 
-def event_with_seats(event_id: uuid.UUID) -> sa.Select:
-    """One event, listed or not (a cancelled event's page says so), with its seats."""
-    return _WITH_SEATS.where(_events.id == event_id)
+#: One event, listed or not (a cancelled event's page says so), with its seats; parameter `event_id`.
+EVENT_WITH_SEATS = _WITH_SEATS.where(_events.id == sa.bindparam("event_id"))
 
 
 def listing(search: Search, now: datetime, offset: int, limit: int) -> sa.Select:

@@ -14,11 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from gather_pages import calendar, forms, i18n
+from gather_pages import calendar, forms, i18n, page_cache
 from gather_pages.apis import Apis
 from gather_pages.availability import places
 from gather_pages.forms import ConfirmForm, EraseForm, ManageForm, RegistrationForm, SearchForm
-from gather_pages.store import event_with_seats, listing
+from gather_pages.store import EVENT_WITH_SEATS, listing
 from gather_shared import web
 from gather_shared.db import utcnow
 from gather_shared.vocabulary import ONLINE_FORMATS, Channel, RegistrationStatus
@@ -45,11 +45,11 @@ def private(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def find_event(event_id: uuid.UUID | str | None) -> Any:
-    """An event with its seats (a row of store.event_with_seats), or None."""
+    """An event with its seats (a row of store.EVENT_WITH_SEATS), or None."""
     if event_id is None:
         return None
-    with web.current_runtime().sessions() as session:
-        return session.execute(event_with_seats(uuid.UUID(str(event_id)))).first()
+    with web.current_runtime().engine.connect() as conn:  # a read: no ORM session needed
+        return conn.execute(EVENT_WITH_SEATS, {"event_id": uuid.UUID(str(event_id))}).first()
 
 
 def see_other(endpoint: str, **values: Any) -> Response:
@@ -67,18 +67,29 @@ def home() -> str:
     form.plain_errors()
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     now = utcnow()
-    with web.current_runtime().sessions() as session:
-        rows = session.execute(listing(form.search(), now, (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)).all()
+    with web.current_runtime().engine.connect() as conn:
+        rows = conn.execute(listing(form.search(), now, (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)).all()
+    events = [(row, places(row, now)) for row in rows[:PAGE_SIZE]]
+    state = (
+        "listing",
+        request.query_string,
+        i18n.current_locale(),
+        len(rows),
+        tuple((page_cache.event_state(row), seats) for row, seats in events),
+    )
     filters = MultiDict((k, v) for k, v in request.args.items(multi=True) if k != "page" and v)
-    return render_template(
-        "listing.html",
-        form=form,
-        events=[(row, places(row, now)) for row in rows[:PAGE_SIZE]],
-        page=page,
-        first=(page - 1) * PAGE_SIZE + 1,
-        previous_url=url_for("pages.home", page=page - 1, **filters) if page > 1 else None,
-        next_url=url_for("pages.home", page=page + 1, **filters) if len(rows) > PAGE_SIZE else None,
-        filtered=bool(filters),
+    return page_cache.page(
+        state,
+        lambda: render_template(
+            "listing.html",
+            form=form,
+            events=events,
+            page=page,
+            first=(page - 1) * PAGE_SIZE + 1,
+            previous_url=url_for("pages.home", page=page - 1, **filters) if page > 1 else None,
+            next_url=url_for("pages.home", page=page + 1, **filters) if len(rows) > PAGE_SIZE else None,
+            filtered=bool(filters),
+        ),
     )
 
 
@@ -91,28 +102,28 @@ def event_page(event_id: uuid.UUID) -> Any:
     i18n.speak(event.language)
     now = utcnow()
     seats = places(event, now)
+
+    def render(form: RegistrationForm) -> str:
+        return render_template("event.html", event=event, seats=seats, form=form, zones=forms.time_zone_options)
+
+    if request.method == "GET":  # the same page for everyone: the event's version, seats and language
+        state = ("event", page_cache.event_state(event), seats, i18n.current_locale())
+        return page_cache.page(state, lambda: render(RegistrationForm(formdata=None, timezone=event.timezone)))
     form = RegistrationForm(timezone=event.timezone)
-    status = 200
-    if request.method == "POST":
-        if not seats.accepting:
-            form.form_errors.append(forms.closed(seats))
-            status = 409
-        elif form.validate():
-            answer = apis().register(event_id, form.api_body())
-            if answer.status == 202:
-                return see_other("pages.check_your_messages", event_id=event_id)
-            if answer.status == 201:  # an event that needs no verification: the place is theirs at once
-                return see_other(
-                    "pages.manage", signup_id=answer.body["id"], token=answer.body["manage_token"], done="registered"
-                )
-            form.refused(answer)
-            status = answer.status
-        else:
-            status = 422
-    return (
-        render_template("event.html", event=event, seats=seats, form=form, zones=forms.time_zone_options),
-        status,
-    )
+    if not seats.accepting:
+        form.form_errors.append(forms.closed(seats))
+        return render(form), 409
+    if not form.validate():
+        return render(form), 422
+    answer = apis().register(event_id, form.api_body())
+    if answer.status == 202:
+        return see_other("pages.check_your_messages", event_id=event_id)
+    if answer.status == 201:  # an event that needs no verification: the place is theirs at once
+        return see_other(
+            "pages.manage", signup_id=answer.body["id"], token=answer.body["manage_token"], done="registered"
+        )
+    form.refused(answer)
+    return render(form), answer.status
 
 
 @bp.get("/events/<uuid:event_id>/calendar.ics")

@@ -150,3 +150,16 @@ def test_the_page_speaks_the_events_language_and_writes_its_dates_that_way(
     assert "Dydd Mawrth, 7 Ionawr 2031, 18:30" in shown.text()
     french = publish(language="fr")
     assert read(client.get(f"/events/{french['id']}")).soup.html["lang"] == "en-GB"
+
+
+def test_each_person_gets_a_token_of_their_own_even_from_a_page_rendered_once(
+    publish: Publish, app: Any, read: Read
+) -> None:
+    event = publish()
+    path = f"/events/{event['id']}"
+    first, second = app.test_client(), app.test_client()
+    mine, theirs = csrf_token(first, read, path), csrf_token(second, read, path)
+    assert mine != theirs
+    data = {"display_name": "Sam", "email": "sam@example.org", "channels": "email"}
+    assert first.post(path, data=data | {"csrf_token": theirs}).status_code == 400
+    assert first.post(path, data=data | {"csrf_token": mine}).status_code == 503  # past CSRF: signup is down
