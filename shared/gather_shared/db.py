@@ -79,8 +79,8 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     url = sqlalchemy_url(url)
-    # No pool_pre_ping: it cost a round trip per request and per message (measured: 9 % of a signup
-    # worker's time, 25 % of a consumer's). After a database restart, the first use of each stale
+    # No pool_pre_ping: it costs a round trip per request and per message (docs/benchmarks.md,
+    # "Measurements behind the code"). After a database restart, the first use of each stale
     # connection fails instead and the pool replaces it: a web request gets a 503 to retry
     # (web.create_app), a consumer retries that message.
     return sa.create_engine(url, pool_size=5, max_overflow=10)

@@ -273,7 +273,8 @@ def create_event(body: dict[str, Any]) -> Event:
 @blp.response(200, schemas.PublicPage)
 def list_events(args: dict[str, Any]) -> Response:
     """Published and postponed events that have not ended, ordered by start."""
-    # Plain rows need no Session (it cost ~0.1 ms a request); the items are built by schemas.public_item, not
+    # Plain rows need no Session (docs/benchmarks.md, "Measurements behind the code"); the items are built by
+    # schemas.public_item, not
     # dumped by PublicPage, which still documents them (flask-smorest passes a Response through as it is).
     with web.current_runtime().engine.connect() as connection:
         query = filtered(public_listing(now()), args)

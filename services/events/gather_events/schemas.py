@@ -252,10 +252,10 @@ _RESOURCE_FIELDS = tuple(ResourceSchema().dump_fields)
 
 
 def public_item(row: sa.Row[Any]) -> dict[str, Any]:
-    """What PublicEvent dumps, for one row of store.public_listing, built directly: PublicPage's dump of 20
-    events took ~1 ms of CPU, this ~0.2 ms (docs/benchmarks.md). A test checks the listing against
+    """What PublicEvent dumps, for one row of store.public_listing, built directly: a fifth of the CPU of
+    PublicPage's dump (docs/benchmarks.md, "Measurements behind the code"). A test checks the listing against
     PublicEvent's dump of the same events, byte for byte, so that the two cannot drift."""
-    event = row._asdict()  # one dict: reading 23 attributes of a Row took a third of this function's time
+    event = row._asdict()  # one dict: reading each attribute of a Row costs more (same section)
     return {
         "id": str(event["id"]),
         "title": event["title"],

@@ -125,9 +125,9 @@ def public_events(now: datetime, statuses: tuple[str, ...]) -> sa.Select:
 
 #: The public listing's rows: what the public view shows of each listed event (schemas.public_item). Plain
 #: rows, not Events (whose organizers took a second query); the table's columns, not the ORM's attributes
-#: (SQLAlchemy adapts those afresh for every statement, ~0.25 ms a request). The organizer's name is a
-#: subquery, not a join, so that PostgreSQL looks it up for the page's rows only, after any sort. Built
-#: once, with the status condition: constructing them cost ~90 µs a request. (docs/benchmarks.md)
+#: (SQLAlchemy adapts those afresh for every statement). The organizer's name is a subquery, not a join, so
+#: that PostgreSQL looks it up for the page's rows only, after any sort. Built once, with the status
+#: condition, rather than per request. (Figures: docs/benchmarks.md, "Measurements behind the code".)
 _event = Event.__table__.c
 _organizer = Organizer.__table__.c
 _LISTING = sa.select(

@@ -145,8 +145,9 @@ def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
 class SmsSender:
     """Sends SMS one after another through the configured provider. For `twilio` the calls share one
     connection pool, so they reuse a kept-alive connection (and its TLS handshake) instead of opening one
-    each. urllib3 rather than requests: half the CPU per call (measured 0.45 against 0.9 ms), and a fan-out
-    of reminders is CPU-bound. Use it as a context manager; it is not thread-safe: one per sending thread."""
+    each. urllib3 rather than requests: half the CPU per call (docs/benchmarks.md, "Measurements behind the
+    code"), and a fan-out of reminders is CPU-bound. Use it as a context manager; it is not thread-safe: one
+    per sending thread."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -22,8 +22,9 @@ from gather_shared.config import Settings
 from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKind, RegistrationStatus
 
 #: The email package's compat32 API, not EmailMessage: its default policy parses every header it is given
-#: and refolds every header it writes, which made building an email cost ~1.4 ms of CPU against ~0.7 ms
-#: (measured; the sender is CPU-bound in a fan-out). Headers are left unfolded up to SMTP's line limit, so
+#: and refolds every header it writes, which doubles the CPU of building an email, and the sender is
+#: CPU-bound in a fan-out (docs/benchmarks.md, "Measurements behind the code"). Headers are left unfolded
+#: up to SMTP's line limit, so
 #: a long List-Unsubscribe URL stays on its header's line; the subject is encoded and folded by Header.
 EMAIL_POLICY = policy.compat32.clone(max_line_length=998)
 #: UTF-8 bodies as quoted-printable: 7-bit safe through any SMTP server, and the ASCII stays readable.

@@ -53,7 +53,7 @@ def speak(tag: str | None) -> None:
 
 def translations() -> Any:
     """This request's catalog, looked up once: a page asks for some hundred strings, and Flask-Babel
-    looks its context up again for each (a third of a listing page's time)."""
+    looks its context up again for each (docs/benchmarks.md, "Measurements behind the code")."""
     found = g.get("translations")
     if found is None:
         found = g.translations = flask_babel.get_translations()

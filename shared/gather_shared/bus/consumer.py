@@ -36,7 +36,7 @@ ERROR_HEADER = "x-gather-error"
 #: The consumer handles its messages in batches, one transaction (one commit) per batch. A batch ends
 #: when the broker had nothing more for it within BATCH_WAIT_SECONDS, when it holds BATCH_MAX messages,
 #: or when its first message has waited BATCH_MAX_AGE_SECONDS: a stream of messages shares few commits,
-#: and a lone message waits 5 ms.
+#: and a lone message waits only BATCH_WAIT_SECONDS.
 BATCH_WAIT_SECONDS = 0.005
 BATCH_MAX_AGE_SECONDS = 0.05
 BATCH_MAX = 50

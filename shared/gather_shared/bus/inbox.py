@@ -109,7 +109,7 @@ def _handle_in(session: Session, handlers: dict[str, Handler], batch: list[Messa
 
 def _record_in_inbox(session: Session, batch: list[Message]) -> set[tuple[str, str]]:
     """Insert the batch's inbox rows in one statement; returns the (source, id) of those not there yet.
-    (One statement per batch rather than per message: it was a third of the consumer's time.)"""
+    (One statement per batch rather than per message: docs/benchmarks.md, "Measurements behind the code".)"""
     now = utcnow()
     inserted = session.execute(
         insert(session, inbox_table)
