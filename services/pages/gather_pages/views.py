@@ -14,12 +14,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from gather_pages import calendar, forms, i18n, page_cache
+from gather_pages import forms, i18n, page_cache
 from gather_pages.apis import Apis
 from gather_pages.availability import places
 from gather_pages.forms import ConfirmForm, EraseForm, ManageForm, RegistrationForm, SearchForm
 from gather_pages.store import EVENT_WITH_SEATS, listing
-from gather_shared import web
+from gather_shared import calendar, web
 from gather_shared.db import utcnow
 from gather_shared.vocabulary import ONLINE_FORMATS, Channel, RegistrationStatus
 
@@ -131,7 +131,7 @@ def event_calendar(event_id: uuid.UUID) -> Response:
     event = find_event(event_id)
     if event is None:
         abort(404)
-    response = Response(calendar.ics(event), mimetype="text/calendar")
+    response = Response(calendar.ics([calendar.vevent(event)]), mimetype="text/calendar")
     response.headers["Content-Disposition"] = f'attachment; filename="gather-{event_id}.ics"'
     return response
 

@@ -1,0 +1,85 @@
+"""Events as RFC 5545 iCalendar, alike from every service that offers one (the events service's calendars,
+the attendee pages' "add to calendar"): UID `{id}@gather.events` and SEQUENCE the event's version, so a
+calendar that gets the event from both keeps one entry and takes the newer; times in the event's own time
+zone, with its VTIMEZONE; STATUS from its status. Never the online link: calendars are public."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from gather_shared.vocabulary import EventStatus
+
+PRODID = "-//Gather//Community wellbeing events//EN"
+UID_DOMAIN = "gather.events"
+STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.POSTPONED: "TENTATIVE", EventStatus.CANCELLED: "CANCELLED"}
+
+
+class CalendarEvent(Protocol):
+    """What a calendar entry is made from: an events service's Event, or a row of another service's copy."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def summary(self) -> str | None: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def venue(self) -> dict[str, Any] | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+def vevent(event: CalendarEvent) -> icalendar.Event:
+    zone = ZoneInfo(event.timezone)
+    item = icalendar.Event()
+    item.add("uid", f"{event.id}@{UID_DOMAIN}")
+    item.add("sequence", event.version)  # grows with every change, so calendars replace their copy
+    item.add("dtstamp", event.updated_at)
+    item.add("dtstart", event.starts_at.astimezone(zone))
+    item.add("dtend", event.ends_at.astimezone(zone))
+    item.add("summary", event.title)
+    text = "\n\n".join(part for part in (event.summary, event.description) if part)
+    if text:
+        item.add("description", text)
+    if event.venue:
+        parts = (event.venue.get(key) for key in ("name", "address", "city", "postcode"))
+        item.add("location", ", ".join(str(part) for part in parts if part))
+    item.add("status", STATUS[EventStatus(event.status)])
+    return item
+
+
+def ics(items: Sequence[icalendar.Event], name: str | None = None) -> bytes:
+    """A calendar of `items` (from `vevent`); `name` is the one a subscribed calendar shows."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    if name:
+        cal.add("x-wr-calname", name)
+    for item in items:
+        cal.add_component(item)
+    if items:
+        # Time zone definitions covering just these events: short, and right beyond 2038 (the default end).
+        cal.add_missing_timezones(
+            first_date=min(item.decoded("dtstart") for item in items).date() - timedelta(days=1),
+            last_date=max(item.decoded("dtend") for item in items).date() + timedelta(days=2),
+        )
+    return cal.to_ical()
