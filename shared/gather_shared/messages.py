@@ -10,7 +10,14 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from gather_shared.vocabulary import Channel, EventFormat, EventStatus, RegistrationStatus, Verification
+from gather_shared.vocabulary import (
+    ACCESSIBILITY_FEATURES,
+    Channel,
+    EventFormat,
+    EventStatus,
+    RegistrationStatus,
+    Verification,
+)
 
 
 class _Base(Schema):
@@ -25,14 +32,13 @@ class Venue(_Base):
     postcode = fields.String(allow_none=True)
 
 
-class Accessibility(_Base):
-    wheelchair = fields.Boolean(load_default=False)
-    step_free = fields.Boolean(load_default=False)
-    hearing_loop = fields.Boolean(load_default=False)
-    sign_language = fields.Boolean(load_default=False)
-    captions = fields.Boolean(load_default=False)
-    quiet_space = fields.Boolean(load_default=False)
-    notes = fields.String(allow_none=True, load_default=None)
+Accessibility = _Base.from_dict(
+    {
+        **{feature: fields.Boolean(load_default=False) for feature in ACCESSIBILITY_FEATURES},
+        "notes": fields.String(allow_none=True, load_default=None),
+    },
+    name="Accessibility",
+)
 
 
 class Resource(_Base):

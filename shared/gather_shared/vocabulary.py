@@ -55,6 +55,10 @@ class EventFormat(StrEnum):
 ONLINE_FORMATS = (EventFormat.ONLINE, EventFormat.HYBRID)
 VENUE_FORMATS = (EventFormat.IN_PERSON, EventFormat.HYBRID)
 
+#: The accessibility features an organizer can say an event has (each a yes or no), in the order pages list
+#: them.
+ACCESSIBILITY_FEATURES = ("wheelchair", "step_free", "hearing_loop", "sign_language", "captions", "quiet_space")
+
 
 class Channel(StrEnum):
     """How an attendee is reached."""

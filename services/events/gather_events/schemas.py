@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from gather_events import domain
 from gather_shared import web
-from gather_shared.vocabulary import EventFormat, EventKind, EventStatus, Verification
+from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, EventFormat, EventKind, EventStatus, Verification
 from gather_shared.web import Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
@@ -76,14 +76,13 @@ class VenueSchema(Schema):
     postcode = Text(validate=validate.Length(max=20), load_default=None, allow_none=True)
 
 
-class AccessibilitySchema(Schema):
-    wheelchair = fields.Boolean(load_default=False)
-    step_free = fields.Boolean(load_default=False)
-    hearing_loop = fields.Boolean(load_default=False)
-    sign_language = fields.Boolean(load_default=False)
-    captions = fields.Boolean(load_default=False)
-    quiet_space = fields.Boolean(load_default=False)
-    notes = Text(validate=validate.Length(max=1000), load_default=None, allow_none=True)
+AccessibilitySchema = Schema.from_dict(
+    {
+        **{feature: fields.Boolean(load_default=False) for feature in ACCESSIBILITY_FEATURES},
+        "notes": Text(validate=validate.Length(max=1000), load_default=None, allow_none=True),
+    },
+    name="AccessibilitySchema",
+)
 
 
 class ResourceSchema(Schema):
