@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gather_shared.testing import Client, Platform, procfile, wait_for
+from gather_shared.testing import Client, Platform, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +25,8 @@ def platform_drawing_its_own_secrets(tmp_path: Path) -> Iterator[Platform]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
     # The SMS goes now, whatever the hour: a one-minute quiet window twelve hours away.
     env |= {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}", "PYTHONUNBUFFERED": "1"}
-    platform = Platform(workdir=tmp_path, env=env)
-    try:
-        for name in procfile():
-            platform.start(name)
-        platform.wait_ready()
+    with Platform(workdir=tmp_path, env=env).running() as platform:
         yield platform
-    except BaseException:
-        print(platform.all_logs())
-        raise
-    finally:
-        platform.stop()
 
 
 def test_nothing_under_var_is_readable_by_anyone_but_its_owner(platform_drawing_its_own_secrets: Platform) -> None:

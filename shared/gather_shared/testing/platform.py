@@ -128,6 +128,21 @@ class Platform:
     def all_logs(self) -> str:
         return "\n".join(f"===== {name}\n{self.tail(name, 200)}" for name in self.logs)
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Platform]:
+        """Every Procfile process started and ready for the block; their logs printed if it fails; all
+        stopped after it."""
+        try:
+            for name in procfile():
+                self.start(name)
+            self.wait_ready()
+            yield self
+        except BaseException:
+            print(self.all_logs())
+            raise
+        finally:
+            self.stop()
+
 
 def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message: str = "condition") -> Any:
     """Poll until `predicate()` is truthy; returns its value. Tests wait for outcomes, never for time."""
@@ -163,16 +178,8 @@ def running_platform(
     for variable, name in WEB_URL_SETTINGS.items():
         if name in platform.urls:
             env.setdefault(variable, platform.urls[name])
-    try:
-        for name in procfile():
-            platform.start(name)
-        platform.wait_ready()
+    with platform.running():
         yield platform
-    except BaseException:
-        print(platform.all_logs())
-        raise
-    finally:
-        platform.stop()
 
 
 class Client:
