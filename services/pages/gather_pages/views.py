@@ -161,6 +161,10 @@ def verify(token: str) -> Any:
     event = find_event(answer.body.get("event_id"))
     if event is not None:
         i18n.speak(event.language)
+    if answer.ok and answer.body.get("manage_token"):  # the place, at its own stable (private) address
+        return see_other(
+            "pages.manage", signup_id=answer.body["id"], token=answer.body["manage_token"], done="verified"
+        )
     if answer.ok:
         return render_template("verified.html", registration=answer.body, event=event)
     if answer.status == 429:

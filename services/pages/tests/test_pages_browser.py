@@ -1,0 +1,374 @@
+"""The attendee pages in a real browser (Chromium, driven by Playwright), against the whole platform running
+as separate processes: every page state has no axe-core violation of WCAG 2.2 AA and fits 320 px and 200 %
+zoom without scrolling sideways; the whole journey works with the keyboard alone and with JavaScript off;
+no page asks anything of another origin, and the one cookie is the CSRF one.
+
+Chromium is Debian's (`apt-get install chromium`; .ci/run installs it): Playwright's own browser download
+is not reachable here. Without it these tests are skipped with one line, or fail with
+GATHER_REQUIRE_SERVICES=1, as the other tiers do.
+
+`make screenshots` runs `test_every_page_state_is_accessible` with GATHER_SCREENSHOTS=docs/screenshots: each
+state the test checks is also written there as a PNG, for the README's gallery."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from gather_pages.app import CSRF_COOKIE
+from gather_shared.testing import REPO, Client, Platform, messages_to, running_platform, wait_for
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Headless in a container: no sandbox (root), no GPU, and none of Chromium's own calls home, so that the
+#: only requests are the pages'.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: WCAG 2.2 AA, as axe-core tags its rules (each level includes the ones before it).
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+#: A laptop's window. At 200 % zoom the same window is 640 × 400 CSS pixels: zooming a page is laying it
+#: out in a viewport of half the size (and media queries see that size too).
+DESKTOP = {"width": 1280, "height": 800}
+ZOOM_200 = {"width": 640, "height": 400}
+#: WCAG 1.4.10 (reflow): content fits 320 CSS pixels without scrolling in two dimensions.
+NARROW = {"width": 320, "height": 640}
+#: The width of the README's screenshots: the pages' column (40rem) with a margin.
+SCREENSHOT = {"width": 800, "height": 600}
+#: Set by `make screenshots`: where each page state is written as a PNG.
+SCREENSHOTS = Path(os.environ["GATHER_SCREENSHOTS"]) if os.environ.get("GATHER_SCREENSHOTS") else None
+#: One hour before the event: an event starting in an hour gets its reminder (with the unsubscribe link)
+#: within seconds of a place being confirmed.
+OFFSETS = "3595s"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        why = f"{CHROMIUM} missing: apt-get install -y chromium (the browser tier needs it)"
+        if os.environ.get("GATHER_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"GATHER_REQUIRE_SERVICES=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def platform(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with running_platform(tmp_path_factory.mktemp("platform"), None, None, {"GATHER_REMINDER_OFFSETS": OFFSETS}) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def api(platform: Platform) -> Client:
+    return Client(platform)
+
+
+@pytest.fixture(scope="module")
+def organizer_key(api: Client) -> str:
+    return api.organizer()["api_key"]
+
+
+class Person:
+    """One person's browser window on the pages, which notes every request it makes."""
+
+    def __init__(self, browser: Browser, platform: Platform, **options: Any) -> None:
+        self.base = platform.urls["pages"]
+        self.workdir = platform.workdir
+        self.context: BrowserContext = browser.new_context(viewport=DESKTOP, **options)
+        self.requests: list[str] = []
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        self.page: Page = self.context.new_page()
+
+    def go(self, path_or_url: str) -> Page:
+        url = path_or_url if path_or_url.startswith("http") else self.base + path_or_url
+        self.page.goto(url)
+        return self.page
+
+    def heading(self) -> str:
+        return self.page.locator("h1").inner_text().strip()
+
+    def link_from_messages(self, contact: str, kind: str) -> str:
+        """The newest `/verify/…`, `/manage/…` or `/unsubscribe/…` link sent to `contact`, once one came."""
+        pattern = re.compile(rf"{re.escape(self.base)}/{kind}/[^\s\"<>]+")
+
+        def newest() -> str | None:
+            found = [link for text in messages_to(self.workdir, contact) for link in pattern.findall(text)]
+            return found[-1] if found else None
+
+        return wait_for(newest, timeout=60, message=f"a /{kind}/ link sent to {contact}")
+
+    def stayed_home(self) -> None:
+        """Nothing was asked of another origin, and the only cookie is the one a form needs against CSRF."""
+        assert [url for url in self.requests if not url.startswith(self.base + "/")] == []
+        assert {cookie["name"] for cookie in self.context.cookies()} <= {CSRF_COOKIE}
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def people(browser: Browser, platform: Platform) -> Iterator[Any]:
+    """Open a window for a new person: `people()` or `people(java_script_enabled=False)`."""
+    opened: list[Person] = []
+
+    def open_window(**options: Any) -> Person:
+        opened.append(Person(browser, platform, **options))
+        return opened[-1]
+
+    yield open_window
+    for person in opened:
+        person.close()
+
+
+def listed(api: Client, organizer_key: str, base: str, **event: Any) -> dict[str, Any]:
+    """Publish an event and wait until the pages have heard of it."""
+    published = api.published_event(organizer_key, **event)
+    wait_for(lambda: requests.get(f"{base}/events/{published['id']}", timeout=10).status_code == 200)
+    return published
+
+
+#: An event that fills every part of the event page.
+RICH_EVENT = {
+    "title": "Walk and talk",
+    "summary": "A gentle walk in the park, talking as we go.",
+    "description": "We meet at the gate and walk for an hour.\n\nTea afterwards, for those who want it.",
+    "accessibility": {"step_free": True, "hearing_loop": True, "notes": "The path is flat and paved."},
+    "resources": [{"title": "Samaritans", "url": "https://samaritans.example/"}],
+}
+
+
+def soon() -> dict[str, str]:
+    """An event starting in an hour: its reminder, with the unsubscribe link, goes out at once."""
+    starts = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    return {"starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=2)).isoformat()}
+
+
+def fits(page: Page, viewport: dict[str, int]) -> bool:
+    """Whether the page, laid out in `viewport`, needs no scrolling sideways."""
+    page.set_viewport_size(viewport)
+    return page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+def check_state(page: Page, name: str, states: list[str]) -> None:
+    """The page as it is now: no axe violation of WCAG 2.2 AA; no sideways scrolling at 320 px or at 200 %
+    zoom; written to GATHER_SCREENSHOTS as `NN-name.png` when `make screenshots` asks."""
+    states.append(name)
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_22_AA}})
+    assert results.violations_count == 0, f"{name} ({page.url}): {results.generate_report()}"
+    assert fits(page, NARROW), f"{name} scrolls sideways at 320 px"
+    assert fits(page, ZOOM_200), f"{name} scrolls sideways at 200 % zoom"
+    if SCREENSHOTS is not None:
+        page.set_viewport_size(SCREENSHOT)
+        page.screenshot(path=REPO / SCREENSHOTS / f"{len(states):02d}-{name}.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def test_every_page_state_is_accessible(api: Client, organizer_key: str, people: Any) -> None:
+    robin = people()
+    listed(api, organizer_key, robin.base, capacity=5, **RICH_EVENT, **soon())
+    states: list[str] = []
+
+    page = robin.go("/?q=walk")
+    check_state(page, "listing", states)
+    page.click(".event-list h3 a")
+    assert robin.heading() == "Walk and talk"
+    check_state(page, "event", states)
+
+    # The form's own check (a blank name) and the signup service's (an email it cannot use) at once.
+    page.fill("#email", "robin@@example")
+    page.check("#channels")
+    page.click("form[method=post] button[type=submit]")
+    assert page.locator(".error-summary").is_visible()
+    check_state(page, "form-with-errors", states)
+
+    page.fill("#display_name", "Robin")
+    page.fill("#email", "robin@example.org")
+    page.check("#reminders")
+    page.click("form[method=post] button[type=submit]")
+    assert robin.heading() == "Check your messages"
+    check_state(page, "check-your-messages", states)
+
+    robin.go(robin.link_from_messages("robin@example.org", "verify"))
+    assert robin.heading() == "Confirm your place"
+    check_state(page, "confirm-your-place", states)
+    page.click("main button[type=submit]")
+    assert robin.heading() == "You have a place"
+    check_state(page, "verified", states)
+
+    manage = robin.link_from_messages("robin@example.org", "manage")
+    robin.go(manage)
+    assert robin.heading() == "You have a place"
+    check_state(page, "manage", states)
+
+    robin.go(robin.link_from_messages("robin@example.org", "unsubscribe"))
+    assert robin.heading() == "Stop reminders?"
+    check_state(page, "unsubscribe", states)
+    page.click("main button[type=submit]")
+    assert robin.heading() == "Reminders stopped"
+    check_state(page, "reminders-stopped", states)
+
+    robin.go(manage)
+    page.click("a[href$='/cancel']")
+    assert robin.heading() == "Are you sure you want to cancel your place?"
+    check_state(page, "cancel", states)
+    page.click("main button[type=submit]")
+    assert robin.heading() == "Your place is cancelled"
+    check_state(page, "cancelled", states)
+    robin.stayed_home()
+
+    # A full event: the next person waits, and can take their details away altogether.
+    full = listed(api, organizer_key, robin.base, title="Small circle", capacity=1)
+    assert api.register_verified(full["id"], email="first@example.org").status_code == 200
+    bo = people()
+    wait_for(lambda: "waiting list" in bo.go(f"/events/{full['id']}").locator(".tag").inner_text())
+    page = bo.page
+    page.fill("#display_name", "Bo")
+    page.fill("#email", "bo@example.org")
+    page.check("#channels")
+    page.click("form[method=post] button[type=submit]")
+    bo.go(bo.link_from_messages("bo@example.org", "verify"))
+    page.click("main button[type=submit]")
+    assert bo.heading() == "You are on the waiting list"
+    check_state(page, "waitlisted", states)
+
+    bo.go(bo.link_from_messages("bo@example.org", "manage"))
+    page.click("a[href$='/delete']")
+    assert bo.heading() == "Cancel your place and delete your details"
+    check_state(page, "delete", states)
+    page.check("#understood")
+    page.click("main button[type=submit]")
+    assert bo.heading() == "Your details are deleted"
+    check_state(page, "details-deleted", states)
+    bo.stayed_home()
+
+
+def focused(page: Page, selector: str) -> bool:
+    return page.evaluate("s => document.activeElement !== null && document.activeElement.matches(s)", selector)
+
+
+def tab_to(page: Page, selector: str, key: str = "Tab", presses: int = 60) -> None:
+    """Press Tab (or Shift+Tab) until `selector` has the focus, and check that a person can see where it is."""
+    for _ in range(presses):
+        page.keyboard.press(key)
+        if focused(page, selector):
+            style = page.evaluate(
+                "() => { const s = getComputedStyle(document.activeElement);"
+                " return [s.outlineStyle, s.boxShadow, s.backgroundColor]; }"
+            )
+            assert style != ["none", "none", "rgba(0, 0, 0, 0)"], f"{selector} has no visible focus"
+            return
+    raise AssertionError(f"{key} never reached {selector} on {page.url}")
+
+
+def test_the_whole_journey_with_the_keyboard_alone(api: Client, organizer_key: str, people: Any) -> None:
+    sam = people()
+    event = listed(api, organizer_key, sam.base, title="Keyboard circle")
+    page = sam.go("/")
+
+    # Find: the first Tab is the skip link; the search is the first thing in the page's main part.
+    page.keyboard.press("Tab")
+    assert focused(page, ".skip-link")
+    page.keyboard.press("Enter")
+    tab_to(page, "#q")
+    page.keyboard.type("keyboard circle")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"q=keyboard"))
+    tab_to(page, f".event-list a[href$='/events/{event['id']}']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(f"/events/{event['id']}$"))
+
+    # Register, first with the name left out: the error summary takes the focus and leads to the field.
+    tab_to(page, "#email")
+    page.keyboard.type("sam@example.org")
+    tab_to(page, "#channels")
+    page.keyboard.press("Space")
+    tab_to(page, "form[method=post] button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert focused(page, ".error-summary")
+    tab_to(page, ".error-summary a[href='#display_name']")
+    page.keyboard.press("Enter")
+    tab_to(page, "#display_name", key="Shift+Tab")
+    page.keyboard.type("Sam")
+    tab_to(page, "form[method=post] button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile("/check-your-messages$"))
+
+    # Follow the emailed link (opening a link from a message is not a click on the page) and confirm.
+    sam.go(sam.link_from_messages("sam@example.org", "verify"))
+    tab_to(page, "main button[type=submit]")
+    page.keyboard.press("Space")
+    page.wait_for_load_state()
+    assert sam.heading() == "You have a place"
+
+    # Manage: change the name, then cancel.
+    sam.go(sam.link_from_messages("sam@example.org", "manage"))
+    tab_to(page, "#display_name")
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.type("Sammy")
+    tab_to(page, "form[method=post] button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"done=saved"))
+    assert "Your changes are saved." in page.locator(".notification-banner").inner_text()
+    assert page.input_value("#display_name") == "Sammy"
+    tab_to(page, "a[href$='/cancel']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile("/cancel$"))
+    tab_to(page, "main a[href*='/manage/']:not([href$='/cancel'])")  # past the button: "No, keep my place"
+    tab_to(page, "main button[type=submit]", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert sam.heading() == "Your place is cancelled"
+    sam.stayed_home()
+
+
+def test_the_whole_journey_without_javascript(api: Client, organizer_key: str, people: Any) -> None:
+    kim = people(java_script_enabled=False)
+    event = listed(api, organizer_key, kim.base, title="Plain circle", timezone="Europe/Madrid")
+    page = kim.go("/")
+    page.fill("#q", "plain circle")
+    page.click(".search__row button[type=submit]")
+    page.click(f".event-list a[href$='/events/{event['id']}']")
+    assert kim.heading() == "Plain circle"
+    assert page.input_value("#timezone") == "Europe/Madrid"  # the event's zone, with no script to guess
+
+    page.fill("#display_name", "Kim")
+    page.fill("#email", "kim@example.org")
+    page.check("#channels")
+    page.click("form[method=post] button[type=submit]")
+    assert kim.heading() == "Check your messages"
+    kim.go(kim.link_from_messages("kim@example.org", "verify"))
+    page.click("main button[type=submit]")
+    assert kim.heading() == "You have a place"
+
+    kim.go(kim.link_from_messages("kim@example.org", "manage"))
+    page.fill("#display_name", "Kimberley")
+    page.click("form[method=post] button[type=submit]")
+    assert "Your changes are saved." in page.locator(".notification-banner").inner_text()
+    page.click("a[href$='/cancel']")
+    page.click("main button[type=submit]")
+    assert kim.heading() == "Your place is cancelled"
+    kim.stayed_home()
