@@ -23,8 +23,8 @@ from gather_pages import words
 from gather_pages.apis import Answer
 from gather_pages.availability import Closed, Places
 from gather_pages.i18n import lazy as _l
-from gather_pages.store import ACCESS_FEATURES, Search
-from gather_shared.vocabulary import Channel
+from gather_pages.store import Search
+from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, Channel
 
 NAME_MAX = 60
 
@@ -65,7 +65,9 @@ class SearchForm(FlaskForm):
     city = StringField(_l("Town or city"), validators=[Optional(), Length(max=100)])
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("To"), validators=[Optional()])
-    access = SelectMultipleField(_l("Accessibility"), choices=choices({f: words.FEATURES[f] for f in ACCESS_FEATURES}))
+    access = SelectMultipleField(
+        _l("Accessibility"), choices=choices({f: words.FEATURES[f] for f in ACCESSIBILITY_FEATURES})
+    )
 
     def validate_date_to(self, field: DateField) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:

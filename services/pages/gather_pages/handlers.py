@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from gather_pages.store import ACCESS_FEATURES, Event, Seats
+from gather_pages.store import Event, Seats
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES
+from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, LISTED_EVENT_STATUSES
 
 
 def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> None:
@@ -49,7 +49,7 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
     city = (venue.get("city") or "").strip().lower()
     event.city_key = city[:100] or None
     access = snap["accessibility"] or {}
-    event.access_keys = "|" + "".join(f"{feature}|" for feature in ACCESS_FEATURES if access.get(feature))
+    event.access_keys = "|" + "".join(f"{feature}|" for feature in ACCESSIBILITY_FEATURES if access.get(feature))
     words = [snap["title"], snap["summary"], *snap["tags"], snap["organizer_name"], city]
     event.search_text = " ".join(word for word in words if word).lower()
     event.local_date = snap["starts_at"].astimezone(ZoneInfo(snap["timezone"])).date()

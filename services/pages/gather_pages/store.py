@@ -14,7 +14,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gather_shared import messages
 from gather_shared.db import UTCDateTime
 from gather_shared.vocabulary import VENUE_FORMATS
 
@@ -24,11 +23,6 @@ class Base(DeclarativeBase):
 
 
 metadata = Base.metadata
-
-#: The accessibility features an organizer can tick (the message schema's booleans), in its order.
-ACCESS_FEATURES: tuple[str, ...] = tuple(
-    name for name, f in messages.Accessibility().fields.items() if isinstance(f, messages.fields.Boolean)
-)
 
 
 class Event(Base):

@@ -34,7 +34,7 @@ CHANNELS = {
     Channel.SMS: _l("Text message"),
 }
 
-#: Keyed by the accessibility features of the event message (store.ACCESS_FEATURES).
+#: Keyed by the accessibility features of the vocabulary (ACCESSIBILITY_FEATURES).
 FEATURES = {
     "wheelchair": _l("Wheelchair accessible"),
     "step_free": _l("Step-free access"),
