@@ -83,14 +83,14 @@ def make_engine(url: str) -> Engine:
     # "Measurements behind the code"). After a database restart, the first use of each stale
     # connection fails instead and the pool replaces it: a web request gets a 503 to retry
     # (web.create_app), a consumer retries that message.
-    return sa.create_engine(url, pool_size=5, max_overflow=10)
+    return sa.create_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -100,6 +100,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # What is deleted or overwritten is zeroed in the file, not merely marked free: an erased contact
+        # must not stay readable in the database file (see checkpoint for its write-ahead log).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -113,8 +116,62 @@ def _sqlite_engine(url: str) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for `engine`. One unit of work is `with sessions.begin() as session:` (SQLAlchemy's own:
-    commit on success, roll back on any exception, then close)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    commit on success, roll back on any exception, then close). What `after_commit` asked for runs once
+    the transaction commits."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    sa.event.listen(sessions, "after_commit", _run_after_commit)
+    sa.event.listen(sessions, "after_rollback", lambda session: session.info.pop(_AFTER_COMMIT, None))
+    return sessions
+
+
+# --- what follows a commit: files, and SQLite's write-ahead log --------------------------------------
+
+_AFTER_COMMIT = "gather_after_commit"
+
+
+def after_commit(session: Session, key: str, action: Callable[[], object]) -> None:
+    """Run `action` once this transaction of `session` has committed (never if it rolls back): for what
+    must follow a change made durable and cannot be part of the transaction, such as deleting the files of
+    an erased attendee. One action per `key` and transaction, whatever the calls."""
+    session.info.setdefault(_AFTER_COMMIT, {})[key] = action
+
+
+def _run_after_commit(session: Session) -> None:
+    for key, action in session.info.pop(_AFTER_COMMIT, {}).items():
+        try:
+            action()
+        except Exception:
+            # The commit stands; whatever the action left undone is logged for the operator.
+            log.exception("after commit: %s failed", key)
+
+
+def checkpoint_after_commit(session: Session) -> None:
+    """For a transaction that erases personal data: once it commits, SQLite's write-ahead log is emptied
+    too (`checkpoint`). On PostgreSQL it does nothing (docs/privacy.md says what is left there)."""
+    if not is_postgresql(session):
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        after_commit(session, "checkpoint", lambda: checkpoint(engine))
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Copy SQLite's write-ahead log (the `-wal` file) into the database file and truncate it to nothing
+    (`wal_checkpoint(TRUNCATE)`). The log keeps old versions of every page written since the last
+    checkpoint, so until then it holds what an erasure just overwrote. Returns whether it finished: it
+    waits (busy_timeout) for readers still on an older snapshot, and gives up after that."""
+    connection = engine.raw_connection()
+    try:
+        # On the DBAPI connection, outside any transaction: a checkpoint cannot run inside one (and the
+        # engine's `begin` would open one).
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = (cursor.fetchone() or (0,))[0]  # its one row: (busy, frames in the log, frames checkpointed)
+    finally:
+        connection.close()
+    if not busy:
+        return True
+    log.warning("checkpoint: readers kept the write-ahead log of %s from being emptied", engine.url.database)
+    return False
 
 
 # --- waking a poller when there is work: PostgreSQL LISTEN/NOTIFY ----------------------------------
