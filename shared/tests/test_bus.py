@@ -300,3 +300,32 @@ def test_one_failing_message_in_a_batch_does_not_hold_back_the_others(
     dead = wait_for(lambda: bus.drain(QUEUE.dlq), timeout=30, message="the poison message's dead letter")
     assert sorted(bus.effects()) == sorted(set(ids) - {poison})
     assert json.loads(dead[0].body)["data"]["organizer_id"] == poison
+
+
+def test_an_erasure_takes_the_dead_letters_and_retries_about_that_registration_with_it(bus: Bus) -> None:
+    queue = topology.CONSUMERS["notifications"]  # the queue that hears of registrations and their erasure
+    erased, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    retry_queue = queue.retry_queue(max(topology.RETRY_DELAYS_SECONDS))
+    with connect(bus.broker_url) as conn:
+        topology.declare_topology(conn, queue)
+        producer = kombu.Producer(conn.default_channel)
+        copies = [(queue.dlq, erased), (queue.dlq, kept)]
+        if not bus.broker_url.startswith("filesystem://"):  # the embedded transport keeps retries in memory
+            copies.append((retry_queue, erased))
+        for queue_name, signup_id in copies:
+            body = json.dumps({"data": {"signup_id": signup_id, "email": f"{signup_id}@example.org"}})
+            producer.publish(body, exchange="", routing_key=queue_name, content_type=envelope.CONTENT_TYPE)
+    consumer = Consumer(bus.broker_url, queue, bus.sessions, {"signup.erased.v1": lambda session, message: None})
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        with bus.sessions.begin() as session:
+            emit(session, "/gather/signup", "signup.erased.v1", {"signup_id": erased, "event_id": uuid.uuid4()})
+        Relay(bus.broker_url, bus.sessions).publish_batch()
+        wait_for(lambda: bus.waiting(queue.dlq) == 1, message="the dead letter about the erased registration to go")
+        assert bus.waiting(retry_queue) == 0
+    finally:
+        consumer.should_stop = True
+        thread.join(timeout=10)
+    [left] = bus.drain(queue.dlq)
+    assert kept in (left.body.decode() if isinstance(left.body, bytes) else left.body)

@@ -2,7 +2,8 @@
 
 Nothing blocks a queue: an invalid message (or one from a source that may not send its type) goes to
 `<queue>.dlq` at once; a failing handler is retried after growing delays (RETRY_DELAYS_SECONDS), then
-dead-lettered. Dead letters expire after DEAD_LETTER_TTL_SECONDS."""
+dead-lettered. Dead letters expire after DEAD_LETTER_TTL_SECONDS; those about an erased attendee go when
+the erasure is handled (FORGET_ON)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from gather_shared import envelope, logs, messages
 from gather_shared.bus.inbox import Handler, Message, handle_batch, received
 from gather_shared.bus.topology import (
     DEAD_LETTER_TTL_SECONDS,
+    FORGET_ON,
     RETRY_DELAYS_SECONDS,
     ConsumerQueue,
     declare_topology,
     main_queue,
 )
-from gather_shared.bus.transport import connect, drop_expired, is_amqp
+from gather_shared.bus.transport import connect, drop_expired, drop_mentioning, is_amqp
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,25 @@ class Consumer(ConsumerMixin):
                 with logs.message_context(pending.message.id, pending.message.correlation_id):
                     self._retry_or_dead_letter(pending.body, pending.headers, error)
             pending.kombu_message.ack()
+        self._forget([pending.message for pending in batch if pending.message.id not in failed])
+
+    def _forget(self, handled: list[Message]) -> None:
+        """Drop the retries and dead letters that mention what a handled message asked to forget
+        (FORGET_ON): an erased registration's earlier messages carry its contact details."""
+        needles = {str(m.data[FORGET_ON[m.type]]) for m in handled if m.type in FORGET_ON}
+        if not needles:
+            return
+        self._local_retries = [r for r in self._local_retries if not any(n in r.body for n in needles)]
+        heapq.heapify(self._local_retries)
+        for queue in [self.queue.dlq, *(self.queue.retry_queue(delay) for delay in self.retry_delays)]:
+            for needle in needles:
+                try:
+                    dropped = drop_mentioning(self._publisher, queue, needle)
+                except Exception:  # the erasure stands; the copies expire (DEAD_LETTER_TTL_SECONDS)
+                    log.exception("consumer: could not look through %s for messages to forget", queue)
+                    continue
+                if dropped:
+                    log.info("consumer: %d message(s) about an erased registration dropped from %s", dropped, queue)
 
     def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1

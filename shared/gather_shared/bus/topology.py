@@ -33,6 +33,12 @@ DELIVERY_LIMIT = 10
 #: older files itself.
 DEAD_LETTER_TTL_SECONDS = 7 * 24 * 3600
 
+#: Messages that ask a consumer to forget one thing, by the field of their data that names it: once such a
+#: message is handled, the consumer drops from its retry and dead-letter queues every message that
+#: mentions it (consumer.Consumer._forget). So the contact details of an erased attendee do not wait there
+#: for DEAD_LETTER_TTL_SECONDS; a dead letter that does not name the registration (an unreadable body) does.
+FORGET_ON: dict[str, str] = {"signup.erased.v1": "signup_id"}
+
 #: Who may send what: the CloudEvents `source` a message type must come from, by the type's first word.
 #: A consumer dead-letters a message from any other source as it does an invalid one.
 SENDERS: dict[str, str] = {"organizer": "/gather/events", "event": "/gather/events", "signup": "/gather/signup"}

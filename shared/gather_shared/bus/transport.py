@@ -3,6 +3,7 @@ default, made safe for several processes sharing one folder."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import time
@@ -104,4 +105,53 @@ def drop_expired(conn: kombu.Connection, queue: str, ttl_seconds: float) -> int:
                 dropped += 1
         except FileNotFoundError:  # taken by a reader meanwhile
             continue
+    return dropped
+
+
+def drop_mentioning(conn: kombu.Connection, queue: str, needle: str) -> int:
+    """Delete from `queue` every message whose body contains `needle` (say, an erased registration's id);
+    the others stay as they were. Returns how many went."""
+    if is_amqp(conn):
+        return _drop_mentioning_amqp(conn, queue, needle)
+    options: dict[str, Any] = conn.transport_options or {}
+    dropped = 0
+    for path in Path(options["data_folder_in"]).glob(f"*.{queue}.msg"):
+        try:
+            if needle in _stored_body(path.read_bytes()):
+                path.unlink()
+                dropped += 1
+        except FileNotFoundError:  # taken by a reader meanwhile
+            continue
+    return dropped
+
+
+def _stored_body(raw: bytes) -> str:
+    """The body of a message as kombu's filesystem transport stores it (base64 inside a JSON payload)."""
+    try:
+        payload = loads(bytes_to_str(raw))
+        body = payload["body"]
+        if payload.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+    except (ValueError, KeyError, TypeError):
+        return bytes_to_str(raw)
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+
+def _drop_mentioning_amqp(conn: kombu.Connection, queue: str, needle: str) -> int:
+    # Every message is taken without an ack; those to keep are given back at the end (not one by one: one
+    # given back would be taken again at once), so they keep their place and their expiry.
+    channel = conn.channel()
+    dropped, kept = 0, []
+    try:
+        while (message := channel.basic_get(queue, no_ack=False)) is not None:
+            body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
+            if needle in body:
+                channel.basic_ack(message.delivery_tag)
+                dropped += 1
+            else:
+                kept.append(message.delivery_tag)
+        for tag in kept:
+            channel.basic_reject(tag, requeue=True)
+    finally:
+        channel.close()  # and what was not settled by then goes back to the queue
     return dropped
