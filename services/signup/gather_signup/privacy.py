@@ -1,7 +1,7 @@
 """Forgetting attendees: erasure on request, and the retention job that anonymises the registrations of
 events that ended `GATHER_RETENTION_DAYS` ago. Both keep the registration rows (so counts stay right)
-but remove every contact detail from this service's database, and tell the notifications service to
-forget them too (`signup.erased.v1`)."""
+but remove every contact detail from this service's database (SQLite's write-ahead log included), and
+tell the notifications service to forget them too (`signup.erased.v1`): docs/privacy.md lists every copy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared.db import outbox_table, utcnow
+from gather_shared.db import checkpoint_after_commit, outbox_table, utcnow
+from gather_shared.vocabulary import EventStatus
 from gather_signup import announce, idempotency
 from gather_signup.store import Event, IdempotencyRecord, Signup
 
@@ -40,16 +41,27 @@ def erase(session: Session, signup: Signup, now: datetime) -> None:
     signup.consent_reminders = False
     signup.erased_at = signup.updated_at = now
     announce.contact_erased(session, signup)
+    checkpoint_after_commit(session)  # the old values stay in SQLite's -wal until it is emptied
 
 
 def anonymise_ended_events(session: Session, now: datetime, retention_days: int) -> int:
-    """Erase the contact details of every registration of events that ended `retention_days` before
-    `now`; returns how many events were anonymised. Also drops expired Idempotency-Key records."""
+    """Erase the contact details of every registration of an event that ended `retention_days` before
+    `now`; returns how many events had registrations erased. Also drops expired Idempotency-Key records.
+
+    Judged on every run from the events as they are now, registration by registration, never from an
+    earlier run: a registration made after an event was first examined is covered, an event moved later
+    is judged by its new end, and a postponed event has not ended at all (its old date is no longer its
+    date: its attendees are kept until it has a new one and that is `retention_days` past)."""
     idempotency.purge_expired(session, now)
+    has_contacts = sa.select(Signup.event_id).where(Signup.erased_at.is_(None))
     events = session.scalars(
         sa.select(Event)
-        .where(Event.anonymised_at.is_(None), Event.ends_at <= now - timedelta(days=retention_days))
-        .with_for_update()
+        .where(
+            Event.ends_at <= now - timedelta(days=retention_days),
+            Event.status != EventStatus.POSTPONED,
+            Event.id.in_(has_contacts),
+        )
+        .with_for_update()  # as registering and cancelling do: no registration changes under the job
     )
     anonymised = 0
     for event in events:

@@ -126,3 +126,60 @@ def test_an_idempotency_key_is_forgotten_after_a_day(publish: Publish, register:
     response = register(event["id"], headers={"Idempotency-Key": "k-1"})
     assert response.status_code == 409  # no replay any more: the same person is simply registered already
     assert response.json["code"] == "already_registered"
+
+
+def test_retention_keeps_the_attendees_of_a_postponed_event_whatever_its_old_date(
+    publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]
+) -> None:
+    event = publish()
+    register(event["id"], **CONTACT)
+    publish("event.postponed.v1", id=event["id"], version=2, status="postponed", starts_at=event["starts_at"])
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=90), retention_days=30) == 0
+    assert "robin.quill" in database_text()
+
+
+def test_retention_judges_an_event_moved_later_by_its_new_end(
+    publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]
+) -> None:
+    event = publish()
+    register(event["id"], **CONTACT)
+    later = publish("event.updated.v1", id=event["id"], version=2, starts_at=event["starts_at"] + timedelta(days=60))
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=30), retention_days=30) == 0
+    assert "robin.quill" in database_text()
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, later["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    assert_forgotten(database_text)
+
+
+def test_retention_covers_registrations_made_after_the_event_was_first_examined(
+    publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]
+) -> None:
+    event = publish()
+    register(event["id"], 1)
+    due = event["ends_at"] + timedelta(days=30)
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, due, retention_days=30) == 1
+    # Registered afterwards (the clock of this test's job runs ahead of the registrations' own).
+    register(event["id"], 2, **CONTACT)
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, due + timedelta(hours=1), retention_days=30) == 1
+    assert_forgotten(database_text)
+
+
+def test_an_event_moved_later_after_its_attendees_were_anonymised_is_examined_again(
+    publish: Publish, register: Register, rt: Runtime, database_text: Callable[..., str]
+) -> None:
+    event = publish()
+    register(event["id"], 1)
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    later = publish("event.updated.v1", id=event["id"], version=2, starts_at=event["starts_at"] + timedelta(days=60))
+    register(event["id"], 2, **CONTACT)  # someone who comes on the new date
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=31), retention_days=30) == 0
+    assert "robin.quill" in database_text()
+    with rt.sessions.begin() as session:
+        assert privacy.anonymise_ended_events(session, later["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    assert_forgotten(database_text)
