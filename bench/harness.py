@@ -34,6 +34,7 @@ from gather_shared.testing import (
     running_platform,
     wait_for,
 )
+from gather_shared.testing.platform import die_with_parent
 
 BENCH_ROOT = Path(__file__).resolve().parents[1]  # on gunicorn's path, for the baseline apps
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -314,6 +315,7 @@ def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             env=os.environ | {"WEB_CONCURRENCY": str(run.workers)} | env,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         try:
             wait_for(

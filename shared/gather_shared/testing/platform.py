@@ -4,6 +4,7 @@ them, and the HTTP calls a user makes against it."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shlex
@@ -21,12 +22,21 @@ from gather_shared.testing.samples import event_body
 from gather_shared.testing.service import ADMIN_TOKEN, SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[3]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for every process a test or a benchmark starts: when the process that started it dies
+    (pytest or `make bench` killed by a timeout), the child gets SIGTERM instead of living on as an orphan
+    that holds ports, database connections and the cores the next test needs."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def procfile() -> dict[str, str]:
@@ -82,6 +92,7 @@ class Platform:
             stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
