@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from flask import g, request
@@ -100,4 +101,4 @@ class Apis:
 
 def _segment(token: str) -> str:
     """A token as one path segment: a link someone edited must not reach another path of the API."""
-    return requests.utils.quote(token, safe="")
+    return quote(token, safe="")

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import uuid
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -53,7 +54,8 @@ def create_app() -> Flask:
     # Behind a reverse proxy, the browser's address (forwarded to the APIs for their rate limits).
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     Babel(app, locale_selector=i18n.select_locale)
-    app.jinja_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    # Jinja's i18n extension (which Babel adds) gives the environment this method at run time, undeclared.
+    cast(Any, app.jinja_env).install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
     CSRFProtect(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True

@@ -8,15 +8,16 @@ next to the same fields, in the page's words, never in the API's."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, DateField, Field, SelectField, SelectMultipleField, StringField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3's; not in its stubs yet
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from gather_pages import words
@@ -27,6 +28,8 @@ from gather_pages.store import Search
 from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, Channel
 
 NAME_MAX = 60
+#: A choice's value: a word of the vocabulary, or "" for any.
+_Value = TypeVar("_Value", bound=str)
 
 #: What to say next to a field the signup service refused (its `errors` keys → the form's fields).
 API_FIELDS = {"display_name": "display_name", "email": "email", "phone": "phone", "channels": "channels"}
@@ -41,8 +44,8 @@ REFUSED = {
 }
 
 
-def choices(labels: dict[str, Any]) -> list[SelectChoice]:
-    """A choice field's options: value → words."""
+def choices(labels: Mapping[_Value, Any]) -> list[SelectChoice]:
+    """A choice field's options: value → words (the templates read each one's `value` and `label`)."""
     return [SelectChoice(value, label) for value, label in labels.items()]
 
 
@@ -76,12 +79,12 @@ class SearchForm(FlaskForm):
     def plain_errors(self) -> None:
         """WTForms' own words for a date it could not read (typed by hand, without a date picker) or a
         choice that is not in the list (an edited link), replaced by ours."""
-        for field in (self.date_from, self.date_to):
-            if field.raw_data and field.raw_data[0] and field.data is None:
-                field.errors = [_("Enter a real date, like 2026-12-31")]
-        for field in (self.kind, self.format, self.access):
-            if field.errors:
-                field.errors = [_("Choose from the list")]
+        for date_field in (self.date_from, self.date_to):
+            if date_field.raw_data and date_field.raw_data[0] and date_field.data is None:
+                date_field.errors = [_("Enter a real date, like 2026-12-31")]
+        for choice_field in (self.kind, self.format, self.access):
+            if choice_field.errors:
+                choice_field.errors = [_("Choose from the list")]
 
     def search(self) -> Search:
         """The valid filters (a filter with an error is left out, and said so next to it)."""
@@ -126,7 +129,7 @@ class DetailsForm(FlaskForm):
     def api_body(self) -> dict[str, Any]:
         return {
             "display_name": self.display_name.data,
-            "channels": sorted(set(self.channels.data)),
+            "channels": sorted(set(self.channels.data or ())),
             "timezone": self.timezone.data or None,
             "consent": {"reminders": bool(self.reminders.data)},
         }
@@ -178,7 +181,7 @@ class ManageForm(DetailsForm):
     def __init__(self, *args: Any, reachable: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reachable = reachable
-        self.channels.choices = choices({channel: words.CHANNELS[channel] for channel in reachable})
+        self.channels.choices = choices({channel: words.CHANNELS[Channel(channel)] for channel in reachable})
 
 
 class ConfirmForm(FlaskForm):

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from gather_pages import forms, i18n, page_cache
 from gather_pages.apis import Apis
@@ -52,7 +53,7 @@ def find_event(event_id: uuid.UUID | str | None) -> Any:
         return conn.execute(EVENT_WITH_SEATS, {"event_id": uuid.UUID(str(event_id))}).first()
 
 
-def see_other(endpoint: str, **values: Any) -> Response:
+def see_other(endpoint: str, **values: Any) -> WerkzeugResponse:
     return redirect(url_for(endpoint, **values), code=303)
 
 
@@ -77,7 +78,7 @@ def home() -> str:
         len(rows),
         tuple((page_cache.event_state(row), seats) for row, seats in events),
     )
-    filters = MultiDict((k, v) for k, v in request.args.items(multi=True) if k != "page" and v)
+    filters: MultiDict[str, Any] = MultiDict((k, v) for k, v in request.args.items(multi=True) if k != "page" and v)
     return page_cache.page(
         state,
         lambda: render_template(
