@@ -34,6 +34,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pip-audit --disable-pip --require-hashes --progress-spinner off -r $(LOCK)
 
 # After editing requirements.txt or a package's pyproject.toml: pin every third-party package (and what it
