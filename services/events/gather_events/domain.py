@@ -4,11 +4,10 @@ words every service shares (gather_shared.vocabulary)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -130,6 +129,16 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[st
 
 
 MAX_OCCURRENCES = 52
+#: Every date of a series is before this year (the first date's own limit: schemas.SUPPORTED_TIMES).
+LAST_YEAR = 2099
+#: The Gregorian calendar repeats exactly every 400 years (146,097 days: whole weeks, the same leap years),
+#: so the dates a rule gives from a first date in year Y are the dates it gives from year Y + SHIFT_YEARS,
+#: moved back. dateutil searches for the next matching date until one matches or the year 9999 ends; from
+#: there, that is at most 400 years of periods, whatever the rule, where from today it would be 8,000: a
+#: rule no date matches (30 February) is refused in a fraction of a second, not after minutes.
+SHIFT_YEARS = 19 * 400
+#: And each period's work is bounded too: at most this many BYSETPOS positions (1 = first, -1 = last…).
+MAX_SET_POSITIONS = 7
 
 
 class RecurrenceError(Refusal):
@@ -153,11 +162,14 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
         text = text[len("RRULE:") :]
     if not text or "\n" in text or "DTSTART" in text.upper():
         raise RecurrenceError("Give one RRULE, e.g. FREQ=WEEKLY;COUNT=10; the first date is starts_at.")
-    _check_parts(text)
-    # An UNTIL in UTC (…Z) needs an aware start; a floating UNTIL is local time, like the naive start.
-    utc_until = re.search(r"UNTIL=\d{8}T\d{6}Z", text.upper()) is not None
+    parts = _check_parts(text)
+    until = _until(parts.pop("UNTIL", None), zone)
     try:
-        parsed = rrulestr(text, dtstart=local_start.replace(tzinfo=zone) if utc_until else local_start)
+        # Naive local times throughout (a UTC UNTIL is made local by _until): dateutil keeps the wall-clock
+        # time, so 18:00 stays 18:00.
+        parsed = rrulestr(";".join(f"{name}={value}" for name, value in parts.items()), dtstart=_later(local_start))
+        if isinstance(parsed, rrule) and until is not None:
+            parsed = parsed.replace(until=_later(until) if until.year <= LAST_YEAR else None)
     except (ValueError, TypeError) as exc:
         raise RecurrenceError(f"Not a valid RFC 5545 RRULE: {exc}") from exc
     if isinstance(parsed, rruleset) or not isinstance(parsed, rrule):
@@ -165,27 +177,50 @@ def occurrences(rule: str, starts_at: datetime, ends_at: datetime, timezone: str
     # Take one more than allowed: enough to tell an overlong (or endless) rule from an allowed one.
     starts: list[datetime] = []
     try:
-        for start in parsed:
-            starts.append(start.replace(tzinfo=None))  # dateutil keeps the wall-clock time: 18:00 stays 18:00
+        for later in parsed:
+            start = later.replace(year=later.year - SHIFT_YEARS)
+            if start.year > LAST_YEAR:
+                raise RecurrenceError(f"Every date must be before {LAST_YEAR + 1}; add COUNT or an UNTIL.")
+            starts.append(start)
             if len(starts) > MAX_OCCURRENCES:
                 raise RecurrenceError(f"At most {MAX_OCCURRENCES} occurrences; add COUNT or an earlier UNTIL.")
     except (ValueError, OverflowError) as exc:
         raise RecurrenceError(f"Not a usable RFC 5545 RRULE: {exc}") from exc
     if not starts:
-        raise RecurrenceError("The rule gives no date at all.")
+        raise RecurrenceError(f"The rule gives no date before {LAST_YEAR + 1}.")
     duration = local_end - local_start
     return [Occurrence(start.replace(tzinfo=zone), (start + duration).replace(tzinfo=zone)) for start in starts]
 
 
-#: What a rule may say. dateutil searches until year 9999 for a date that matches every filter, so a
-#: rule no date can match (say, 30 February) would hold a worker for seconds or hours: hence no sub-daily
-#: frequencies, and filters only where the search stays short (a daily rule may pick weekdays only).
+#: What a rule may say. dateutil searches period after period for a date that matches every filter (see
+#: SHIFT_YEARS for how far): hence no sub-daily frequencies, whose periods are many, and filters only where
+#: each period's work stays small (a daily rule may pick weekdays only).
 RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS"}
 FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 DAILY_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY"}
 
 
-def _check_parts(rule: str) -> None:
+def _later(local: datetime) -> datetime:
+    """`local` SHIFT_YEARS later: the same day of the week, the same date (29 February included)."""
+    return local.replace(year=local.year + SHIFT_YEARS)
+
+
+def _until(value: str | None, zone: ZoneInfo) -> datetime | None:
+    """An UNTIL as naive local time: a date (the whole day), a floating local time, or UTC (…Z)."""
+    if value is None:
+        return None
+    for form in ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y%m%d"):
+        try:
+            until = datetime.strptime(value, form)
+        except ValueError:
+            continue
+        if form.endswith("Z"):
+            return until.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+        return until.replace(hour=23, minute=59, second=59) if form == "%Y%m%d" else until
+    raise RecurrenceError(f"UNTIL={value} is not a date (20301231) or a time (20301231T180000Z).")
+
+
+def _check_parts(rule: str) -> dict[str, str]:
     parts = dict(part.partition("=")[::2] for part in rule.upper().split(";") if part)
     unknown = set(parts) - RULE_PARTS
     if unknown:
@@ -196,3 +231,6 @@ def _check_parts(rule: str) -> None:
         raise RecurrenceError("A daily rule may only choose weekdays (BYDAY).")
     if not parts.get("INTERVAL", "1").isdigit() or not 1 <= int(parts.get("INTERVAL", "1")) <= 52:
         raise RecurrenceError("INTERVAL must be between 1 and 52.")
+    if len(parts.get("BYSETPOS", "").split(",")) > MAX_SET_POSITIONS:
+        raise RecurrenceError(f"BYSETPOS may choose at most {MAX_SET_POSITIONS} positions.")
+    return parts

@@ -161,8 +161,39 @@ def test_bad_overlong_or_impossible_rules_are_refused(rule: str) -> None:
         "FREQ=DAILY;BYSETPOS=2",
         "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
         "FREQ=WEEKLY;BYEASTER=0",
+        "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30;BYSETPOS=" + ",".join(str(n) for n in range(1, 31)),
     ],
 )
 def test_rules_that_could_search_for_hours_are_refused_at_once(rule: str) -> None:
     with pytest.raises(domain.RecurrenceError):
         domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30",  # took 1.6 s before the search was bounded
+        "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30;BYSETPOS=1,2,3,4,5,6,7",  # held a worker 30 s
+        "FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2",  # a position no week has
+        "FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=30",  # 29 February: the 30th is after 2099
+    ],
+)
+def test_a_rule_whose_dates_never_come_or_come_too_late_is_refused(rule: str) -> None:
+    """The search for dates is bounded (domain.SHIFT_YEARS): it ends, whatever the rule says."""
+    with pytest.raises(domain.RecurrenceError):
+        domain.occurrences(rule, START, START + timedelta(hours=1), "UTC")
+
+
+def test_rare_dates_and_local_or_utc_ends_keep_their_meaning() -> None:
+    leap_days = domain.occurrences(
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=3", START, START + timedelta(hours=1), "UTC"
+    )
+    assert [d.starts_at.date().isoformat() for d in leap_days] == ["2032-02-29", "2036-02-29", "2040-02-29"]
+    friday_13ths = domain.occurrences(
+        "FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13;COUNT=2", START, START + timedelta(hours=1), "UTC"
+    )
+    assert all(d.starts_at.weekday() == 4 and d.starts_at.day == 13 for d in friday_13ths)
+    for until in ("20300322", "20300322T235959", "20300322T235959Z"):
+        dates = domain.occurrences(f"FREQ=WEEKLY;UNTIL={until}", START, START + timedelta(hours=1), "Europe/London")
+        assert [d.starts_at.day for d in dates] == [1, 8, 15, 22]  # a date, a local time, a UTC time
