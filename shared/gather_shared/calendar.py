@@ -23,28 +23,17 @@ STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.POSTPONED: "TENTATIVE"
 class CalendarEvent(Protocol):
     """What a calendar entry is made from: an events service's Event, or a row of another service's copy."""
 
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def starts_at(self) -> datetime: ...
-    @property
-    def ends_at(self) -> datetime: ...
-    @property
-    def timezone(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def summary(self) -> str | None: ...
-    @property
-    def description(self) -> str | None: ...
-    @property
-    def venue(self) -> dict[str, Any] | None: ...
-    @property
-    def status(self) -> str: ...
+    id: uuid.UUID
+    version: int
+    updated_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    title: str
+    summary: str | None
+    description: str | None
+    venue: dict[str, Any] | None
+    status: str
 
 
 def vevent(event: CalendarEvent) -> icalendar.Event:
