@@ -1,12 +1,14 @@
-"""gunicorn settings shared by the three web services.
+"""gunicorn settings shared by the web services.
 
-Sync workers: measured here ~3x faster than gthread on a PostgreSQL-backed endpoint. Override the
-count with WEB_CONCURRENCY (gunicorn reads it itself)."""
+Sync workers: measured faster than gthread on a PostgreSQL-backed endpoint (docs/benchmarks.md,
+"Measurements behind the code"); ours answers gunicorn's own errors (414, a worker timed out) as
+problem+json, like the apps (gather_shared.worker).
+Override the count with WEB_CONCURRENCY (gunicorn reads it itself)."""
 
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "sync"
+worker_class = "gather_shared.worker.ProblemWorker"
 timeout = 30
 graceful_timeout = 10
 accesslog = "-"

@@ -23,7 +23,17 @@ from amqp.exceptions import AccessRefused
 
 from gather_shared import messages
 from gather_shared.bus import topology
-from gather_shared.testing import ADMIN_TOKEN, REPO, SECRET_KEY, Client, Platform, fresh_pg_database, procfile, wait_for
+from gather_shared.testing import (
+    ADMIN_TOKEN,
+    RATE_LIMITS_OFF,
+    REPO,
+    SECRET_KEY,
+    Client,
+    Platform,
+    fresh_pg_database,
+    procfile,
+    wait_for,
+)
 
 pytestmark = pytest.mark.services
 
@@ -125,6 +135,7 @@ def test_the_platform_works_with_each_service_logged_in_as_its_own_user(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
     env |= {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "GATHER_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
+    env |= RATE_LIMITS_OFF
     with contextlib.ExitStack() as stack:
         services = {name.split("-")[0] for name in procfile()}
         databases = {service: stack.enter_context(fresh_pg_database(pg_server_url)) for service in services}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from limits import parse_many
 
 VAR_DIR = Path("var")  # relative to the working directory, like the contract's defaults
 
@@ -41,6 +46,19 @@ class Settings:
     # event without support resources of its own: the operator's words and link (unset: general words).
     help_text: str | None = None
     help_url: str | None = None
+    # Rate limits (gather_shared.ratelimit), in the `limits` notation: "60/minute;600/hour" allows both.
+    # Defaults a real community event never reaches; what each counts is in README's settings table.
+    rate_limit_enabled: bool = True
+    #: None: the service's own database; `redis://…` in production (docs/operations.md).
+    rate_limit_storage_url: str | None = None
+    rate_limit_per_address: str = "60/minute;600/hour"
+    rate_limit_per_contact: str = "10/hour;30/day"
+    rate_limit_per_event: str = "300/minute"
+    rate_limit_per_key: str = "600/minute"
+    rate_limit_admin: str = "60/minute"
+    rate_limit_webhooks: str = "1200/minute"
+    #: The proxies whose X-Forwarded-For names the client (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -52,7 +70,7 @@ class Settings:
             broker_url=broker_url,
             database_url=database_url,
             admin_token=env.get("GATHER_ADMIN_TOKEN") or secret_from_file("admin-token"),
-            smtp_url=env.get("GATHER_SMTP_URL") or None,
+            smtp_url=smtp_url(env.get("GATHER_SMTP_URL") or None),
             sms_provider=env.get("GATHER_SMS_PROVIDER") or "file",
             reminder_offsets=env.get("GATHER_REMINDER_OFFSETS") or "24h,1h",
             sms_quiet_hours=env.get("GATHER_SMS_QUIET_HOURS") or "21:00-08:00",
@@ -69,7 +87,68 @@ class Settings:
             sms_from=env.get("GATHER_SMS_FROM") or None,
             help_text=env.get("GATHER_HELP_TEXT") or None,
             help_url=env.get("GATHER_HELP_URL") or None,
+            rate_limit_enabled=flag("GATHER_RATE_LIMIT_ENABLED", env.get("GATHER_RATE_LIMIT_ENABLED") or "true"),
+            rate_limit_storage_url=env.get("GATHER_RATE_LIMIT_STORAGE_URL") or None,
+            **{
+                f"rate_limit_{name}": rate_limit(
+                    f"GATHER_RATE_LIMIT_{name.upper()}", env, getattr(cls, f"rate_limit_{name}")
+                )
+                for name in RATE_LIMITS
+            },
+            trusted_proxies=trusted_proxies(env.get("GATHER_TRUSTED_PROXIES") or ""),
         )
+
+
+def smtp_url(value: str | None) -> str | None:
+    """GATHER_SMTP_URL, checked at start: a user and password are sent only over TLS (`smtps://`, or
+    `smtp://…?starttls=1`), never in clear text to whoever is on the path."""
+    if value is None:
+        return None
+    url = urlsplit(value)
+    if url.scheme not in ("smtp", "smtps"):
+        raise SettingsError(f"GATHER_SMTP_URL: {url.scheme}:// is neither smtp:// nor smtps://")
+    if url.username and url.scheme == "smtp" and not smtp_starttls(value):
+        raise SettingsError(
+            "GATHER_SMTP_URL: refusing to log in to an SMTP server over a plain connection; "
+            "use smtps:// or add ?starttls=1"
+        )
+    return value
+
+
+def smtp_starttls(value: str) -> bool:
+    """Whether an smtp:// GATHER_SMTP_URL asks for STARTTLS (`?starttls=1`)."""
+    return parse_qs(urlsplit(value).query).get("starttls", ["0"])[0].lower() in ("1", "true")
+
+
+#: The GATHER_RATE_LIMIT_<NAME> settings that each hold a limit.
+RATE_LIMITS = ("per_address", "per_contact", "per_event", "per_key", "admin", "webhooks")
+
+
+def rate_limit(name: str, env: Mapping[str, str], default: str) -> str:
+    """A limit in the `limits` notation, checked at start: a typo must not switch a limit off."""
+    value = env.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {value!r} is not a limit like '60/minute;600/hour'") from exc
+    return value
+
+
+def flag(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise SettingsError(f"{name}: {value!r} is neither true nor false")
+    return value.lower() in ("true", "1")
+
+
+def trusted_proxies(value: str) -> tuple[str, ...]:
+    """GATHER_TRUSTED_PROXIES: addresses or networks (10.0.0.0/8), separated by commas."""
+    proxies = tuple(part.strip() for part in value.split(",") if part.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"GATHER_TRUSTED_PROXIES: {proxy!r} is not an address or a network") from exc
+    return proxies
 
 
 def is_embedded(database_url: str, broker_url: str) -> bool:

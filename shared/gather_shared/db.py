@@ -63,7 +63,7 @@ def is_postgresql(bind: Engine | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def insert(session: Session, table: Any) -> Any:
+def insert(session: Session | Engine, table: Any) -> Any:
     """An INSERT into `table` (a Table or a mapped class) that can say `on_conflict_do_nothing`: each
     dialect's own construct (PostgreSQL and SQLite spell the clause alike)."""
     return (postgresql.insert if is_postgresql(session) else sqlite.insert)(table)

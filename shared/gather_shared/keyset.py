@@ -70,7 +70,8 @@ def decode(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         if not isinstance(values, list) or len(values) != len(types):
             raise ValueError("not a position of this list")
         return tuple(_value(kind, value) for kind, value in zip(types, values, strict=True))
-    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
+    # UnicodeDecodeError is a ValueError; RecursionError: a forged cursor of deeply nested JSON.
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
         raise CursorError("Not a cursor this service gave out.") from exc
 
 

@@ -1,27 +1,35 @@
 """What every Gather web service shares: the Flask app with its OpenAPI docs, RFC 9457 problem details
-for every error (the rules' refusals included), correlation ids, health checks, the input every service
-checks the same way (storable text, time zone names), and bearer-token helpers."""
+for every error (the rules' refusals included), correlation ids, health checks, the security headers of
+every HTML page, the client's address behind trusted proxies, rate limits, the input every service checks
+the same way (storable text, one-line text, time zone names, JSON bodies), and bearer-token helpers."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import hmac
+import ipaddress
+import json
 import logging
+import math
+import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, make_response, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
+from flask_limiter import RateLimitExceeded
 from flask_smorest import Api
 from marshmallow import ValidationError, fields
 from sqlalchemy.orm import Session
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from gather_shared import bus, keyset, logs
+from gather_shared import bus, keyset, logs, ratelimit
 from gather_shared.config import Settings
 from gather_shared.errors import Refusal
 from gather_shared.service import Runtime
@@ -31,6 +39,21 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
+
+#: Every HTML page of Gather (the attendee pages, the APIs' /docs and their unsubscribe and manage pages):
+#: nothing from another origin, no inline script or style, no framing, forms post to their own origin.
+#: (Swagger UI draws its icons as data: images.)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+HTML_SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 class Problem(Exception):  # noqa: N818 - it is the answer, not a failure
@@ -127,8 +150,7 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # /docs is served below, from the swagger-ui-bundle package: nothing loaded from another origin.
         API_SPEC_OPTIONS={
             "info": {"description": description},
             "components": {
@@ -140,9 +162,44 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     provider = DefaultJSONProvider(app)
     provider.sort_keys = False  # answers keep the order their schema declares
     app.json = provider
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     api = ProblemApi(app)
 
     app.register_error_handler(Problem, answer)
+
+    @app.before_request
+    def _json_body() -> None:
+        # Checked here, before a rate limit or a schema reads it: JSON nested deeper than Python's recursion
+        # limit (64 KiB of `[`) makes the parser raise RecursionError, and a number of more than 4300 digits
+        # a ValueError that is no JSONDecodeError: neither reaches the schemas' own handling of bad JSON.
+        body = request.get_data(cache=True) if request.is_json else b""
+        if body:
+            try:
+                json.loads(body)
+            except (RecursionError, ValueError):
+                raise Problem(
+                    422, "validation_error", "Invalid input in: json", errors={"json": ["Not valid JSON."]}
+                ) from None
+
+    app.config.update(
+        RATELIMIT_ENABLED=settings.rate_limit_enabled,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_url or f"{ratelimit.DATABASE_SCHEME}://",
+        RATELIMIT_STORAGE_OPTIONS={"engine": engine} if settings.rate_limit_storage_url is None else {},
+        # Services sharing one Redis count apart.
+        RATELIMIT_KEY_PREFIX=f"gather-{service}",
+        # A store that is down lets requests through (logged): a limit guards against abuse, and must not
+        # take registration down with it.
+        RATELIMIT_SWALLOW_ERRORS=True,
+    )
+    ratelimit.limiter.init_app(app)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(_exc: RateLimitExceeded) -> Response:
+        current = ratelimit.limiter.current_limit
+        wait = math.ceil(current.reset_at - time.time()) if current is not None else 60
+        response = answer(Problem(429, "rate_limited", "Too many requests; please wait a moment and try again."))
+        response.headers["Retry-After"] = str(max(1, wait))
+        return response
 
     @app.errorhandler(keyset.CursorError)
     def _bad_cursor(exc: keyset.CursorError) -> Response:
@@ -175,8 +232,11 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
         g.correlation_token = logs.correlation_id.set(g.correlation_id)
 
     @app.after_request
-    def _echo_correlation(response: Response) -> Response:
+    def _headers(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("correlation_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.mimetype == "text/html":
+            response.headers.update(HTML_SECURITY_HEADERS)
         return response
 
     @app.teardown_request
@@ -206,7 +266,66 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
         ready = all(v == "ok" for v in checks.values())
         return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
+    @app.get("/docs")
+    def docs() -> Response:
+        return Response(DOCS_PAGE.format(title=f"Gather {service} API"), mimetype="text/html")
+
+    @app.get("/docs/start.js")
+    def docs_script() -> Response:
+        return Response(DOCS_SCRIPT, mimetype="text/javascript")
+
+    @app.get("/docs/assets/<path:name>")
+    def docs_assets(name: str) -> Response:
+        return send_from_directory(swagger_ui_path, name, max_age=3600)
+
     return app, api
+
+
+#: Interactive docs: Swagger UI from the swagger-ui-bundle package, started by a script of our own (the
+#: Content-Security-Policy allows no inline script). Relative paths: they work behind a path prefix too.
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script src="docs/start.js"></script>
+</body>
+</html>
+"""
+DOCS_SCRIPT = 'window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui"});\n'
+
+
+class TrustedProxies:
+    """WSGI middleware: the client's address (REMOTE_ADDR) as the trusted proxies in front of the service
+    saw it. Walking X-Forwarded-For from its end, each hop added by a trusted proxy is believed and the
+    first address no trusted proxy vouches for is the client; a request from anyone else keeps its peer's
+    address, whatever its X-Forwarded-For says. (werkzeug's ProxyFix believes a fixed number of hops from
+    any peer: a client that reached the service past the proxy could name any address it liked.)"""
+
+    def __init__(self, app: Any, proxies: Iterable[str]) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(proxy, strict=False) for proxy in proxies]
+
+    def trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        client = environ.get("REMOTE_ADDR", "")
+        if self.networks and self.trusted(client):
+            hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+            while hops and self.trusted(client):
+                client = hops.pop()
+            environ["REMOTE_ADDR"] = client
+        return self.app(environ, start_response)
 
 
 # --- input ------------------------------------------------------------------------------------------
@@ -224,11 +343,31 @@ def storable(text: str) -> str:
     return text
 
 
+#: What may not be in text meant for one line (a title, a name, a reason, an email's subject): line
+#: breaks of every kind (\r \n \v \f, \x1c-\x1e, NEL \x85, \u2028, \u2029) and every other C0 or C1
+#: control character, tab included. A line break in a title would end an email header and start another.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`storable` text on one line, without control characters: the one rule for single-line fields."""
+    if _NOT_ONE_LINE.search(storable(text)):
+        raise ValidationError("Must be one line of text, without line breaks or control characters.")
+    return text
+
+
 class Text(fields.String):
     """Text a person wrote, refused unless `storable`: every string field of a request that is kept."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         return storable(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Line(fields.String):
+    """Text for one line (`one_line`): titles, names, places, reasons, subjects."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return one_line(super()._deserialize(value, attr, data, **kwargs))
 
 
 @functools.cache
@@ -247,16 +386,32 @@ def is_time_zone(name: str) -> bool:
 
 
 def bearer_token() -> str | None:
+    """The bearer token of the request; None when there is none, or when it has characters no key or token
+    of Gather has (they are printable ASCII: anything else is answered 401, never compared)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not (token.isascii() and token.isprintable()):
         return None
-    return token.strip()
+    return token
 
 
 def hash_secret(secret: str) -> str:
     """Keys and tokens are random with ≥128 bits, so one SHA-256 is enough (no slow KDF needed)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def no_store(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For answers that carry personal data or a token (attendee lists, a registration seen with its manage
+    token): never kept by a browser or a proxy. Place it right under @blp.route."""
+
+    @functools.wraps(view)
+    def private(*args: Any, **kwargs: Any) -> Response:
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return private
 
 
 def unauthorized(detail: str = "A valid bearer token is required.") -> Problem:

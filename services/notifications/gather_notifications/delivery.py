@@ -9,11 +9,11 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import urllib3
 
-from gather_shared.config import VAR_DIR, Settings
+from gather_shared.config import VAR_DIR, Settings, smtp_starttls
 
 EMAIL_DIR = VAR_DIR / "outbox" / "email"
 SMS_FILE = VAR_DIR / "outbox" / "sms.jsonl"
@@ -120,7 +120,6 @@ def _write_eml(message: Message) -> None:
 def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
     """A connection ready to send: connected, STARTTLS if the URL asks for it, logged in if it has a user."""
     url = urlparse(smtp_url)
-    query = parse_qs(url.query)
     host, port = url.hostname or "localhost", url.port
     if url.scheme == "smtps":
         client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -129,7 +128,7 @@ def _connect_smtp(smtp_url: str) -> smtplib.SMTP:
     else:
         client = smtplib.SMTP(host, port or 25, timeout=TIMEOUT_SECONDS)
     try:
-        if url.scheme == "smtp" and query.get("starttls", ["0"])[0] in ("1", "true"):
+        if url.scheme == "smtp" and smtp_starttls(smtp_url):
             client.starttls(context=ssl.create_default_context())
         if url.username:
             client.login(unquote(url.username), unquote(url.password or ""))

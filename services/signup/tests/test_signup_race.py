@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from gather_shared.config import Settings
 from gather_shared.db import make_engine, migrate, session_factory
-from gather_shared.testing import ADMIN_TOKEN, SECRET_KEY, Platform, deliver
+from gather_shared.testing import ADMIN_TOKEN, RATE_LIMITS_OFF, SECRET_KEY, Platform, deliver
 from gather_signup.bootstrap import MIGRATIONS
 from gather_signup.handlers import handlers
 from gather_signup.store import Signup
@@ -40,6 +40,7 @@ def test_hundreds_of_concurrent_registrations_never_overbook_nor_duplicate(
         "GATHER_SECRET_KEY": SECRET_KEY,
         "WEB_CONCURRENCY": "4",
         "PYTHONUNBUFFERED": "1",
+        **RATE_LIMITS_OFF,
     }
     platform = Platform(workdir=tmp_path, env=env, database_urls={"signup": database_url})
     try:

@@ -12,6 +12,7 @@ from gather_shared.testing.platform import REPO, Client, Platform, free_port, pr
 from gather_shared.testing.samples import event_body, event_snapshot
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
+    RATE_LIMITS_OFF,
     SECRET_KEY,
     ServiceUnderTest,
     deliver,
@@ -23,6 +24,7 @@ from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost, reset_br
 
 __all__ = [
     "ADMIN_TOKEN",
+    "RATE_LIMITS_OFF",
     "REPO",
     "SECRET_KEY",
     "Client",

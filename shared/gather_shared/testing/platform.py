@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gather_shared.testing.samples import event_body
-from gather_shared.testing.service import ADMIN_TOKEN, SECRET_KEY
+from gather_shared.testing.service import ADMIN_TOKEN, RATE_LIMITS_OFF, SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[3]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -179,6 +179,7 @@ def running_platform(
         "GATHER_SECRET_KEY": SECRET_KEY,
         "WEB_CONCURRENCY": "2",
         "PYTHONUNBUFFERED": "1",
+        **RATE_LIMITS_OFF,
     }
     if broker_url:
         env["GATHER_BROKER_URL"] = broker_url

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gather_shared.testing import tiers
-from gather_shared.testing.service import ADMIN_TOKEN, ServiceUnderTest, empty_tables, module_service
+from gather_shared.testing.service import (
+    ADMIN_TOKEN,
+    RATE_LIMITS_OFF,
+    ServiceUnderTest,
+    empty_tables,
+    module_service,
+)
 from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost
 
 if TYPE_CHECKING:  # the plugin loads before any test: it imports no application code
@@ -70,6 +76,8 @@ def service_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Run in a fresh working directory (so `var/` is the test's own) with a known admin token."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GATHER_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name, value in RATE_LIMITS_OFF.items():
+        monkeypatch.setenv(name, value)
     for name in ("GATHER_BROKER_URL", "GATHER_DATABASE_URL", "GATHER_SMTP_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path

@@ -16,6 +16,9 @@ from gather_shared.testing.tiers import fresh_pg_database
 
 ADMIN_TOKEN = "test-admin-token"
 SECRET_KEY = "test-secret-key"  # outside the embedded default a process refuses to start without one
+#: Tests send many requests from one address, quicker than any person: the rate limits are off unless a
+#: test turns them on (tests/test_rate_limits.py), as the benchmarks keep them off.
+RATE_LIMITS_OFF = {"GATHER_RATE_LIMIT_ENABLED": "false"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def module_service(
             if name.startswith("GATHER_") and not name.startswith("GATHER_TEST_") and name != "GATHER_REQUIRE_SERVICES":
                 patch.delenv(name)
         settings = {"GATHER_ADMIN_TOKEN": ADMIN_TOKEN, "GATHER_SECRET_KEY": SECRET_KEY, "GATHER_DATABASE_URL": url}
+        settings |= RATE_LIMITS_OFF
         for name, value in (settings | env).items():
             patch.setenv(name, value)
         yield url
