@@ -108,7 +108,9 @@ class OrganizerKeyIssued(_Base):
 
 
 class Registration(_Base):
-    """A registration as the notifications service needs it: how to reach the attendee, nothing more."""
+    """A registration as the notifications service needs it: how to reach the attendee, nothing more.
+    Never a token nor a link that carries one: the notifications service signs the attendee's links when
+    it sends a message (gather_shared.tokens), from `signup_id` and `token_version`."""
 
     signup_id = fields.UUID(required=True)
     event_id = fields.UUID(required=True)
@@ -120,8 +122,19 @@ class Registration(_Base):
     timezone = fields.String(allow_none=True, load_default=None)
     consent_reminders = fields.Boolean(load_default=False)
     waitlist_position = fields.Integer(allow_none=True, load_default=None)
-    manage_url = fields.String(required=True)
+    token_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
     created_at = fields.AwareDateTime(required=True)
+
+
+class LinkRequested(Registration):
+    """Someone asked for a place with this registration's contact: send it a link (a verify link for a
+    pending registration, a manage link for an active one). `link_request` numbers the requests of one
+    registration, so that each is sent once whatever the redeliveries, and a new request is sent again.
+    The contact details are the registration's own, never those of the request (which anyone may type)."""
+
+    link_request = fields.Integer(required=True, validate=validate.Range(min=1))
+    #: When a pending registration lapses unless its link is followed (None for a manage link).
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
 class SignupErased(_Base):
@@ -153,6 +166,8 @@ SCHEMAS: dict[str, type[Schema]] = {
     "signup.promoted.v1": Registration,
     "signup.cancelled.v1": Registration,
     "signup.updated.v1": Registration,
+    "signup.verification_requested.v1": LinkRequested,
+    "signup.manage_link_requested.v1": LinkRequested,
     "signup.erased.v1": SignupErased,
     "signup.availability_changed.v1": AvailabilityChanged,
 }

@@ -3,6 +3,7 @@ built here, and emitted through the outbox in the transaction of the change it a
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,22 +13,10 @@ from gather_signup.bootstrap import SOURCE
 from gather_signup.store import Event, Signup
 
 
-def manage_url(signup_url: str, signup: Signup, token: str | None = None) -> str:
-    """The link an attendee follows to see or cancel their registration, under the service's public URL
-    (`GATHER_SIGNUP_URL`, Settings.signup_url).
-
-    The token travels in the URL's fragment (`#token=…`), which browsers never send to a server: it stays
-    out of access logs, proxies and Referer headers. The page served at that URL reads it and calls the
-    API with it as the bearer token (see api.manage_page). Only the first message of a registration can
-    carry the token, because the service keeps nothing but its hash; later messages carry the bare URL."""
-    url = f"{signup_url}/v1/signups/{signup.id}"
-    return f"{url}#token={token}" if token else url
-
-
-def registration(
-    signup_url: str, signup: Signup, waitlist_position: int | None, token: str | None = None
-) -> dict[str, Any]:
-    """The `Registration` message schema: how to reach the attendee, nothing more."""
+def registration(signup: Signup, waitlist_position: int | None = None) -> dict[str, Any]:
+    """The `Registration` message schema: how to reach the attendee, nothing more. No token and no link:
+    the notifications service signs the attendee's links when it sends (gather_shared.tokens), from the
+    `signup_id` and the `token_version` here."""
     return {
         "signup_id": signup.id,
         "event_id": signup.event_id,
@@ -39,41 +28,47 @@ def registration(
         "timezone": signup.timezone,
         "consent_reminders": signup.consent_reminders,
         "waitlist_position": waitlist_position,
-        "manage_url": manage_url(signup_url, signup, token),
+        "token_version": signup.token_version,
         "created_at": signup.created_at,
     }
 
 
-def registered(session: Session, signup_url: str, signup: Signup, waitlist_position: int | None, token: str) -> None:
-    """`signup.confirmed.v1` or `signup.waitlisted.v1` for a new registration: the one message whose link
-    carries the manage token."""
-    _registration_changed(session, f"signup.{signup.status}.v1", signup_url, signup, waitlist_position, token)
+def registered(session: Session, signup: Signup, waitlist_position: int | None) -> None:
+    """`signup.confirmed.v1` or `signup.waitlisted.v1`: a registration arrived (at once, or verified)."""
+    _registration_changed(session, f"signup.{signup.status}.v1", signup, waitlist_position)
 
 
-def promoted(session: Session, signup_url: str, signup: Signup) -> None:
-    _registration_changed(session, "signup.promoted.v1", signup_url, signup)
+def promoted(session: Session, signup: Signup) -> None:
+    _registration_changed(session, "signup.promoted.v1", signup)
 
 
-def cancelled(session: Session, signup_url: str, signup: Signup) -> None:
-    _registration_changed(session, "signup.cancelled.v1", signup_url, signup)
+def cancelled(session: Session, signup: Signup) -> None:
+    _registration_changed(session, "signup.cancelled.v1", signup)
 
 
-def updated(session: Session, signup_url: str, signup: Signup) -> None:
+def updated(session: Session, signup: Signup) -> None:
     """`signup.updated.v1`: the attendee changed their name, channels, time zone or reminder consent."""
-    _registration_changed(session, "signup.updated.v1", signup_url, signup)
+    _registration_changed(session, "signup.updated.v1", signup)
 
 
-def _registration_changed(
-    session: Session,
-    type_: str,
-    signup_url: str,
-    signup: Signup,
-    waitlist_position: int | None = None,
-    token: str | None = None,
-) -> None:
+def verification_requested(session: Session, signup: Signup, expires_at: datetime) -> None:
+    """`signup.verification_requested.v1`: send the pending registration's contact a link to verify it,
+    followed before `expires_at` or never."""
+    data = registration(signup) | {"link_request": signup.link_requests, "expires_at": expires_at}
+    emit(session, SOURCE, "signup.verification_requested.v1", data)
+
+
+def manage_link_requested(session: Session, signup: Signup) -> None:
+    """`signup.manage_link_requested.v1`: someone asked for a place with the contact of this active
+    registration; its contact gets a fresh link to it (and nobody else learns anything)."""
+    data = registration(signup) | {"link_request": signup.link_requests}
+    emit(session, SOURCE, "signup.manage_link_requested.v1", data)
+
+
+def _registration_changed(session: Session, type_: str, signup: Signup, waitlist_position: int | None = None) -> None:
     if signup.erased_at is not None:
         return  # nobody left to tell: the notifications service already forgot them (signup.erased.v1)
-    emit(session, SOURCE, type_, registration(signup_url, signup, waitlist_position, token))
+    emit(session, SOURCE, type_, registration(signup, waitlist_position))
 
 
 def contact_erased(session: Session, signup: Signup) -> None:

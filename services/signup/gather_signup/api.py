@@ -1,6 +1,8 @@
-"""HTTP API of the signup service: registration, the manage link, availability and the attendee list.
+"""HTTP API of the signup service: registration (verified, or at once), the manage link, availability and
+the attendee list.
 
-The seat rule itself is in seats.py, the schemas in schemas.py; this module authorises and answers."""
+The seat rule itself is in seats.py, verification in verification.py, the schemas in schemas.py; this
+module authorises and answers."""
 
 from __future__ import annotations
 
@@ -10,18 +12,20 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, jsonify, render_template, request
+from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_shared import keyset, web
+from gather_shared import keyset, tokens, web
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
-from gather_signup import details, idempotency, privacy, seats
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Verification
+from gather_signup import details, idempotency, privacy, seats, verification
 from gather_signup.schemas import (
     AttendeePage,
     AttendeeQuery,
     AvailabilityOut,
+    CheckYourMessagesOut,
     ManagedRegistrationOut,
     ManageQuery,
     RegisteredOut,
@@ -46,6 +50,10 @@ def as_problem(refusal: Refusal) -> web.Problem:
             return web.Problem(409, "event_full", str(refusal))
         case seats.AlreadyRegistered():
             return web.Problem(409, "already_registered", str(refusal))
+        case verification.LinkGone():
+            return web.Problem(410, "link_expired", str(refusal))
+        case verification.LinkUnknown():
+            return web.Problem(404, "not_found", str(refusal))
         case details.NotChangeable():
             return web.Problem(409, "registration_cancelled", str(refusal))
         case details.ChannelWithoutContact():
@@ -83,15 +91,43 @@ def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str
 # --- registering ------------------------------------------------------------------------------------
 
 
+def _taken_at_once(session: Session, event: Event) -> bool:
+    """Whether a registration for `event` is taken at once: the event asks no verification, or its own
+    organizer adds someone (their key as the bearer token; any other bearer is refused)."""
+    if web.bearer_token() is not None:
+        organizer = web.bearer_organizer(session, Organizer)
+        if organizer is None:
+            raise web.unauthorized("Register without a bearer token, or with the event organizer's API key.")
+        if organizer.id != event.organizer_id:
+            raise web.Problem(403, "forbidden", "Only the event's organizer may add someone to it.")
+        return True
+    return event.verification == Verification.NONE
+
+
+def _registered(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+    """The answer that gives the attendee their place: with the manage token, signed now (never stored)."""
+    return {
+        "id": signup.id,
+        "event_id": signup.event_id,
+        "status": signup.status,
+        "waitlist_position": waitlist_position,
+        "manage_token": tokens.manage_token(web.current_runtime().settings.secret_key, signup.id, signup.token_version),
+        "created_at": signup.created_at,
+    }
+
+
 @blp.route("/events/<uuid:event_id>/signups", methods=["POST"])
 @blp.arguments(SignupIn)
-@blp.response(201, RegisteredOut)
+@blp.response(201, RegisteredOut, description="Taken at once: `verification: none`, or added by the organizer")
+@blp.alt_response(202, schema=CheckYourMessagesOut, description="A link went to the contact (`verification: contact`)")
 def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
-    """Register for an event: confirmed while seats remain, else waitlisted. Honours `Idempotency-Key`."""
+    """Ask for a place. For an event with `verification: contact` (the default) the answer is 202, the same
+    whether or not the contact is registered already: a link goes to the contact, and following it makes the
+    registration confirmed or waitlisted. Taken at once (201, confirmed while seats remain, else
+    waitlisted) for `verification: none`, or with the event organizer's key; those honour
+    `Idempotency-Key`."""
     rt = web.current_runtime()
     now = utcnow()
-    key = request.headers.get("Idempotency-Key")
-    body_hash = idempotency.request_hash(body)
     details = {
         "display_name": body["display_name"],
         "email": body["email"],
@@ -100,28 +136,41 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
         "timezone": body["timezone"],
         "consent_reminders": body["consent"]["reminders"],
     }
-    token = idempotency.new_manage_token()
     with rt.sessions.begin() as session:
         event = seats.visible_event(seats.lock_event(session, event_id))
+        if not _taken_at_once(session, event):
+            expires_at = verification.request(session, event, details, now, rt.settings.verify_minutes)
+            asked = jsonify(CheckYourMessagesOut().dump({"status": "check_your_messages", "expires_at": expires_at}))
+            asked.status_code = 202
+            return asked
+        key = request.headers.get("Idempotency-Key")
+        body_hash = idempotency.request_hash(body)
         if key is not None:
             first = idempotency.replay(session, key, event_id, body_hash, now)
             if first is not None:
-                replayed = jsonify(first)
+                signup = session.get_one(Signup, first.signup_id)
+                replayed = jsonify(first.response | {"manage_token": _registered(signup, None)["manage_token"]})
                 replayed.status_code = 201
                 replayed.headers["Idempotent-Replayed"] = "true"
                 return replayed
-        signup, waitlist_position = seats.register(session, event, details, token, now, rt.settings.signup_url)
-        answer = {
-            "id": signup.id,
-            "event_id": signup.event_id,
-            "status": signup.status,
-            "waitlist_position": waitlist_position,
-            "manage_token": token,
-            "created_at": signup.created_at,
-        }
+        signup, waitlist_position = seats.register(session, event, details, now)
+        answer = _registered(signup, waitlist_position)
         if key is not None:
             idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
     return answer
+
+
+@blp.route("/verifications/<token>", methods=["POST"])
+@blp.response(200, RegisteredOut)
+def verify(token: str) -> dict[str, Any]:
+    """Follow the link sent to the contact: the registration becomes confirmed while seats remain, else
+    waitlisted, and the answer carries its manage token. An expired or used link is a 410."""
+    rt = web.current_runtime()
+    with rt.sessions.begin() as session:
+        signup, waitlist_position = verification.verify(
+            session, rt.settings.secret_key, token, utcnow(), rt.settings.verify_minutes
+        )
+        return _registered(signup, waitlist_position)
 
 
 @blp.route("/events/<uuid:event_id>/availability", methods=["GET"])
@@ -137,12 +186,19 @@ def availability(event_id: uuid.UUID) -> seats.Availability:
 
 
 def _own_signup(session: Session, signup_id: uuid.UUID) -> Signup:
-    """The registration, if the bearer token is its manage token (else 401, without saying which failed)."""
-    signup = web.find_by_token_hash(
-        lambda token_hash: session.scalar(
-            sa.select(Signup).where(Signup.id == signup_id, Signup.manage_token_hash == token_hash)
-        )
-    )
+    """The registration, if the bearer token is its manage token: signed for this registration, at its
+    current token_version (erasure bumps it). Else 401, without saying which failed."""
+    token = web.bearer_token()
+    signup = None
+    if token is not None:
+        try:
+            named, version = tokens.read_manage_token(web.current_runtime().settings.secret_key, token)
+        except tokens.InvalidToken:
+            named, version = None, None
+        if named == signup_id:
+            signup = session.get(Signup, signup_id)
+            if signup is not None and signup.token_version != version:
+                signup = None
     if signup is None:
         raise web.unauthorized("This call needs the registration's manage token as the bearer token.")
     return signup
@@ -153,17 +209,10 @@ def _managed_view(session: Session, signup: Signup) -> dict[str, Any]:
     return registration_view(signup, seats.waitlist_position(session, signup)) | {"event": event}
 
 
-def _wants_page() -> bool:
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
-
-
 @blp.route("/signups/<uuid:signup_id>", methods=["GET"])
 @blp.response(200, ManagedRegistrationOut)
 def get_signup(signup_id: uuid.UUID) -> Any:
-    """A registration, for whoever holds its manage token. A browser (Accept: text/html) gets the manage
-    page instead: the e-mailed link opens it, and it calls this API with the token from the link."""
-    if _wants_page() and web.bearer_token() is None:
-        return manage_page()
+    """A registration, for whoever holds its manage token (the attendee pages' manage link carries it)."""
     rt = web.current_runtime()
     with rt.sessions() as session:
         return _managed_view(session, _own_signup(session, signup_id))
@@ -181,7 +230,7 @@ def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
         changes["consent_reminders"] = body["consent"]["reminders"]
     with rt.sessions.begin() as session:
         _own_signup(session, signup_id)
-        signup = details.change(session, signup_id, changes, utcnow(), rt.settings.signup_url)
+        signup = details.change(session, signup_id, changes, utcnow())
         return _managed_view(session, signup)
 
 
@@ -195,19 +244,10 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
     now = utcnow()
     with rt.sessions.begin() as session:
         _own_signup(session, signup_id)
-        signup = seats.cancel(session, signup_id, now, rt.settings.signup_url)
+        signup = seats.cancel(session, signup_id, now)
         if query["erase"]:
             privacy.erase(session, signup, now)
         return _managed_view(session, signup)
-
-
-def manage_page() -> Response:
-    """The page behind the e-mailed manage link. Static: it holds no data until the script, with the token
-    from the link's fragment, asks the API."""
-    response = Response(render_template("manage.html"), mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 # --- the organizer's attendee list ------------------------------------------------------------------
@@ -236,7 +276,8 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
     with rt.sessions() as session:
         event = _organizers_event(session, event_id)
         positions = seats.waitlist_positions(session, event.id)
-        select = sa.select(Signup).where(Signup.event_id == event.id)
+        # Never a registration whose contact was not verified (pending) or never was (lapsed).
+        select = sa.select(Signup).where(Signup.event_id == event.id, Signup.status.in_(LISTED_REGISTRATION_STATUSES))
         if query["status"]:
             select = select.where(Signup.status == query["status"])
         if as_csv:

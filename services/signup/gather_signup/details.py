@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import Channel, RegistrationStatus
+from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, Channel
 from gather_signup import announce
 from gather_signup.store import Signup
 
@@ -28,11 +28,11 @@ class ChannelWithoutContact(Refusal):
     """A channel was chosen whose contact the registration does not have."""
 
 
-def change(session: Session, signup_id: Any, changes: dict[str, Any], now: datetime, signup_url: str) -> Signup:
+def change(session: Session, signup_id: Any, changes: dict[str, Any], now: datetime) -> Signup:
     """Apply `changes` (display_name, channels, timezone, consent_reminders; each optional) to the
     registration, locked for the time of the change."""
-    signup = session.get(Signup, signup_id, with_for_update=True, populate_existing=True)
-    if signup.status == RegistrationStatus.CANCELLED or signup.erased_at is not None:
+    signup = session.get_one(Signup, signup_id, with_for_update=True, populate_existing=True)
+    if signup.status not in ACTIVE_REGISTRATION_STATUSES or signup.erased_at is not None:
         raise NotChangeable("The registration is cancelled: there is nothing to change.")
     if "channels" in changes:
         contacts = {Channel.EMAIL: signup.email, Channel.SMS: signup.phone}
@@ -44,5 +44,5 @@ def change(session: Session, signup_id: Any, changes: dict[str, Any], now: datet
         setattr(signup, name, value)
     signup.updated_at = now
     session.flush()
-    announce.updated(session, signup_url, signup)
+    announce.updated(session, signup)
     return signup

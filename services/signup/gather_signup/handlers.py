@@ -14,10 +14,10 @@ from gather_signup import announce, seats
 from gather_signup.store import Event, Organizer
 
 
-def keep_event(signup_url: str, session: Session, message: Message) -> None:
+def keep_event(session: Session, message: Message) -> None:
     """Every event.* message carries the whole event: keep the newest version we have seen. A new version
     may have more seats (or unlimited ones): the longest-waiting get them in this same transaction
-    (seats.py, rule 4), and hear of it by a message whose link starts with `signup_url`."""
+    (seats.py, rule 4), and hear of it by a message."""
     snap = message.data["event"]
     event = seats.lock_event(session, snap["id"])
     if event is not None and event.version >= snap["version"]:
@@ -33,18 +33,19 @@ def keep_event(signup_url: str, session: Session, message: Message) -> None:
     event.ends_at = snap["ends_at"]
     event.capacity = snap["capacity"]
     event.waitlist_enabled = snap["waitlist_enabled"]
+    event.verification = snap["verification"]
+    event.registration_opens_at = snap["registration_opens_at"]
     session.flush()
-    seats.promote_waiting(session, event, utcnow(), signup_url)
+    seats.promote_waiting(session, event, utcnow())
     announce.availability_changed(session, event)  # the capacity may have changed, or the seats it freed
 
 
 def handlers(settings: Settings) -> dict[str, Handler]:
-    """The table: message type → handler. The public URL of the links in messages comes from the settings."""
-    keep = partial(keep_event, settings.signup_url)
+    """The table: message type → handler. (`settings`: every service's table takes them; this one needs none.)"""
     return {
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
-        "event.published.v1": keep,
-        "event.updated.v1": keep,
-        "event.postponed.v1": keep,
-        "event.cancelled.v1": keep,
+        "event.published.v1": keep_event,
+        "event.updated.v1": keep_event,
+        "event.postponed.v1": keep_event,
+        "event.cancelled.v1": keep_event,
     }

@@ -39,6 +39,7 @@ def erase(session: Session, signup: Signup, now: datetime) -> None:
     signup.display_name = signup.email = signup.phone = signup.timezone = None
     signup.channels = []
     signup.consent_reminders = False
+    signup.token_version += 1  # every manage link sent so far stops working (gather_shared.tokens)
     signup.erased_at = signup.updated_at = now
     announce.contact_erased(session, signup)
     checkpoint_after_commit(session)  # the old values stay in SQLite's -wal until it is emptied

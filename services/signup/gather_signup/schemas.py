@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from gather_shared import web
-from gather_shared.vocabulary import Channel, RegistrationStatus
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Channel
 
 MAX_PAGE = 100
 
@@ -106,10 +106,17 @@ class ManageQuery(Schema):
 class AttendeeQuery(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(list(RegistrationStatus)))
+    status = fields.String(load_default=None, validate=validate.OneOf(list(LISTED_REGISTRATION_STATUSES)))
 
 
 # --- output -----------------------------------------------------------------------------------------
+
+
+class CheckYourMessagesOut(Schema):
+    """The answer to a registration that waits for its contact's verification: the same whoever asks."""
+
+    status = fields.String(metadata={"description": "always check_your_messages"})
+    expires_at = fields.AwareDateTime(metadata={"description": "when the link sent to the contact stops working"})
 
 
 class RegisteredOut(Schema):

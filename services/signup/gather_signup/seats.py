@@ -34,8 +34,11 @@ index per contact (store.py) makes the registration's INSERT fail, and `register
 `AlreadyRegistered`. Nothing is checked beforehand: a check would cost every registration a query while
 it holds the event's lock, to spare the rare duplicate an INSERT that is rolled back.
 
+A registration whose contact must first be verified (verification.py) is `pending` meanwhile: it holds
+no seat, no place in the waitlist and no arrival number, only its contact (the unique indexes). Following
+its link `admit`s it like a new registration: it arrives then, and takes a seat by the same rule.
+
 What a refusal means to a caller over HTTP is api.py's business: the rules raise their own errors.
-`signup_url` (Settings.signup_url) is the public URL that the messages' manage links start with.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from sqlalchemy.orm import Session
 
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import EventStatus, RegistrationStatus
-from gather_shared.web import hash_secret
 from gather_signup import announce
 from gather_signup.store import Event, Signup
 
@@ -61,7 +63,7 @@ class EventNotOpen(Refusal):
 
 
 class RegistrationClosed(Refusal):
-    """The event has started, or is postponed or cancelled."""
+    """The event has started, or is postponed or cancelled, or its registration has not opened yet."""
 
 
 class EventFull(Refusal):
@@ -85,7 +87,26 @@ def visible_event(event: Event | None) -> Event:
 
 
 def is_accepting(event: Event, now: datetime) -> bool:
-    return event.status == EventStatus.PUBLISHED and now < event.starts_at
+    opened = event.registration_opens_at is None or event.registration_opens_at <= now
+    return event.status == EventStatus.PUBLISHED and opened and now < event.starts_at
+
+
+def newcomer_status(event: Event, now: datetime) -> str:
+    """What a registration arriving now at the locked `event` becomes: confirmed while a seat is free,
+    else waitlisted; or RegistrationClosed, EventFull. It depends on the event alone, never on who asks."""
+    if not is_accepting(event, now):
+        if event.status != EventStatus.PUBLISHED:
+            reason = f"the event is {event.status}"
+        elif now >= event.starts_at:
+            reason = "the event has started"
+        else:
+            reason = "it has not opened yet"
+        raise RegistrationClosed(f"Registration is closed: {reason}.")
+    if _free_seats(event) != 0:
+        return RegistrationStatus.CONFIRMED
+    if event.waitlist_enabled:
+        return RegistrationStatus.WAITLISTED
+    raise EventFull("The event is full and has no waitlist.")
 
 
 @dataclass(frozen=True)
@@ -116,66 +137,74 @@ class Registered(NamedTuple):
     waitlist_position: int | None  # None when confirmed
 
 
-def register(
-    session: Session, event: Event, details: dict[str, Any], manage_token: str, now: datetime, signup_url: str
-) -> Registered:
-    """A new registration for the locked `event`: confirmed while a seat is free, else waitlisted; or
-    RegistrationClosed, EventFull, AlreadyRegistered.
+def register(session: Session, event: Event, details: dict[str, Any], now: datetime) -> Registered:
+    """A registration taken at once for the locked `event` (no verification, or added by its organizer):
+    confirmed while a seat is free, else waitlisted; or RegistrationClosed, EventFull, AlreadyRegistered.
 
     `details`: display_name, email, phone, channels, timezone, consent_reminders (already validated)."""
-    if not is_accepting(event, now):
-        reason = "has started" if event.status == EventStatus.PUBLISHED else f"is {event.status}"
-        raise RegistrationClosed(f"Registration is closed: the event {reason}.")
-    if _free_seats(event) != 0:
-        status = RegistrationStatus.CONFIRMED
-    elif event.waitlist_enabled:
-        status = RegistrationStatus.WAITLISTED
-    else:
-        raise EventFull("The event is full and has no waitlist.")
-    event.arrivals += 1
-    signup = Signup(
-        id=uuid.uuid4(),
-        event_id=event.id,
-        arrival=event.arrivals,
-        status=status,
-        manage_token_hash=hash_secret(manage_token),
-        created_at=now,
-        updated_at=now,
-        **details,
-    )
-    _move(event, None, status)
+    status = newcomer_status(event, now)
+    signup = Signup(id=uuid.uuid4(), event_id=event.id, status=status, created_at=now, updated_at=now, **details)
     session.add(signup)
+    return _arrive(session, event, signup, status)
+
+
+def admit(session: Session, event: Event, signup: Signup, now: datetime) -> Registered:
+    """A pending registration of the locked `event` whose contact was just verified: it arrives now, and
+    is confirmed while a seat is free, else waitlisted; or RegistrationClosed, EventFull (it stays pending)."""
+    status = newcomer_status(event, now)
+    signup.status = status
+    signup.updated_at = now
+    return _arrive(session, event, signup, status)
+
+
+def _arrive(session: Session, event: Event, signup: Signup, status: str) -> Registered:
+    """Number the new arrival, count it (rules 2 and 3) and announce it."""
+    event.arrivals += 1
+    signup.arrival = event.arrivals
+    _move(event, None, status)
     try:
         session.flush()
     except IntegrityError as exc:  # only the contact indexes can refuse a new registration
         raise AlreadyRegistered("This email address or phone number is already registered.") from exc
     # The newest arrival is last in the waitlist (rule 3): its position is the count, without a query.
     position = event.waitlisted if status == RegistrationStatus.WAITLISTED else None
-    announce.registered(session, signup_url, signup, position, manage_token)
+    announce.registered(session, signup, position)
     announce.availability_changed(session, event)
     return Registered(signup, position)
 
 
-def cancel(session: Session, signup_id: uuid.UUID, now: datetime, signup_url: str) -> Signup | None:
-    """Cancel a registration and give a freed seat to the longest-waiting. Cancelling twice changes nothing."""
+def lock_registration(session: Session, signup_id: uuid.UUID) -> tuple[Event, Signup] | None:
+    """Take the lock of a registration's event (rule 1) and read the registration as it is under that lock;
+    None if there is no such registration."""
     event_id = session.scalar(sa.select(Signup.event_id).where(Signup.id == signup_id))
     if event_id is None:
         return None
     event = lock_event(session, event_id)
-    signup = session.get(Signup, signup_id, populate_existing=True)  # as it is now that we hold the lock
-    if signup.status == RegistrationStatus.CANCELLED:
+    signup = session.get(Signup, signup_id, populate_existing=True)
+    if event is None or signup is None:  # neither is ever deleted; say so to the type checker
+        return None
+    return event, signup
+
+
+def cancel(session: Session, signup_id: uuid.UUID, now: datetime) -> Signup | None:
+    """Cancel a registration and give a freed seat to the longest-waiting. Cancelling twice changes nothing."""
+    locked = lock_registration(session, signup_id)
+    if locked is None:
+        return None
+    event, signup = locked
+    if signup.status in (RegistrationStatus.CANCELLED, RegistrationStatus.LAPSED):
         return signup
     _move(event, signup.status, RegistrationStatus.CANCELLED)
     signup.status = RegistrationStatus.CANCELLED
     signup.updated_at = now
     session.flush()
-    announce.cancelled(session, signup_url, signup)
-    promote_waiting(session, event, now, signup_url)
+    announce.cancelled(session, signup)
+    promote_waiting(session, event, now)
     announce.availability_changed(session, event)
     return signup
 
 
-def promote_waiting(session: Session, event: Event, now: datetime, signup_url: str) -> list[Signup]:
+def promote_waiting(session: Session, event: Event, now: datetime) -> list[Signup]:
     """Give every free seat of the locked `event` to the longest-waiting registrations (rule 4)."""
     if event.status == EventStatus.CANCELLED or now >= event.ends_at:
         return []  # a seat at an event that will not happen is no news worth sending
@@ -194,7 +223,7 @@ def promote_waiting(session: Session, event: Event, now: datetime, signup_url: s
         signup.updated_at = now
     session.flush()
     for signup in promoted:
-        announce.promoted(session, signup_url, signup)
+        announce.promoted(session, signup)
     return promoted
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared.db import UTCDateTime, utcnow
 from gather_shared.organizers import OrganizerCopy
-from gather_shared.vocabulary import RegistrationStatus
+from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, RegistrationStatus, Verification
 
 
 class Base(DeclarativeBase):
@@ -40,6 +40,12 @@ class Event(Base):
     ends_at: Mapped[datetime]
     capacity: Mapped[int | None]
     waitlist_enabled: Mapped[bool]
+    #: Whether a public registration waits for its contact to follow a link (vocabulary.Verification).
+    verification: Mapped[str] = mapped_column(
+        sa.String(20), default=Verification.CONTACT, server_default=Verification.CONTACT.value
+    )
+    #: Before it, registration is closed (None: open once published).
+    registration_opens_at: Mapped[datetime | None]
     #: How many registrations the event has received; numbers each in arrival order (see seats.py).
     arrivals: Mapped[int] = mapped_column(default=0)
     #: How many of its registrations are confirmed, and how many waitlisted: kept by seats.py in the
@@ -58,8 +64,9 @@ class Signup(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("events.id"), index=True)
-    #: 1, 2, 3… per event in the order registrations arrived: the waitlist's order.
-    arrival: Mapped[int]
+    #: 1, 2, 3… per event in the order registrations arrived (were confirmed or waitlisted): the
+    #: waitlist's order. None while pending: a registration arrives when its contact is verified.
+    arrival: Mapped[int | None]
     status: Mapped[str] = mapped_column(sa.String(20))
     display_name: Mapped[str | None] = mapped_column(sa.String(60))
     email: Mapped[str | None] = mapped_column(sa.String(320))
@@ -67,19 +74,29 @@ class Signup(Base):
     channels: Mapped[list[Any]]
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
     consent_reminders: Mapped[bool] = mapped_column(default=False)
-    manage_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: The version a manage token must carry (gather_shared.tokens): erasure bumps it, so that every link
+    #: sent before stops working. No token is stored: they are signed.
+    token_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: How many links were requested for this registration (verify links while pending, manage links
+    #: after), and when the newest was: a pending registration lapses GATHER_VERIFY_MINUTES after it.
+    link_requests: Mapped[int] = mapped_column(default=0, server_default="0")
+    link_requested_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: When the contact details were removed (erasure on request, or the retention job).
     erased_at: Mapped[datetime | None]
 
-    __table_args__ = (sa.UniqueConstraint("event_id", "arrival"),)
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "arrival"),
+        sa.Index("ix_signups_lapsing", "status", "link_requested_at"),
+    )
 
 
-# One active registration per email (compared case-insensitively) and per phone on an event, enforced by
-# the database too. Partial indexes: a cancelled registration does not block registering again, and
-# erased contacts (NULL) never collide.
-_active = Signup.status != RegistrationStatus.CANCELLED
+#: The registrations that hold their contact: one per email (compared case-insensitively) and per phone
+#: on an event, enforced by the database too. Partial indexes: a cancelled or lapsed registration does not
+#: block registering again, and erased contacts (NULL) never collide.
+CONTACT_HOLDING_STATUSES = (RegistrationStatus.PENDING, *ACTIVE_REGISTRATION_STATUSES)
+_active = Signup.status.in_(CONTACT_HOLDING_STATUSES)
 sa.Index(
     "uq_signups_event_email",
     Signup.event_id,
@@ -96,8 +113,8 @@ sa.Index(
 class IdempotencyRecord(Base):
     """The first answer to a registration sent with an `Idempotency-Key`, replayed for 24 hours.
 
-    Stored without secrets in the clear: the key only hashed, and the manage token of the answer sealed
-    with the key (see idempotency.py)."""
+    Stored without secrets: the key only hashed, and the answer without its manage token (signed again
+    for the replay, see idempotency.py)."""
 
     __tablename__ = "idempotency_records"
 
@@ -106,5 +123,4 @@ class IdempotencyRecord(Base):
     signup_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("signups.id"), index=True)
     #: The first answer's body, without its manage token.
     response: Mapped[dict[str, Any]]
-    sealed_token: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gather_shared import testing, web
+from gather_shared import testing, tokens, web
 from gather_shared.db import bus_metadata, outbox_table
 from gather_shared.service import Runtime
 from gather_shared.testing import deliver
@@ -44,14 +44,15 @@ def send(rt: Runtime) -> Callable[..., Any]:
 @pytest.fixture
 def publish(send: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     """Announce an event (published by default, in a week); returns its snapshot. The default organizer's
-    key is ORGANIZER_KEY."""
+    key is ORGANIZER_KEY. A workshop that takes registrations at once (`verification: none`) unless
+    overridden: the seat rule is the same in every mode; tests of verification ask for `contact`."""
     send(
         "organizer.key_issued.v1",
         {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret(ORGANIZER_KEY)},
     )
 
     def _publish(type_: str = "event.published.v1", **overrides: Any) -> dict[str, Any]:
-        snapshot = testing.event_snapshot(**overrides)
+        snapshot = testing.event_snapshot(**({"kind": "workshop", "verification": "none"} | overrides))
         data = {"event": snapshot} if type_ != "event.updated.v1" else {"event": snapshot, "changes": {}}
         send(type_, data)
         return snapshot
@@ -68,6 +69,21 @@ def register(client: FlaskClient) -> Callable[..., Any]:
         return client.post(f"/v1/events/{event_id}/signups", json=body, headers=headers or {})
 
     return _register
+
+
+@pytest.fixture
+def verify_token(rt: Runtime) -> Callable[[str], str]:
+    """The token of the newest verify link sent to `contact` (an email or a phone), signed as the
+    notifications service signs it when it sends the message: from the message's signup_id."""
+
+    def _token(contact: str) -> str:
+        for message in reversed(testing.outbox_messages(rt.engine)):
+            data = message["data"]
+            if message["type"] == "signup.verification_requested.v1" and contact in (data["email"], data["phone"]):
+                return tokens.verify_token(testing.SECRET_KEY, data["signup_id"])
+        raise AssertionError(f"no verify link was sent to {contact}")
+
+    return _token
 
 
 @pytest.fixture

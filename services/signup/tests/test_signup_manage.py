@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flask.testing import FlaskClient
 
+from gather_shared import testing, tokens
 from gather_shared.service import Runtime
 from gather_shared.testing import outbox_messages
+from gather_signup.store import Signup
 
 Publish = Callable[..., dict[str, Any]]
 Register = Callable[..., Any]
@@ -49,16 +53,50 @@ def test_without_the_right_manage_token_a_registration_is_not_shown(
     assert response.mimetype == "application/problem+json"
 
 
-def test_a_browser_following_the_emailed_link_gets_the_manage_page(
-    publish: Publish, register: Register, client: FlaskClient
+def test_a_manage_token_opens_its_own_registration_only_and_no_stored_copy_exists(
+    publish: Publish, register: Register, client: FlaskClient, database_text: Callable[..., str]
+) -> None:
+    event = publish()
+    mine, theirs = register(event["id"], 1).json, register(event["id"], 2).json
+    for signup_id, token in ((mine["id"], theirs["manage_token"]), (theirs["id"], mine["manage_token"])):
+        assert client.get(f"/v1/signups/{signup_id}", headers=bearer(token)).status_code == 401
+        assert (
+            client.patch(f"/v1/signups/{signup_id}", json={"display_name": "X"}, headers=bearer(token)).status_code
+            == 401
+        )
+        assert client.delete(f"/v1/signups/{signup_id}", headers=bearer(token)).status_code == 401
+    # A verify link of the very registration is no manage token either: each purpose signs its own.
+    verify = tokens.verify_token(testing.SECRET_KEY, uuid.UUID(mine["id"]))
+    assert client.get(f"/v1/signups/{mine['id']}", headers=bearer(verify)).status_code == 401
+    # Nor is a token signed with another secret.
+    forged = tokens.manage_token("not-the-secret", uuid.UUID(mine["id"]), 1)
+    assert client.get(f"/v1/signups/{mine['id']}", headers=bearer(forged)).status_code == 401
+    # Signed, not stored: no token is anywhere in the database, hashed or not.
+    text = database_text()
+    for token in (mine["manage_token"], theirs["manage_token"]):
+        assert token not in text
+        assert hashlib.sha256(token.encode()).hexdigest() not in text
+
+
+def test_a_bumped_token_version_kills_every_older_link(
+    publish: Publish, register: Register, client: FlaskClient, rt: Runtime
 ) -> None:
     event = publish()
     signup = register(event["id"]).json
-    response = client.get(f"/v1/signups/{signup['id']}", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert client.get(f"/v1/signups/{signup['id']}", headers=bearer(signup["manage_token"])).status_code == 200
+    with rt.sessions.begin() as session:
+        session.get(Signup, uuid.UUID(signup["id"])).token_version += 1
+    assert client.get(f"/v1/signups/{signup['id']}", headers=bearer(signup["manage_token"])).status_code == 401
+    newer = tokens.manage_token(testing.SECRET_KEY, uuid.UUID(signup["id"]), 2)
+    assert client.get(f"/v1/signups/{signup['id']}", headers=bearer(newer)).status_code == 200
+
+
+def test_erasure_kills_the_manage_link(publish: Publish, register: Register, client: FlaskClient) -> None:
+    event = publish()
+    signup = register(event["id"]).json
+    response = client.delete(f"/v1/signups/{signup['id']}?erase=true", headers=bearer(signup["manage_token"]))
     assert response.status_code == 200
-    assert response.mimetype == "text/html"
-    assert "Cancel my registration" in response.text
-    assert signup["manage_token"] not in response.text  # the page holds no data: the token stays in the link
+    assert client.get(f"/v1/signups/{signup['id']}", headers=bearer(signup["manage_token"])).status_code == 401
 
 
 def test_cancelling_frees_the_seat_for_the_longest_waiting_in_the_same_answer(
