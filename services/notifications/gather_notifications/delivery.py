@@ -1,12 +1,17 @@
 """Getting a rendered message to its recipient: email by SMTP or as .eml files, SMS through a provider
-(`file` or `twilio`). Every failure is raised as a DeliveryError that says whether retrying may help."""
+(`file` or `twilio`). Every failure is raised as a DeliveryError that says whether retrying may help.
+
+The files of the embedded default belong to their notification: an email is `<notification id>.eml`, an
+SMS a line of sms.jsonl that names its notification, so that erasing an attendee can delete them
+(`discard`)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from email.message import Message
 from urllib.parse import unquote, urlparse
@@ -48,10 +53,11 @@ class Mailer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message, reference: str) -> None:
+        """Send one email; `reference` (the notification id) names its file on the embedded default."""
         with _smtp_errors():
             if self.smtp_url is None:
-                _write_eml(message)
+                _write_eml(message, reference)
                 return
             if self.client is not None:
                 try:
@@ -107,11 +113,10 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
-def _write_eml(message: Message) -> None:
+def _write_eml(message: Message, reference: str) -> None:
     EMAIL_DIR.mkdir(parents=True, exist_ok=True)
-    # Named by Message-ID, which comes from the notification: writing it again replaces it, never doubles it.
-    name = message["Message-ID"].strip("<>").replace("@", "_at_")
-    path = EMAIL_DIR / f"{name}.eml"
+    # Named by its notification: writing it again replaces it, never doubles it, and erasure finds it.
+    path = EMAIL_DIR / f"{reference}.eml"
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(bytes(message))
     tmp.rename(path)  # readers never see half a file
@@ -169,7 +174,8 @@ class SmsSender:
         try:
             SMS_FILE.parent.mkdir(parents=True, exist_ok=True)
             with open(SMS_FILE, "a") as f:
-                f.write(json.dumps({"to": to, "body": body}) + "\n")
+                fcntl.flock(f, fcntl.LOCK_EX)  # not in the middle of an erasure rewriting the file (discard)
+                f.write(json.dumps({"to": to, "body": body, "notification": reference}) + "\n")
         except OSError as exc:
             raise DeliveryError(f"SMS file: {exc}", transient=True) from exc
         return None
@@ -202,3 +208,39 @@ class SmsSender:
         if response.status >= 400:
             raise DeliveryError(f"twilio HTTP {response.status}: {_text(response.data)[:300]}", transient=False)
         return response.json()["sid"]
+
+
+# --- erasure ----------------------------------------------------------------------------------------
+
+
+def discard(notification_ids: Iterable[object]) -> None:
+    """Delete what the embedded default wrote for these notifications: their .eml files (named by the
+    notification, see _write_eml; older names started with it too) and their lines of sms.jsonl. Harmless
+    to repeat, and where nothing was written (SMTP, Twilio)."""
+    ids = {str(notification_id) for notification_id in notification_ids}
+    if not ids:
+        return
+    for notification_id in ids:
+        for path in EMAIL_DIR.glob(f"{notification_id}*.eml"):
+            path.unlink(missing_ok=True)
+    try:
+        sms_file = open(SMS_FILE, "r+")
+    except FileNotFoundError:
+        return
+    with sms_file:
+        # Rewritten in place under the lock the sender appends under: an append waiting for it lands
+        # after the rewrite, at the new end of the same file.
+        fcntl.flock(sms_file, fcntl.LOCK_EX)
+        lines = sms_file.readlines()
+        kept = [line for line in lines if _sms_notification(line) not in ids]
+        if len(kept) < len(lines):
+            sms_file.seek(0)
+            sms_file.writelines(kept)
+            sms_file.truncate()
+
+
+def _sms_notification(line: str) -> str | None:
+    try:
+        return json.loads(line).get("notification")
+    except (ValueError, AttributeError):
+        return None

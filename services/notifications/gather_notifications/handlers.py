@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import rules, sender
-from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient, forget_contact
+from gather_notifications import privacy, rules, sender
+from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient
 from gather_shared import db, logs, messages, organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
@@ -241,7 +241,7 @@ def erase_contact(session: Session, message: Message) -> None:
             updated_at=message.time,
         )
         session.add(recipient)
-    forget_contact(session, recipient, message.time, "contact erased at the attendee's request")
+    privacy.forget(session, [recipient], message.time, "contact erased at the attendee's request")
 
 
 def handlers(settings: Settings) -> dict[str, Handler]:

@@ -13,11 +13,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import delivery, render, rules
+from gather_notifications import delivery, privacy, render, rules
 from gather_notifications.store import (
     EmailOptOut,
     Event,
@@ -25,9 +26,8 @@ from gather_notifications.store import (
     Recipient,
     SmsOptOut,
     contact_hash,
-    forget_contact,
 )
-from gather_shared.db import is_postgresql, listen, utcnow
+from gather_shared.db import after_commit, is_postgresql, listen, utcnow
 from gather_shared.logs import message_context
 from gather_shared.service import Runtime
 from gather_shared.vocabulary import Channel, EventStatus, NotificationKind, NotificationStatus, RegistrationStatus
@@ -130,7 +130,7 @@ class _Send:
 
     notification: Notification
     content: Message | str
-    to: str | None  # the phone number, for an SMS
+    address: str  # the email address or phone number it goes to
     provider_id: str | None = None
     error: delivery.DeliveryError | None = None
 
@@ -187,9 +187,9 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
         for send in sends:
             try:
                 if send.notification.channel == Channel.EMAIL:
-                    mailer.send(send.content)
+                    mailer.send(send.content, str(send.notification.id))
                 else:
-                    send.provider_id = texter.send(send.to, send.content, str(send.notification.id))
+                    send.provider_id = texter.send(send.address, send.content, str(send.notification.id))
             except delivery.DeliveryError as exc:
                 send.error = exc
             except Exception as exc:
@@ -202,7 +202,7 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
         for send in sends:
             with _context(send.notification):
                 if send.error is not None:
-                    _failed(session, send.notification, send.error, now)
+                    _failed(session, send, send.error, now)
                     continue
                 # provider_id: the SMS provider's id for its delivery receipts (None for an email)
                 sent.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
@@ -224,6 +224,25 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                 ),
                 sent,
             )
+        # An attendee erased while their message was on its way: the erasure deleted the files it knew
+        # of (after its commit), perhaps before this one was written; so this file goes too.
+        signup_ids = {send.notification.signup_id for send in sends}
+        erased = set(
+            session.scalars(
+                sa.select(Recipient.signup_id).where(
+                    Recipient.signup_id.in_(signup_ids), Recipient.erased_at.is_not(None)
+                )
+            )
+        )
+        if erased:
+            _discard_after_commit(session, [s.notification.id for s in sends if s.notification.signup_id in erased])
+
+
+def _discard_after_commit(session: Session, notification_ids: list[uuid.UUID]) -> None:
+    """Delete the outbox files of these notifications once the transaction commits (delivery.discard)."""
+    after_commit(
+        session, f"outbox files of notification {notification_ids[0]}", partial(delivery.discard, notification_ids)
+    )
 
 
 def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
@@ -259,14 +278,19 @@ def _prepare(
     if decision is not None:
         _update(session, notification.id, status=decision[0], last_error=decision[1])
         log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
+        if recipient is not None and recipient.erased_at is not None:
+            # Claimed again after a sender died mid-delivery, perhaps after writing a file the erasure missed.
+            _discard_after_commit(session, [notification.id])
         return None
     if notification.channel == Channel.EMAIL:
-        return _Send(notification, render.email(rt.settings, notification, recipient, event, now), None)
+        return _Send(notification, render.email(rt.settings, notification, recipient, event, now), recipient.email)
     return _Send(notification, render.sms(rt.settings, notification, recipient, event), recipient.phone)
 
 
-def _failed(session: Session, notification: Notification, exc: delivery.DeliveryError, now: datetime) -> None:
-    error, attempts = str(exc)[:1000], notification.attempts
+def _failed(session: Session, send: _Send, exc: delivery.DeliveryError, now: datetime) -> None:
+    notification = send.notification
+    # A server's refusal often quotes the address: it is kept and logged without it.
+    error, attempts = privacy.without_contact(str(exc), [send.address])[:1000], notification.attempts
     if exc.transient and attempts < rules.MAX_ATTEMPTS:
         retry_at = now + rules.retry_delay(attempts)
         _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=retry_at, last_error=error)
@@ -289,20 +313,6 @@ def _update(session: Session, notification_id: uuid.UUID, **values: object) -> N
     session.execute(
         sa.update(Notification).where(Notification.id == notification_id).values(locked_until=None, **values)
     )
-
-
-def forget_expired_contacts(rt: Runtime, now: datetime) -> int:
-    """Erase the contact details of attendees of events that ended more than GATHER_RETENTION_DAYS ago."""
-    cutoff = now - timedelta(days=rt.settings.retention_days)
-    with rt.sessions.begin() as session:
-        expired = session.scalars(
-            sa.select(Recipient)
-            .join(Event, Event.id == Recipient.event_id)
-            .where(Event.ends_at < cutoff, Recipient.erased_at.is_(None))
-        ).all()
-        for recipient in expired:
-            forget_contact(session, recipient, now, "contact erased: retention period over")
-        return len(expired)
 
 
 def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
@@ -329,7 +339,7 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     try:
         while not stop.is_set():
             try:
-                forget_expired_contacts(rt, utcnow())
+                privacy.forget_expired_contacts(rt, utcnow())
             except Exception:
                 log.exception("sender: erasing expired contacts failed")
             stop.wait(PURGE_EVERY_SECONDS)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared.db import UTCDateTime, utcnow
 from gather_shared.organizers import OrganizerCopy
@@ -47,7 +47,8 @@ class Event(Base):
 
 class Recipient(Base):
     """How to reach one registration's attendee. On erasure (and after retention) the contact fields are
-    emptied and `erased_at` set; the row stays so that a late message cannot bring the contact back."""
+    emptied and `erased_at` set (privacy.forget); the row stays so that a late message cannot bring the
+    contact back."""
 
     __tablename__ = "recipients"
 
@@ -129,15 +130,3 @@ class Notification(Base):
     #: The message that planned it and the HTTP request behind that: the sender's log lines carry both.
     cause_message_id: Mapped[str | None] = mapped_column(sa.String(200))
     correlation_id: Mapped[str | None] = mapped_column(sa.String(100))
-
-
-def forget_contact(session: Session, recipient: Recipient, now: datetime, reason: str) -> None:
-    """Erase how to reach an attendee, and drop what was still waiting to be sent to them."""
-    recipient.display_name = recipient.email = recipient.phone = recipient.manage_url = recipient.timezone = None
-    recipient.channels = []
-    recipient.erased_at = now
-    session.execute(
-        sa.update(Notification)
-        .where(Notification.signup_id == recipient.signup_id, Notification.status == NotificationStatus.PENDING)
-        .values(status=NotificationStatus.CANCELLED, last_error=reason)
-    )

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from gather_notifications import sender
+from gather_notifications import privacy, sender
 from gather_notifications.store import Notification, Recipient
 from gather_shared.db import utcnow
 from gather_shared.testing import wait_for
@@ -275,8 +275,8 @@ def test_contact_details_are_erased_after_the_retention_period(world: World) -> 
     event = world.publish()
     registration = world.register()
     expiry = event["ends_at"] + timedelta(days=world.rt.settings.retention_days)
-    assert sender.forget_expired_contacts(world.rt, expiry - timedelta(seconds=1)) == 0
-    assert sender.forget_expired_contacts(world.rt, expiry + timedelta(seconds=1)) == 1
+    assert privacy.forget_expired_contacts(world.rt, expiry - timedelta(seconds=1)) == 0
+    assert privacy.forget_expired_contacts(world.rt, expiry + timedelta(seconds=1)) == 1
     with world.rt.sessions() as session:
         recipient = session.get(Recipient, registration["signup_id"])
         assert (recipient.email, recipient.display_name, recipient.manage_url) == (None, None, None)
@@ -341,10 +341,10 @@ def test_a_bug_while_sending_one_email_fails_that_one_and_the_rest_still_go(
     world.register(email="fine@example.org", consent_reminders=False)
     send = delivery.Mailer.send
 
-    def buggy(self: delivery.Mailer, message: object) -> None:
+    def buggy(self: delivery.Mailer, message: Any, reference: str) -> None:
         if message["To"] == "broken@example.org":
             raise RuntimeError("a bug")
-        send(self, message)
+        send(self, message, reference)
 
     monkeypatch.setattr(delivery.Mailer, "send", buggy)
     world.run_sender(world.now)
