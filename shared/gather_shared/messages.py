@@ -107,6 +107,12 @@ class OrganizerKeyIssued(_Base):
     api_key_hash = fields.String(required=True, validate=validate.Length(equal=64))
 
 
+class OrganizerKeyRevoked(_Base):
+    """The admin cut the organizer's keys off: no key of theirs works any more, in any service."""
+
+    organizer_id = fields.UUID(required=True)
+
+
 class Registration(_Base):
     """A registration as the notifications service needs it: how to reach the attendee, nothing more.
     Never a token nor a link that carries one: the notifications service signs the attendee's links when
@@ -157,6 +163,7 @@ class AvailabilityChanged(_Base):
 
 SCHEMAS: dict[str, type[Schema]] = {
     "organizer.key_issued.v1": OrganizerKeyIssued,
+    "organizer.key_revoked.v1": OrganizerKeyRevoked,
     "event.published.v1": EventPublished,
     "event.updated.v1": EventUpdated,
     "event.postponed.v1": EventStatusChanged,

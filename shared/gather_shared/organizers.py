@@ -1,8 +1,9 @@
-"""Organizer keys as the signup and notifications services know them: from `organizer.key_issued.v1`,
-never by asking the events service (see docs/authorisation.md)."""
+"""Organizer keys as the signup and notifications services know them: from `organizer.key_issued.v1` and
+`organizer.key_revoked.v1`, never by asking the events service (see docs/authorisation.md)."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 
@@ -24,6 +25,13 @@ class OrganizerCopy:
     key_issued_at: Mapped[datetime | None]
 
 
+def revoked_key_hash() -> str:
+    """What an organizer's `api_key_hash` becomes when the admin revokes their keys: no key hashes to it (a
+    SHA-256 digest is 64 hex digits, this has a colon), and it is unique, as the events service's column
+    wants."""
+    return f"revoked:{secrets.token_hex(24)}"
+
+
 def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:
     """Handler for `organizer.key_issued.v1`: keep the hash of the organizer's current API key.
 
@@ -39,4 +47,18 @@ def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Me
     elif organizer.key_issued_at is not None and organizer.key_issued_at >= message.time:
         return
     organizer.api_key_hash = data["api_key_hash"]
+    organizer.key_issued_at = message.time
+
+
+def revoke_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:
+    """Handler for `organizer.key_revoked.v1`: the organizer's key stops working here. Ordered like keep_key:
+    a late copy of the key issued before the revocation finds a newer time kept, and changes nothing."""
+    organizer = session.get(organizer_model, message.data["organizer_id"], with_for_update=True)
+    if organizer is None:
+        organizer = organizer_model()
+        organizer.id = message.data["organizer_id"]
+        session.add(organizer)
+    elif organizer.key_issued_at is not None and organizer.key_issued_at > message.time:
+        return
+    organizer.api_key_hash = revoked_key_hash()
     organizer.key_issued_at = message.time

@@ -66,3 +66,8 @@ def key_issued(session: Session, organizer: Organizer) -> None:
         "organizer.key_issued.v1",
         {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash},
     )
+
+
+def key_revoked(session: Session, organizer: Organizer) -> None:
+    """`organizer.key_revoked.v1`: the other services stop accepting the organizer's key."""
+    emit(session, SOURCE, "organizer.key_revoked.v1", {"organizer_id": organizer.id})

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from gather_events import announce, calendar, domain, schemas
 from gather_events.store import ORDER, Event, Organizer, filtered, public_events, public_listing
-from gather_shared import keyset, web
+from gather_shared import keyset, organizers, ratelimit, web
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
 
@@ -177,6 +177,7 @@ def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
 
 
 @blp.route("/organizers", methods=["POST"])
+@ratelimit.limited(ratelimit.ADMIN)
 @problems(401)
 @blp.arguments(schemas.OrganizerIn)
 @blp.response(201, schemas.OrganizerWithKey)
@@ -192,7 +193,27 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
         return with_key(organizer, api_key)
 
 
+@blp.route("/organizers/<uuid:organizer_id>/revoke", methods=["POST"])
+@ratelimit.limited(ratelimit.ADMIN)
+@problems(401, 404)
+@blp.response(200, schemas.OrganizerOut)
+@blp.doc(security=BEARER)
+def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
+    """Revoke the organizer's API key (admin), say when it was stolen: it stops working here at once, and
+    in the other services as soon as they receive the news, within seconds."""
+    rt = web.current_runtime()
+    web.require_admin(rt.settings)
+    with rt.sessions.begin() as session:
+        organizer = session.get(Organizer, organizer_id, with_for_update=True)
+        if organizer is None:
+            raise web.Problem(404, "not_found", "No such organizer.")
+        organizer.api_key_hash = organizers.revoked_key_hash()
+        announce.key_revoked(session, organizer)
+        return organizer
+
+
 @blp.route("/organizers/me", methods=["GET"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @blp.response(200, schemas.OrganizerOut)
 @blp.doc(security=BEARER)
@@ -203,6 +224,7 @@ def who_am_i() -> Organizer:
 
 
 @blp.route("/organizers/me/keys", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @blp.response(201, schemas.OrganizerWithKey)
 @blp.doc(security=BEARER)
@@ -216,6 +238,7 @@ def rotate_key() -> dict[str, Any]:
 
 
 @blp.route("/organizers/me/events", methods=["GET"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @organizer_only
 @blp.arguments(schemas.OwnListingArgs, location="query")
@@ -236,6 +259,7 @@ def own_events(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/events", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @organizer_only
 @blp.arguments(schemas.EventCreate)
@@ -296,6 +320,7 @@ def get_event(event_id: uuid.UUID) -> Response:
 
 
 @blp.route("/events/<uuid:event_id>", methods=["PATCH"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.EventFields(partial=True))
@@ -326,6 +351,7 @@ def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @blp.response(200, schemas.OrganizerEvent)
 @blp.doc(security=BEARER)
@@ -335,6 +361,7 @@ def publish_event(event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.Reason)
@@ -346,6 +373,7 @@ def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.Reason)
@@ -389,6 +417,7 @@ def get_series(series_id: uuid.UUID) -> Response:
 
 
 @blp.route("/series/<uuid:series_id>/publish", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @blp.response(200, schemas.OrganizerSeries)
 @blp.doc(security=BEARER)
@@ -398,6 +427,7 @@ def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/series/<uuid:series_id>/cancel", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @organizer_only
 @blp.arguments(schemas.Reason)

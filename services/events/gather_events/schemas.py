@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from gather_events import domain
 from gather_shared import web
 from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, EventFormat, EventKind, EventStatus, Verification
-from gather_shared.web import Text
+from gather_shared.web import Line, Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
 #: Times outside this range are surely mistakes, and near datetime's limits they could not even be converted.
@@ -28,7 +28,7 @@ class Link(fields.Url):
         return web.storable(super()._deserialize(value, attr, data, **kwargs))
 
 
-class Tag(Text):
+class Tag(Line):
     """A tag, trimmed and lower-cased before it is validated."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -51,7 +51,7 @@ class ProblemOut(Schema):
 
 
 class OrganizerIn(Schema):
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Line(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(required=True, validate=validate.Length(max=320))
 
 
@@ -70,10 +70,10 @@ class OrganizerWithKey(OrganizerOut):
 
 
 class VenueSchema(Schema):
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
-    address = Text(required=True, validate=validate.Length(min=1, max=300))
-    city = Text(validate=validate.Length(max=100), load_default=None, allow_none=True)
-    postcode = Text(validate=validate.Length(max=20), load_default=None, allow_none=True)
+    name = Line(required=True, validate=validate.Length(min=1, max=200))
+    address = Line(required=True, validate=validate.Length(min=1, max=300))
+    city = Line(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    postcode = Line(validate=validate.Length(max=20), load_default=None, allow_none=True)
 
 
 AccessibilitySchema = Schema.from_dict(
@@ -86,15 +86,15 @@ AccessibilitySchema = Schema.from_dict(
 
 
 class ResourceSchema(Schema):
-    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    title = Line(required=True, validate=validate.Length(min=1, max=200))
     url = Link(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
 
 
 class EventFields(Schema):
     """Every field an organizer writes. Unknown fields are refused, so that a typo is not silently lost."""
 
-    title = Text(required=True, validate=validate.Length(min=1, max=200))
-    summary = Text(validate=validate.Length(max=500), load_default=None, allow_none=True)
+    title = Line(required=True, validate=validate.Length(min=1, max=200))
+    summary = Line(validate=validate.Length(max=500), load_default=None, allow_none=True)
     description = Text(validate=validate.Length(max=20000), load_default=None, allow_none=True)
     kind = Text(required=True, validate=validate.OneOf(list(EventKind)))
     tags = fields.List(
@@ -178,7 +178,7 @@ class EventCreate(EventFields):
 
 
 class Reason(Schema):
-    reason = Text(
+    reason = Line(
         load_default=None,
         allow_none=True,
         validate=validate.Length(max=1000),

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from gather_events import domain
+from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
 from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, Verification
 
@@ -19,6 +20,8 @@ class Base(DeclarativeBase):
 
 
 metadata = Base.metadata
+#: The rate limits' counters (gather_shared.ratelimit) are kept here, in the service's own database.
+rate_limits = ratelimit.counters_table(metadata)
 
 
 class Organizer(Base):

@@ -249,6 +249,7 @@ def handlers(settings: Settings) -> dict[str, Handler]:
     offsets = rules.parse_offsets(settings.reminder_offsets)
     return {
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
+        "organizer.key_revoked.v1": partial(organizers.revoke_key, Organizer),
         "event.published.v1": partial(on_event_published, offsets),
         "event.updated.v1": partial(on_event_updated, offsets),
         "event.postponed.v1": partial(on_event_status, NotificationKind.EVENT_POSTPONED, offsets),

@@ -44,6 +44,7 @@ def handlers(settings: Settings) -> dict[str, Handler]:
     """The table: message type → handler. (`settings`: every service's table takes them; this one needs none.)"""
     return {
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
+        "organizer.key_revoked.v1": partial(organizers.revoke_key, Organizer),
         "event.published.v1": keep_event,
         "event.updated.v1": keep_event,
         "event.postponed.v1": keep_event,
