@@ -1,5 +1,5 @@
-"""HTTP API of the notifications service: the notification log, one-click unsubscribe, the SMS
-provider's webhooks (replies and delivery receipts) and the short links that SMS carry."""
+"""HTTP API of the notifications service: the notification log, one-click unsubscribe and the SMS
+provider's webhooks (replies and delivery receipts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, redirect, render_template, request
+from flask import Response, render_template, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,12 @@ from gather_notifications.store import (
     SmsOptOut,
     contact_hash,
 )
-from gather_shared import keyset, web
+from gather_shared import keyset, tokens, web
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
 from gather_shared.vocabulary import Channel, NotificationStatus
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
-links = Blueprint("links", __name__, description="Short links in SMS")
 
 #: Replies that opt a number out of, or back in to, every SMS (the words carriers and Twilio honour).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
@@ -85,13 +84,19 @@ def unsubscribe(token: str) -> Response:
     a message, and must not unsubscribe anyone (the very reason RFC 8058 exists)."""
     rt = web.current_runtime()
     with rt.sessions.begin() as session:
-        recipient = session.scalar(sa.select(Recipient).where(Recipient.unsubscribe_token == token))
+        try:
+            signup_id = tokens.read_unsubscribe_token(rt.settings.secret_key, token)
+        except tokens.InvalidToken:
+            signup_id = None
+        recipient = None if signup_id is None else session.get(Recipient, signup_id)
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
         if request.method == "GET":
             return Response(render_template("pages/unsubscribe.html", done=False), mimetype="text/html")
         if recipient.email is not None:
-            session.merge(EmailOptOut(address_hash=contact_hash(recipient.email), created_at=utcnow()))
+            session.merge(
+                EmailOptOut(address_hash=contact_hash(rt.settings.secret_key, recipient.email), created_at=utcnow())
+            )
     return Response(render_template("pages/unsubscribe.html", done=True), mimetype="text/html")
 
 
@@ -126,7 +131,7 @@ def sms_inbound(args: dict[str, Any]) -> Response:
     require_provider_signature(rt.settings)
     word = args["body"].strip().upper()
     with rt.sessions.begin() as session:
-        number_hash = contact_hash(args["from_"])
+        number_hash = contact_hash(rt.settings.secret_key, args["from_"])
         if word in STOP_WORDS:
             session.merge(SmsOptOut(number_hash=number_hash, created_at=utcnow()))
         elif word in START_WORDS:
@@ -171,17 +176,3 @@ def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
                 .values(status=status, last_error=error)
             )
     return Response(status=204)
-
-
-# --- short links ------------------------------------------------------------------------------------
-
-
-@links.route("/s/<code>", methods=["GET"])
-def short_link(code: str) -> Response:
-    """Where an SMS's short link leads: the attendee's page to see, change or cancel the registration."""
-    rt = web.current_runtime()
-    with rt.sessions() as session:
-        manage_url = session.scalar(sa.select(Recipient.manage_url).where(Recipient.short_code == code))
-    if manage_url is None:
-        raise web.Problem(404, "not_found", "This link is not known, or no longer valid.")
-    return redirect(manage_url, code=302)

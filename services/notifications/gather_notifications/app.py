@@ -10,5 +10,4 @@ from gather_shared import web
 def create_app() -> Flask:
     app, rest = web.create_app(runtime(), "Email and SMS that keep attendees informed.")
     rest.register_blueprint(api.blp)
-    rest.register_blueprint(api.links)
     return app

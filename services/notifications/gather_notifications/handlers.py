@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -68,10 +67,7 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
     recipient.channels = data["channels"]
     recipient.timezone = data["timezone"]
     recipient.consent_reminders = data["consent_reminders"]
-    # The signup service keeps only a hash of the manage token, so only a registration's first message
-    # carries it (in the link's #fragment); later ones carry the bare link. Keep the one that opens.
-    if recipient.manage_url is None or urlsplit(data["manage_url"]).fragment:
-        recipient.manage_url = data["manage_url"]
+    recipient.token_version = data["token_version"]  # the sender signs the manage links with it
     recipient.updated_at = message.time
     return recipient
 
@@ -97,9 +93,11 @@ def add_notification(
     event_version: int,
     scheduled_for: datetime,
     reminder_offset: int = 0,
+    link_request: int = 0,
 ) -> None:
-    """Plan one notification, unless this very one (registration, kind, version, channel, offset) exists:
-    the unique constraint decides, in the INSERT itself (no query first: one round trip, not two)."""
+    """Plan one notification, unless this very one (registration, kind, version, channel, offset, link
+    request) exists: the unique constraint decides, in the INSERT itself (no query first: one round trip,
+    not two)."""
     session.execute(
         db.insert(session, Notification)
         .values(
@@ -110,6 +108,7 @@ def add_notification(
             event_version=event_version,
             channel=channel,
             reminder_offset=reminder_offset,
+            link_request=link_request,
             scheduled_for=scheduled_for,
             cause_message_id=logs.message_id.get(),
             correlation_id=logs.correlation_id.get(),
@@ -220,6 +219,21 @@ def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session,
     replan_reminders(session, event, [recipient], offsets, message.time)
 
 
+def on_link_requested(kind: str, session: Session, message: Message) -> None:
+    """Someone asked for a place with this registration's contact: send it the link (`verify_contact` to a
+    pending registration, `manage_link` to an active one), once per request, on each of its channels. The
+    contact details are the registration's own (the signup service never sends a request's)."""
+    recipient = keep_recipient(session, message)
+    if recipient is None:
+        return
+    event = session.get(Event, recipient.event_id)
+    version = event.version if event is not None else 0  # 0: the sender waits for the event's snapshot
+    for channel in recipient.channels:
+        add_notification(
+            session, recipient, kind, channel, version, message.time, link_request=message.data["link_request"]
+        )
+
+
 def on_details_changed(offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
     """The attendee changed their name, channels, time zone or reminder consent: nothing to send, but
     later messages go by the new details, and reminders follow the new consent and channels."""
@@ -259,5 +273,7 @@ def handlers(settings: Settings) -> dict[str, Handler]:
         "signup.promoted.v1": partial(on_registration, NotificationKind.PROMOTED, offsets),
         "signup.cancelled.v1": partial(on_registration, NotificationKind.SIGNUP_CANCELLED, offsets),
         "signup.updated.v1": partial(on_details_changed, offsets),
+        "signup.verification_requested.v1": partial(on_link_requested, NotificationKind.VERIFY_CONTACT),
+        "signup.manage_link_requested.v1": partial(on_link_requested, NotificationKind.MANAGE_LINK),
         "signup.erased.v1": erase_contact,
     }

@@ -44,7 +44,7 @@ def forget(session: Session, recipients: Iterable[Recipient], now: datetime, rea
     notification_ids = []
     for recipient in recipients:
         contacts = (recipient.email, recipient.phone, recipient.display_name)
-        recipient.display_name = recipient.email = recipient.phone = recipient.manage_url = recipient.timezone = None
+        recipient.display_name = recipient.email = recipient.phone = recipient.timezone = None
         recipient.channels = []
         recipient.erased_at = now
         for notification in session.scalars(

@@ -1,5 +1,8 @@
 """Turning a notification into the words the attendee reads: Jinja2 templates per (kind, channel) under
-templates/, autoescaped HTML, multipart email, SMS that fit in two segments. Nothing rendered is stored."""
+templates/, autoescaped HTML, multipart email, SMS that fit in two segments. Nothing rendered is stored.
+
+The links are signed here, as the message is rendered (gather_shared.tokens): verify, manage and
+unsubscribe, all under GATHER_PUBLIC_URL (the attendee pages). They live only in the message sent."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from gather_notifications import rules
 from gather_notifications.store import Event, Notification, Recipient
+from gather_shared import tokens
 from gather_shared.config import Settings
 from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKind, RegistrationStatus
 
@@ -40,12 +44,11 @@ templates = Environment(
 )
 
 
-def unsubscribe_url(settings: Settings, recipient: Recipient) -> str:
-    return f"{settings.notifications_url}/v1/unsubscribe/{recipient.unsubscribe_token}"
-
-
-def short_url(settings: Settings, recipient: Recipient) -> str:
-    return f"{settings.notifications_url}/s/{recipient.short_code}"
+def one_click_unsubscribe_url(settings: Settings, recipient: Recipient) -> str:
+    """The List-Unsubscribe header's link: the notifications API itself, which a mail client POSTs to
+    without a page (RFC 8058); the link in the body leads to the attendee pages' confirmation page."""
+    token = tokens.unsubscribe_token(settings.secret_key, recipient.signup_id)
+    return f"{settings.notifications_url}/v1/unsubscribe/{token}"
 
 
 def local_zone(recipient: Recipient, event: Event) -> ZoneInfo:
@@ -82,10 +85,19 @@ def context(settings: Settings, notification: Notification, recipient: Recipient
         "online_url": online_url,
         "resources": snap["resources"] if notification.kind == NotificationKind.REMINDER else [],
         "reason": event.status_reason,
-        "manage_url": recipient.manage_url,
-        "short_url": short_url(settings, recipient),
+        "manage_url": tokens.manage_url(
+            settings.public_url, settings.secret_key, recipient.signup_id, recipient.token_version
+        ),
+        "verify_url": (
+            tokens.verify_url(settings.public_url, settings.secret_key, recipient.signup_id)
+            if notification.kind == NotificationKind.VERIFY_CONTACT
+            else None
+        ),
+        "verify_minutes": settings.verify_minutes,
         "unsubscribe_url": (
-            unsubscribe_url(settings, recipient) if notification.kind in rules.NON_TRANSACTIONAL else None
+            tokens.unsubscribe_url(settings.public_url, settings.secret_key, recipient.signup_id)
+            if notification.kind in rules.NON_TRANSACTIONAL
+            else None
         ),
     }
 
@@ -109,7 +121,7 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
     # The same notification always has the same Message-ID, so a resend can be recognised as one.
     message["Message-ID"] = f"<{notification.id}@{urlparse(settings.notifications_url).hostname or 'gather'}>"
     if ctx["unsubscribe_url"]:
-        message["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
+        message["List-Unsubscribe"] = f"<{one_click_unsubscribe_url(settings, recipient)}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     for layout, subtype in (("email/layout.txt", "plain"), ("email/layout.html", "html")):
         message.attach(_text_part(templates.get_template(layout).render(ctx), subtype))

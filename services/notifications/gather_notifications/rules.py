@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,10 @@ from gather_shared.vocabulary import NotificationKind
 #: Kinds an attendee may unsubscribe from; all others concern their registration and always go out by
 #: email (they carry no List-Unsubscribe header).
 NON_TRANSACTIONAL = frozenset({NotificationKind.REMINDER})
+
+#: The links a person asked for a moment ago (to verify their contact, to manage their registration):
+#: transactional and awaited, so never kept back by an opt-out nor held until quiet hours end.
+LINK_KINDS = frozenset({NotificationKind.VERIFY_CONTACT, NotificationKind.MANAGE_LINK})
 
 #: News about the event itself: urgent in SMS quiet hours when the event starts before they end.
 EVENT_NEWS = frozenset(
@@ -88,7 +93,7 @@ MAX_SEGMENTS = 2
 def sms_segments(text: str) -> int:
     """How many segments `text` costs: GSM-7 when every character is in its alphabet (160 septets in
     one, 153 per part when split), else UCS-2 (70 UTF-16 units in one, 67 per part)."""
-    if all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in text):
+    if is_gsm7(text):
         units = sum(2 if c in _GSM7_EXTENDED else 1 for c in text)
         single, part = 160, 153
     else:
@@ -99,10 +104,39 @@ def sms_segments(text: str) -> int:
     return -(-units // part)
 
 
+#: Letters outside GSM-7 that Unicode does not decompose into one inside it.
+_GSM7_LOOKALIKES = str.maketrans(
+    {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th"}
+)
+
+
+def is_gsm7(text: str) -> bool:
+    return all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in text)
+
+
+def gsm7_lookalike(text: str) -> str:
+    """`text` in the GSM-7 alphabet as far as it goes: each other letter as its base letter (ŵ → w, Ł → L),
+    anything else (an emoji) left out."""
+    kept = []
+    for char in text.translate(_GSM7_LOOKALIKES):
+        if is_gsm7(char):
+            kept.append(char)
+        else:
+            kept.extend(part for part in unicodedata.normalize("NFKD", char) if is_gsm7(part))
+    return " ".join("".join(kept).split())
+
+
 def fit_sms(render: Callable[[str], str], title: str) -> str:
-    """Render an SMS with the event title shortened until it fits in MAX_SEGMENTS: the title is the
-    only free-length part; the link at the end must stay whole."""
+    """Render an SMS so that it fits in MAX_SEGMENTS: the title is the only free-length part; the link at
+    the end must stay whole. A signed link is long (docs/notifications.md: a manage link is some 160
+    characters), too long for two segments of UCS-2 (134 characters), so a title that is all that keeps a
+    text out of GSM-7 is written in GSM-7 letters first; then the title is shortened until the text fits.
+    If the text still does not fit (a venue name outside GSM-7), it takes more segments: the link stays."""
     text = render(title)
+    if sms_segments(text) > MAX_SEGMENTS and not is_gsm7(text):
+        plain = render(gsm7_lookalike(title))
+        if is_gsm7(plain):
+            title, text = gsm7_lookalike(title), plain
     cut = len(title)
     while sms_segments(text) > MAX_SEGMENTS and cut > 0:
         cut -= 1

@@ -96,21 +96,26 @@ def verdict(
     """Whether the notification may go now: None (yes), a time to wait until, or (final status, reason).
     `opted_out`: the hashes of the batch's addresses and numbers that opted out (email_opt_outs for an
     email, sms_opt_outs for an SMS), loaded once for the batch."""
+    secret = rt.settings.secret_key
     address = None
     if recipient is not None and recipient.erased_at is None:
         address = recipient.email if notification.channel == Channel.EMAIL else recipient.phone
     if address is None:
         return NotificationStatus.CANCELLED, "no contact: erased"
+    if notification.kind in rules.LINK_KINDS:
+        if notification.kind == NotificationKind.VERIFY_CONTACT and recipient.status != RegistrationStatus.PENDING:
+            return NotificationStatus.CANCELLED, "no longer due: the contact is verified already"
+        return None
     if notification.kind == NotificationKind.REMINDER:
         if event.status != EventStatus.PUBLISHED or recipient.status != RegistrationStatus.CONFIRMED:
             return NotificationStatus.CANCELLED, "no longer due: the event or the registration changed"
         if now >= event.starts_at:
             return NotificationStatus.SUPPRESSED, "the event had already started"
     if notification.channel == Channel.EMAIL:
-        if notification.kind in rules.NON_TRANSACTIONAL and contact_hash(address) in opted_out:
+        if notification.kind in rules.NON_TRANSACTIONAL and contact_hash(secret, address) in opted_out:
             return NotificationStatus.SUPPRESSED, "opted out: the address unsubscribed"
         return None
-    if contact_hash(address) in opted_out:
+    if contact_hash(secret, address) in opted_out:
         return NotificationStatus.SUPPRESSED, "opted out: the number replied STOP"
     window = rules.parse_quiet_hours(rt.settings.sms_quiet_hours)
     quiet_until = rules.quiet_hours_end(now, render.local_zone(recipient, event), window)
@@ -160,7 +165,7 @@ def _prepare_batch(
 ) -> list[_Send]:
     """Settle each claimed notification that does not go, render the others (their attempt is counted)."""
     sends: list[_Send] = []
-    opted_out = _opt_outs(session, [(n, r) for n, r, _ in rows])
+    opted_out = _opt_outs(session, rt.settings.secret_key, [(n, r) for n, r, _ in rows])
     for notification, recipient, event in rows:
         with _context(notification):
             try:
@@ -245,10 +250,14 @@ def _discard_after_commit(session: Session, notification_ids: list[uuid.UUID]) -
     )
 
 
-def _opt_outs(session: Session, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
+def _opt_outs(session: Session, secret: str, batch: list[tuple[Notification, Recipient | None]]) -> set[str]:
     """The hashes of the batch's email addresses and phone numbers that opted out (one query per table)."""
-    emails = {contact_hash(r.email) for n, r in batch if r is not None and r.email and n.channel == Channel.EMAIL}
-    phones = {contact_hash(r.phone) for n, r in batch if r is not None and r.phone and n.channel != Channel.EMAIL}
+    emails = {
+        contact_hash(secret, r.email) for n, r in batch if r is not None and r.email and n.channel == Channel.EMAIL
+    }
+    phones = {
+        contact_hash(secret, r.phone) for n, r in batch if r is not None and r.phone and n.channel != Channel.EMAIL
+    }
     found: set[str] = set()
     if emails:
         found.update(session.scalars(sa.select(EmailOptOut.address_hash).where(EmailOptOut.address_hash.in_(emails))))

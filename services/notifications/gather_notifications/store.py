@@ -3,9 +3,8 @@ the opt-outs, and the notifications themselves."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import secrets
+import hmac
 import uuid
 from datetime import datetime
 from typing import Any
@@ -61,21 +60,16 @@ class Recipient(Base):
     channels: Mapped[list[Any]]
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
     consent_reminders: Mapped[bool]
-    manage_url: Mapped[str | None] = mapped_column(sa.String(500))
-    unsubscribe_token: Mapped[str] = mapped_column(
-        sa.String(64), unique=True, default=functools.partial(secrets.token_urlsafe, 24)
-    )
-    #: The code of the short link (/s/{code}) that SMS carry instead of the long manage URL.
-    short_code: Mapped[str] = mapped_column(
-        sa.String(32), unique=True, default=functools.partial(secrets.token_urlsafe, 9)
-    )
+    #: The version the registration's manage links carry: the sender signs them with it when it sends a
+    #: message (gather_shared.tokens). No token and no link is stored here.
+    token_version: Mapped[int] = mapped_column(default=1, server_default="1")
     #: The time of the newest registration message applied: an older one arriving late changes nothing.
     updated_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]
 
 
 class EmailOptOut(Base):
-    """Addresses that unsubscribed from non-transactional email, kept only as a hash."""
+    """Addresses that unsubscribed from non-transactional email, kept only as an HMAC (contact_hash)."""
 
     __tablename__ = "email_opt_outs"
 
@@ -84,7 +78,7 @@ class EmailOptOut(Base):
 
 
 class SmsOptOut(Base):
-    """Numbers that replied STOP (until they reply START), kept only as a hash."""
+    """Numbers that replied STOP (until they reply START), kept only as an HMAC (contact_hash)."""
 
     __tablename__ = "sms_opt_outs"
 
@@ -92,20 +86,23 @@ class SmsOptOut(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def contact_hash(contact: str) -> str:
-    """The key of an opt-out: a hash, so the list outlives erasure without keeping the address."""
-    return hashlib.sha256(contact.strip().lower().encode()).hexdigest()
+def contact_hash(secret: str, contact: str) -> str:
+    """The key of an opt-out: an HMAC-SHA256 keyed with GATHER_SECRET_KEY, so the list outlives erasure
+    without keeping the address. Keyed, because a plain hash of a phone number is undone by trying every
+    number (there are only some billions); without the key, a copy of the table reveals nothing."""
+    return hmac.new(secret.encode(), contact.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 #: One notification per (registration, kind, event version, channel), whatever the redeliveries;
-#: reminders add their offset, since one event version has one reminder per offset.
-UNIQUE_NOTIFICATION = ("signup_id", "kind", "event_version", "channel", "reminder_offset")
+#: reminders add their offset, since one event version has one reminder per offset; a link asked for
+#: again (verify_contact, manage_link) adds the number of the request, since each request is sent.
+UNIQUE_NOTIFICATION = ("signup_id", "kind", "event_version", "channel", "reminder_offset", "link_request")
 
 
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        sa.UniqueConstraint(*UNIQUE_NOTIFICATION),
+        sa.UniqueConstraint(*UNIQUE_NOTIFICATION, name="uq_notifications_once"),
         sa.Index("ix_notifications_due", "status", "scheduled_for"),
     )
 
@@ -117,6 +114,9 @@ class Notification(Base):
     event_version: Mapped[int]
     #: Seconds before the start, for reminders; 0 for every other kind.
     reminder_offset: Mapped[int] = mapped_column(default=0)
+    #: The number of the link request (signup.*_requested.v1 `link_request`), for verify_contact and
+    #: manage_link; 0 for every other kind.
+    link_request: Mapped[int] = mapped_column(default=0, server_default="0")
     status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,6 +30,7 @@ from gather_shared.testing import free_port
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 NOTIFICATIONS_URL = "http://notifications.test"
 SIGNUP_URL = "http://signup.test"
+PUBLIC_URL = "http://pages.test"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,7 @@ def service_under_test() -> testing.ServiceUnderTest:
     settings = {
         "GATHER_NOTIFICATIONS_URL": NOTIFICATIONS_URL,
         "GATHER_SIGNUP_URL": SIGNUP_URL,
+        "GATHER_PUBLIC_URL": PUBLIC_URL,
         "GATHER_REMINDER_OFFSETS": "24h,1h",
     }
     return testing.ServiceUnderTest("notifications", create_app, metadata, settings)
@@ -100,11 +102,40 @@ class World:
             "timezone": None,
             "consent_reminders": True,
             "waitlist_position": None,
-            "manage_url": f"{SIGNUP_URL}/v1/signups/{signup_id}?token=secret",
+            "token_version": 1,
             "created_at": at,
         } | fields
         self.send(f"signup.{status}.v1", registration, at)
         return registration
+
+    def ask_for_a_place(
+        self, registration: dict[str, Any], link_request: int = 1, at: datetime = NOW
+    ) -> dict[str, Any]:
+        """Someone asked for a place with the contact of `registration`: a verify link to it when it is
+        pending, else a manage link (signup.*_requested.v1, as the signup service sends them)."""
+        pending = registration["status"] == "pending"
+        type_ = "signup.verification_requested.v1" if pending else "signup.manage_link_requested.v1"
+        expires_at = at + timedelta(minutes=30) if pending else None
+        self.send(type_, registration | {"link_request": link_request, "expires_at": expires_at}, at)
+        return registration
+
+    def pending(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
+        """A new registration waiting for its contact's verification, and its verify link requested."""
+        registration = {
+            "signup_id": uuid.uuid4(),
+            "event_id": self.event["id"],
+            "status": "pending",
+            "display_name": "Robin",
+            "email": "robin@example.org",
+            "phone": None,
+            "channels": ["email"],
+            "timezone": None,
+            "consent_reminders": True,
+            "waitlist_position": None,
+            "token_version": 1,
+            "created_at": at,
+        } | fields
+        return self.ask_for_a_place(registration, at=at)
 
     def registration_changed(self, registration: dict[str, Any], what: str, at: datetime) -> dict[str, Any]:
         """`what`: promoted or cancelled."""

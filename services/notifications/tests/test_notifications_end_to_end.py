@@ -1,5 +1,5 @@
-"""Across separate processes, as `make run` starts them: publish, register, change the time, cancel —
-each attendee receives exactly the expected messages, once."""
+"""Across separate processes, as `make run` starts them: publish, register (following the link sent to the
+contact), change the time, cancel — each attendee receives exactly the expected messages, once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gather_shared.testing import Client, Platform, fresh_pg_database, running_platform, wait_for
+from gather_shared.testing import (
+    Client,
+    Platform,
+    fresh_pg_database,
+    running_platform,
+    verify_token_sent_to,
+    wait_for,
+)
 
 
 def quiet_hours_far_from_now() -> str:
@@ -59,21 +66,26 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     api_key = client.organizer()["api_key"]
     event = client.published_event(api_key, title="Mindful walking group", capacity=1, waitlist_enabled=True)
 
-    alice = client.register(
-        event["id"],
-        display_name="Alice",
-        email="alice@example.org",
-        phone="+447911123456",
-        channels=["email", "sms"],
-        consent={"reminders": True},
-    ).json()
+    details = {"display_name": "Alice", "email": "alice@example.org", "phone": "+447911123456"}
+    asked = client.register(event["id"], **details, channels=["email", "sms"], consent={"reminders": True})
+    assert asked.status_code == 202, asked.text
+    # The link goes to each channel; following either one confirms the place.
+    by_email, _ = wait_for(
+        lambda: (
+            all(links := [verify_token_sent_to(platform.workdir, details[c]) for c in ("email", "phone")]) and links
+        ),
+        timeout=60,
+        message="a verify link by email and by SMS",
+    )
+    alice = client.call("POST", "signup", f"/v1/verifications/{by_email}").json()
     assert alice["status"] == "confirmed"
-    bob = client.register(
+    bob = client.register_verified(
         event["id"], display_name="Bob", email="bob@example.org", channels=["email"], consent={"reminders": True}
     ).json()
     assert bob["status"] == "waitlisted"
+    sent(client, alice["id"], ("verify_contact", "email"), ("verify_contact", "sms"))
     sent(client, alice["id"], ("signup_confirmed", "email"), ("signup_confirmed", "sms"))
-    sent(client, bob["id"], ("waitlisted", "email"))
+    sent(client, bob["id"], ("verify_contact", "email"), ("waitlisted", "email"))
 
     later = datetime.fromisoformat(event["starts_at"]) + timedelta(days=1)
     response = client.call(
@@ -102,12 +114,15 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     assert Counter(alice_got) == Counter(
         {
             (kind, channel): 1
-            for kind in ("signup_confirmed", "event_changed", "signup_cancelled")
+            for kind in ("verify_contact", "signup_confirmed", "event_changed", "signup_cancelled")
             for channel in ("email", "sms")
         }
     )
     assert Counter(bob_got) == Counter(
-        {(kind, "email"): 1 for kind in ("waitlisted", "event_changed", "promoted", "event_cancelled")}
+        {
+            (kind, "email"): 1
+            for kind in ("verify_contact", "waitlisted", "event_changed", "promoted", "event_cancelled")
+        }
     )
     reminders = [n for n in client.notifications(event_id=event["id"]) if n["kind"] == "reminder"]
     assert reminders and {n["status"] for n in reminders} == {"cancelled"}  # planned, re-planned, dropped
@@ -119,9 +134,11 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     subjects = Counter((mail["To"], mail["Subject"].split(":")[0]) for mail in mails)
     assert subjects == Counter(
         {
+            ("alice@example.org", "Confirm your place"): 1,
             ("alice@example.org", "You're registered"): 1,
             ("alice@example.org", "Changed"): 1,
             ("alice@example.org", "Registration cancelled"): 1,
+            ("bob@example.org", "Confirm your place"): 1,
             ("bob@example.org", "You're on the waitlist"): 1,
             ("bob@example.org", "Changed"): 1,
             ("bob@example.org", "A place is yours"): 1,
@@ -129,4 +146,4 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
         }
     )
     sms = [json.loads(line) for line in (platform.workdir / "var/outbox/sms.jsonl").read_text().splitlines()]
-    assert [m["to"] for m in sms] == ["+447911123456"] * 3
+    assert [m["to"] for m in sms] == ["+447911123456"] * 4

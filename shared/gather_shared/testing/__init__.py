@@ -8,7 +8,17 @@ a test imports from here:
 - platform.py  every Procfile process, started as `make run` starts them, and a `Client` for it
 """
 
-from gather_shared.testing.platform import REPO, Client, Platform, free_port, procfile, running_platform, wait_for
+from gather_shared.testing.platform import (
+    REPO,
+    Client,
+    Platform,
+    free_port,
+    messages_to,
+    procfile,
+    running_platform,
+    verify_token_sent_to,
+    wait_for,
+)
 from gather_shared.testing.samples import event_body, event_snapshot
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
@@ -37,10 +47,12 @@ __all__ = [
     "free_port",
     "fresh_pg_database",
     "fresh_vhost",
+    "messages_to",
     "module_service",
     "outbox_messages",
     "procfile",
     "reset_broker",
     "running_platform",
+    "verify_token_sent_to",
     "wait_for",
 ]
