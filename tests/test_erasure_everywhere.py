@@ -273,7 +273,7 @@ def test_an_erased_attendee_is_found_nowhere(platform: Platform) -> None:
 
     # The erasure reaches the other services by a message: wait until it has, then look everywhere.
     try:
-        wait_for(lambda: not sweep(platform, erased), timeout=60, message="the erasure to reach every copy")
+        wait_for(lambda: not sweep(platform, erased), 60, 1.0, message="the erasure to reach every copy")
     except TimeoutError:
         assert sweep(platform, erased) == {}
     # The search sees what is there: the attendee who was not erased is still found, dead letter included.

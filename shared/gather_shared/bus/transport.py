@@ -138,20 +138,16 @@ def _stored_body(raw: bytes) -> str:
 
 
 def _drop_mentioning_amqp(conn: kombu.Connection, queue: str, needle: str) -> int:
-    # Every message is taken without an ack; those to keep are given back at the end (not one by one: one
-    # given back would be taken again at once), so they keep their place and their expiry.
+    # Every message is taken without an ack, and those to keep are given back together when the channel
+    # closes (one given back at once would be taken again): they keep their place and their expiry.
     channel = conn.channel()
-    dropped, kept = 0, []
+    dropped = 0
     try:
         while (message := channel.basic_get(queue, no_ack=False)) is not None:
             body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
             if needle in body:
                 channel.basic_ack(message.delivery_tag)
                 dropped += 1
-            else:
-                kept.append(message.delivery_tag)
-        for tag in kept:
-            channel.basic_reject(tag, requeue=True)
     finally:
-        channel.close()  # and what was not settled by then goes back to the queue
+        channel.close()
     return dropped
