@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,11 +140,11 @@ class Platform:
         return "\n".join(f"===== {name}\n{self.tail(name, 200)}" for name in self.logs)
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[Platform]:
-        """Every Procfile process started and ready for the block; their logs printed if it fails; all
-        stopped after it."""
+    def running(self, names: Iterable[str] | None = None) -> Iterator[Platform]:
+        """The processes `names` (every Procfile process if None) started and ready for the block; their
+        logs printed if it fails; all stopped after it."""
         try:
-            for name in procfile():
+            for name in procfile() if names is None else names:
                 self.start(name)
             self.wait_ready()
             yield self
@@ -192,20 +192,26 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message
         time.sleep(interval)
 
 
+def process_env(workers: int = 2) -> dict[str, str]:
+    """The environment of Gather's processes in a test: none of the caller's GATHER_ settings, the tests'
+    admin token and secret key, `workers` gunicorn workers per web service, and no rate limits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
+    return env | {
+        "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATHER_SECRET_KEY": SECRET_KEY,
+        "WEB_CONCURRENCY": str(workers),
+        "PYTHONUNBUFFERED": "1",
+        **RATE_LIMITS_OFF,
+    }
+
+
 @contextlib.contextmanager
 def running_platform(
     workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Platform]:
     """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
     var/; a service it does not name, too); `broker_url` None means the embedded filesystem transport."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
-    env |= {
-        "GATHER_ADMIN_TOKEN": ADMIN_TOKEN,
-        "GATHER_SECRET_KEY": SECRET_KEY,
-        "WEB_CONCURRENCY": "2",
-        "PYTHONUNBUFFERED": "1",
-        **RATE_LIMITS_OFF,
-    }
+    env = process_env()
     if broker_url:
         env["GATHER_BROKER_URL"] = broker_url
     env |= extra_env or {}
