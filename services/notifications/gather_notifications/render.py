@@ -28,8 +28,8 @@ from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKi
 #: The email package's compat32 API, not EmailMessage: its default policy parses every header it is given
 #: and refolds every header it writes, which doubles the CPU of building an email, and the sender is
 #: CPU-bound in a fan-out (docs/benchmarks.md, "Measurements behind the code"). Headers are left unfolded
-#: up to SMTP's line limit, so
-#: a long List-Unsubscribe URL stays on its header's line; the subject is encoded and folded by Header.
+#: up to SMTP's line limit, so a long List-Unsubscribe URL stays on its header's line; the subject is
+#: encoded and folded by Header.
 EMAIL_POLICY = policy.compat32.clone(max_line_length=998)
 #: UTF-8 bodies as quoted-printable: 7-bit safe through any SMTP server, and the ASCII stays readable.
 UTF8_QP = charset.Charset("utf-8")
@@ -107,7 +107,10 @@ def _block(template_name: str, block: str, ctx: dict[str, Any]) -> str:
     return "".join(template.blocks[block](template.new_context(ctx))).strip()
 
 
-def email(settings: Settings, notification: Notification, recipient: Recipient, event: Event, now: datetime) -> Message:
+def email(
+    settings: Settings, notification: Notification, recipient: Recipient, to: str, event: Event, now: datetime
+) -> Message:
+    """The email of `notification` to `recipient` at address `to` (sender.contact)."""
     ctx = context(settings, notification, recipient, event)
     kind_template = f"email/{notification.kind}.txt"
     ctx["subject"] = _block(kind_template, "subject", ctx)
@@ -116,7 +119,7 @@ def email(settings: Settings, notification: Notification, recipient: Recipient, 
     # RFC 2047 words of at most 75 characters for a non-ASCII title, folded; an ASCII one stays as it is.
     message["Subject"] = Header(ctx["subject"], header_name="Subject").encode()
     message["From"] = settings.email_from
-    message["To"] = recipient.email  # the bare address: a display name may be a pseudonym they share with no one
+    message["To"] = to  # the bare address: a display name may be a pseudonym they share with no one
     message["Date"] = format_datetime(now)
     # The same notification always has the same Message-ID, so a resend can be recognised as one.
     message["Message-ID"] = f"<{notification.id}@{urlparse(settings.notifications_url).hostname or 'gather'}>"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 from functools import partial
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -60,7 +61,7 @@ def claim_due(rt: Runtime, now: datetime, limit: int = 50) -> list[uuid.UUID]:
         return [notification.id for notification, _, _ in _claim(session, now, limit)]
 
 
-def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Notification, Recipient, Event]]]:
+def _claim(session: Session, now: datetime, limit: int) -> Sequence[sa.Row[Notification, Recipient, Event]]:
     """Claim (see claim_due) up to `limit` due notifications, each with its recipient and event."""
     due = sa.or_(
         sa.and_(Notification.status == NotificationStatus.PENDING, Notification.scheduled_for <= now),
@@ -77,7 +78,8 @@ def _claim(session: Session, now: datetime, limit: int) -> list[sa.Row[tuple[Not
     return claimed
 
 
-def _with_recipient_and_event() -> sa.Select[tuple[Notification, Recipient, Event]]:
+def _with_recipient_and_event() -> sa.Select[Notification, Recipient, Event]:
+    # Outer joins: a row's recipient or event may be None (_prepare says what then).
     return (
         sa.select(Notification, Recipient, Event)
         .outerjoin(Recipient, Recipient.signup_id == Notification.signup_id)
@@ -85,23 +87,26 @@ def _with_recipient_and_event() -> sa.Select[tuple[Notification, Recipient, Even
     )
 
 
+def contact(notification: Notification, recipient: Recipient | None) -> str | None:
+    """Where the notification goes: the recipient's email address or phone number; None once erased."""
+    if recipient is None or recipient.erased_at is not None:
+        return None
+    return recipient.email if notification.channel == Channel.EMAIL else recipient.phone
+
+
 def verdict(
     rt: Runtime,
     notification: Notification,
-    recipient: Recipient | None,
+    recipient: Recipient,
+    address: str,
     event: Event,
     now: datetime,
     opted_out: set[str],
 ) -> tuple[str, str] | datetime | None:
-    """Whether the notification may go now: None (yes), a time to wait until, or (final status, reason).
-    `opted_out`: the hashes of the batch's addresses and numbers that opted out (email_opt_outs for an
-    email, sms_opt_outs for an SMS), loaded once for the batch."""
+    """Whether the notification may go now to `address` (its `contact`): None (yes), a time to wait
+    until, or (final status, reason). `opted_out`: the hashes of the batch's addresses and numbers that
+    opted out (email_opt_outs for an email, sms_opt_outs for an SMS), loaded once for the batch."""
     secret = rt.settings.secret_key
-    address = None
-    if recipient is not None and recipient.erased_at is None:
-        address = recipient.email if notification.channel == Channel.EMAIL else recipient.phone
-    if address is None:
-        return NotificationStatus.CANCELLED, "no contact: erased"
     if notification.kind in rules.LINK_KINDS:
         if notification.kind == NotificationKind.VERIFY_CONTACT and recipient.status != RegistrationStatus.PENDING:
             return NotificationStatus.CANCELLED, "no longer due: the contact is verified already"
@@ -161,7 +166,7 @@ def send_due(rt: Runtime, now: datetime, limit: int) -> int:
 
 
 def _prepare_batch(
-    rt: Runtime, session: Session, rows: Sequence[sa.Row[tuple[Notification, Recipient, Event]]], now: datetime
+    rt: Runtime, session: Session, rows: Sequence[sa.Row[Notification, Recipient, Event]], now: datetime
 ) -> list[_Send]:
     """Settle each claimed notification that does not go, render the others (their attempt is counted)."""
     sends: list[_Send] = []
@@ -191,7 +196,7 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
     with delivery.Mailer(rt.settings) as mailer, delivery.SmsSender(rt.settings) as texter:
         for send in sends:
             try:
-                if send.notification.channel == Channel.EMAIL:
+                if isinstance(send.content, Message):
                     mailer.send(send.content, str(send.notification.id))
                 else:
                     send.provider_id = texter.send(send.address, send.content, str(send.notification.id))
@@ -213,7 +218,7 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                 sent.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
                 log.info("sender: %s %s sent", send.notification.kind, send.notification.channel)
         if sent:  # one statement, compiled once, run for each (psycopg pipelines them in one round trip)
-            table = Notification.__table__
+            table = cast(sa.Table, Notification.__table__)  # a mapped class's table; declared as any FromClause
             session.execute(
                 sa.update(table)
                 .where(table.c.id == sa.bindparam("sent_id"))
@@ -279,21 +284,33 @@ def _prepare(
     if event is None:  # the registration overtook the event's snapshot; wait for it
         _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=now + EVENT_WAIT)
         return None
-    decision = verdict(rt, notification, recipient, event, now, opted_out)
+    address = contact(notification, recipient)
+    if recipient is None or address is None:
+        _settle(session, notification, recipient, (NotificationStatus.CANCELLED, "no contact: erased"))
+        return None
+    decision = verdict(rt, notification, recipient, address, event, now, opted_out)
+    if decision is not None:
+        _settle(session, notification, recipient, decision)
+        return None
+    if notification.channel == Channel.EMAIL:
+        return _Send(notification, render.email(rt.settings, notification, recipient, address, event, now), address)
+    return _Send(notification, render.sms(rt.settings, notification, recipient, event), address)
+
+
+def _settle(
+    session: Session, notification: Notification, recipient: Recipient | None, decision: tuple[str, str] | datetime
+) -> None:
+    """Record what becomes of a notification that does not go now: a time to wait until (quiet hours), or
+    its final status and why."""
     if isinstance(decision, datetime):
         _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=decision)
         log.info("sender: %s sms waits for the end of quiet hours at %s", notification.kind, decision)
-        return None
-    if decision is not None:
-        _update(session, notification.id, status=decision[0], last_error=decision[1])
-        log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
-        if recipient is not None and recipient.erased_at is not None:
-            # Claimed again after a sender died mid-delivery, perhaps after writing a file the erasure missed.
-            _discard_after_commit(session, [notification.id])
-        return None
-    if notification.channel == Channel.EMAIL:
-        return _Send(notification, render.email(rt.settings, notification, recipient, event, now), recipient.email)
-    return _Send(notification, render.sms(rt.settings, notification, recipient, event), recipient.phone)
+        return
+    _update(session, notification.id, status=decision[0], last_error=decision[1])
+    log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
+    if recipient is not None and recipient.erased_at is not None:
+        # Claimed again after a sender died mid-delivery, perhaps after writing a file the erasure missed.
+        _discard_after_commit(session, [notification.id])
 
 
 def _failed(session: Session, send: _Send, exc: delivery.DeliveryError, now: datetime) -> None:
