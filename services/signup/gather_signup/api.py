@@ -245,6 +245,8 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
     with rt.sessions.begin() as session:
         _own_signup(session, signup_id)
         signup = seats.cancel(session, signup_id, now)
+        if signup is None:  # gone since _own_signup found it
+            raise web.Problem(404, "not_found", "No such registration.")
         if query["erase"]:
             privacy.erase(session, signup, now)
         return _managed_view(session, signup)
