@@ -33,7 +33,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: proves the harness runs, measures nothing")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)")
-    # 4 (two per core) measured best here: the workers spend most of their time waiting for PostgreSQL.
+    # 4 (two per core): the workers spend most of their time waiting for PostgreSQL (docs/benchmarks.md,
+    # "WEB_CONCURRENCY", has the figures).
     parser.add_argument(
         "--workers",
         type=int,

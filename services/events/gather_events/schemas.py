@@ -251,7 +251,7 @@ _RESOURCE_FIELDS = tuple(ResourceSchema().dump_fields)
 
 
 def public_item(row: sa.Row[Any]) -> dict[str, Any]:
-    """What PublicEvent dumps, for one row of store.public_listing, built directly: a fifth of the CPU of
+    """What PublicEvent dumps, for one row of store.public_listing, built directly: a fraction of the CPU of
     PublicPage's dump (docs/benchmarks.md, "Measurements behind the code"). A test checks the listing against
     PublicEvent's dump of the same events, byte for byte, so that the two cannot drift."""
     event = row._asdict()  # one dict: reading each attribute of a Row costs more (same section)
