@@ -16,7 +16,7 @@ from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_shared import keyset, tokens, web
+from gather_shared import keyset, ratelimit, tokens, web
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Verification
@@ -117,6 +117,8 @@ def _registered(signup: Signup, waitlist_position: int | None) -> dict[str, Any]
 
 
 @blp.route("/events/<uuid:event_id>/signups", methods=["POST"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_ADDRESS, ratelimit.PER_EMAIL, ratelimit.PER_PHONE, ratelimit.PER_EVENT)
 @blp.arguments(SignupIn)
 @blp.response(201, RegisteredOut, description="Taken at once: `verification: none`, or added by the organizer")
 @blp.alt_response(202, schema=CheckYourMessagesOut, description="A link went to the contact (`verification: contact`)")
@@ -161,6 +163,8 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
 
 
 @blp.route("/verifications/<token>", methods=["POST"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_ADDRESS)
 @blp.response(200, RegisteredOut)
 def verify(token: str) -> dict[str, Any]:
     """Follow the link sent to the contact: the registration becomes confirmed while seats remain, else
@@ -210,6 +214,7 @@ def _managed_view(session: Session, signup: Signup) -> dict[str, Any]:
 
 
 @blp.route("/signups/<uuid:signup_id>", methods=["GET"])
+@web.no_store
 @blp.response(200, ManagedRegistrationOut)
 def get_signup(signup_id: uuid.UUID) -> Any:
     """A registration, for whoever holds its manage token (the attendee pages' manage link carries it)."""
@@ -219,6 +224,7 @@ def get_signup(signup_id: uuid.UUID) -> Any:
 
 
 @blp.route("/signups/<uuid:signup_id>", methods=["PATCH"])
+@web.no_store
 @blp.arguments(SignupPatch)
 @blp.response(200, ManagedRegistrationOut)
 def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
@@ -235,6 +241,7 @@ def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/signups/<uuid:signup_id>", methods=["DELETE"])
+@web.no_store
 @blp.arguments(ManageQuery, location="query")
 @blp.response(200, ManagedRegistrationOut)
 def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
@@ -268,6 +275,8 @@ def _organizers_event(session: Session, event_id: uuid.UUID) -> Event:
 
 
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
 @blp.arguments(AttendeeQuery, location="query")
 @blp.response(200, AttendeePage)
 def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:

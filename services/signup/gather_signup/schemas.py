@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 import phonenumbers
@@ -18,15 +17,12 @@ MAX_PAGE = 100
 # --- input ------------------------------------------------------------------------------------------
 
 
-class Name(web.Text):
-    """A name or pseudonym: any storable text a person types on one line, without control characters
-    (it is shown in messages and in the organizer's CSV), trimmed."""
+class Name(web.Line):
+    """A name or pseudonym: any text a person types on one line (it is shown in messages and in the
+    organizer's CSV), trimmed."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if any(unicodedata.category(char) == "Cc" for char in text):
-            raise ValidationError("Must be plain text, without control characters.")
-        return text.strip()
+        return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
 class EmailAddress(fields.String):

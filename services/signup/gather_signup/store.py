@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
 from gather_shared.organizers import OrganizerCopy
 from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, RegistrationStatus, Verification
@@ -20,6 +21,8 @@ class Base(DeclarativeBase):
 
 
 metadata = Base.metadata
+#: The rate limits' counters (gather_shared.ratelimit) are kept here, in the service's own database.
+rate_limits = ratelimit.counters_table(metadata)
 
 
 class Organizer(OrganizerCopy, Base):
