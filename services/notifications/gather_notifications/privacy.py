@@ -43,7 +43,7 @@ def forget(session: Session, recipients: Iterable[Recipient], now: datetime, rea
         return
     notification_ids = []
     for recipient in recipients:
-        contacts = (recipient.email, recipient.phone, recipient.display_name)
+        contacts = (recipient.email, recipient.phone)  # what a delivery error can quote
         recipient.display_name = recipient.email = recipient.phone = recipient.timezone = None
         recipient.channels = []
         recipient.erased_at = now
