@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gather_notifications import privacy, rules, sender
 from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient
-from gather_shared import db, logs, messages, organizers
+from gather_shared import copies, db, logs, messages, organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 from gather_shared.vocabulary import EventStatus, NotificationKind, NotificationStatus, RegistrationStatus
@@ -33,17 +33,10 @@ ANNOUNCED_CHANGES = frozenset({"starts_at", "ends_at", "timezone", "format", "ve
 def keep_event(session: Session, message: Message) -> Event | None:
     """Store the snapshot if it is newer than the one kept; returns the event, or None for a stale one."""
     snap = message.data["event"]
-    event = session.get(Event, snap["id"], with_for_update=True)
-    if event is not None and event.version >= snap["version"]:
-        return None
+    event = copies.to_overwrite(session, Event, snap["id"], snap["version"], id=snap["id"])
     if event is None:
-        event = Event(id=snap["id"])
-        session.add(event)
-    event.organizer_id = snap["organizer_id"]
-    event.version = snap["version"]
-    event.status = snap["status"]
-    event.starts_at = snap["starts_at"]
-    event.ends_at = snap["ends_at"]
+        return None
+    copies.copy_fields(event, snap, ("organizer_id", "version", "status", "starts_at", "ends_at"))
     event.status_reason = message.data.get("reason")
     event.snapshot = _SNAPSHOT.dump(snap)  # JSON-ready, for the templates
     return event

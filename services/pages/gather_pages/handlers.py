@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from gather_pages.store import Event, Seats
+from gather_shared import copies
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, LISTED_EVENT_STATUSES
@@ -18,27 +19,30 @@ from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, LISTED_EVENT_STATUS
 
 def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> None:
     """Copy what the pages show of the snapshot, and derive what the listing filters on."""
-    for name in (
-        "version",
-        "status",
-        "title",
-        "summary",
-        "description",
-        "kind",
-        "tags",
-        "starts_at",
-        "ends_at",
-        "timezone",
-        "format",
-        "venue",
-        "online_url",
-        "capacity",
-        "waitlist_enabled",
-        "language",
-        "resources",
-        "organizer_name",
-    ):
-        setattr(event, name, snap[name])
+    copies.copy_fields(
+        event,
+        snap,
+        (
+            "version",
+            "status",
+            "title",
+            "summary",
+            "description",
+            "kind",
+            "tags",
+            "starts_at",
+            "ends_at",
+            "timezone",
+            "format",
+            "venue",
+            "online_url",
+            "capacity",
+            "waitlist_enabled",
+            "language",
+            "resources",
+            "organizer_name",
+        ),
+    )
     event.accessibility = snap["accessibility"]
     # Sent once events has them (issue 12): until then, a registration is open at once and verified.
     event.registration_opens_at = snap.get("registration_opens_at")
@@ -58,29 +62,17 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
 def keep_event(session: Session, message: Message) -> None:
     """Every event.* message carries the whole event: keep the newest version seen."""
     snap = message.data["event"]
-    event = session.get(Event, snap["id"], with_for_update=True)
-    if event is not None and event.version >= snap["version"]:
-        return
-    if event is None:
-        event = Event(id=snap["id"])
-        session.add(event)
-    copy_event(event, snap, message.time)
+    event = copies.to_overwrite(session, Event, snap["id"], snap["version"], id=snap["id"])
+    if event is not None:
+        copy_event(event, snap, message.time)
 
 
 def keep_seats(session: Session, message: Message) -> None:
     """The seat counts of an event, as the signup service counted them: keep the newest (highest seq)."""
     data = message.data
-    seats = session.get(Seats, data["event_id"], with_for_update=True)
-    if seats is not None and seats.seq >= data["seq"]:
-        return
-    if seats is None:
-        seats = Seats(event_id=data["event_id"])
-        session.add(seats)
-    seats.capacity = data["capacity"]
-    seats.confirmed = data["confirmed"]
-    seats.waitlisted = data["waitlisted"]
-    seats.waitlist_enabled = data["waitlist_enabled"]
-    seats.seq = data["seq"]
+    seats = copies.to_overwrite(session, Seats, data["event_id"], data["seq"], "seq", event_id=data["event_id"])
+    if seats is not None:
+        copies.copy_fields(seats, data, ("capacity", "confirmed", "waitlisted", "waitlist_enabled", "seq"))
 
 
 def handlers(settings: Settings) -> dict[str, Handler]:

@@ -6,12 +6,26 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from gather_shared import organizers
+from gather_shared import copies, organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
 from gather_signup import announce, seats
 from gather_signup.store import Event, Organizer
+
+#: What registration needs to know of an event (its `id` is the key).
+EVENT_FIELDS = (
+    "organizer_id",
+    "version",
+    "status",
+    "title",
+    "starts_at",
+    "ends_at",
+    "capacity",
+    "waitlist_enabled",
+    "verification",
+    "registration_opens_at",
+)
 
 
 def keep_event(session: Session, message: Message) -> None:
@@ -25,16 +39,7 @@ def keep_event(session: Session, message: Message) -> None:
     if event is None:
         event = Event(id=snap["id"], arrivals=0, confirmed=0, waitlisted=0)
         session.add(event)
-    event.organizer_id = snap["organizer_id"]
-    event.version = snap["version"]
-    event.status = snap["status"]
-    event.title = snap["title"]
-    event.starts_at = snap["starts_at"]
-    event.ends_at = snap["ends_at"]
-    event.capacity = snap["capacity"]
-    event.waitlist_enabled = snap["waitlist_enabled"]
-    event.verification = snap["verification"]
-    event.registration_opens_at = snap["registration_opens_at"]
+    copies.copy_fields(event, snap, EVENT_FIELDS)
     session.flush()
     seats.promote_waiting(session, event, utcnow())
     announce.availability_changed(session, event)  # the capacity may have changed, or the seats it freed
