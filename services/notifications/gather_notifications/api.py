@@ -4,9 +4,11 @@ provider's webhooks (replies and delivery receipts)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from gather_notifications.store import (
     SmsOptOut,
     contact_hash,
 )
-from gather_shared import keyset, tokens, web
+from gather_shared import keyset, ratelimit, tokens, web
 from gather_shared.config import Settings
 from gather_shared.db import utcnow
 from gather_shared.vocabulary import Channel, NotificationStatus
@@ -56,6 +58,8 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
 
 
 @blp.route("/notifications", methods=["GET"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
 @blp.arguments(NotificationQuery, location="query")
 @blp.response(200, NotificationPage)
 @blp.doc(security=[{"bearer": []}])
@@ -76,6 +80,8 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_ADDRESS, methods=["POST"])
 def unsubscribe(token: str) -> Response:
     """Stop reminders and every other non-transactional email to the address this link was sent to.
 
@@ -91,7 +97,7 @@ def unsubscribe(token: str) -> Response:
         recipient = None if signup_id is None else session.get(Recipient, signup_id)
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (which Flask answers with GET's view)
             return Response(render_template("pages/unsubscribe.html", done=False), mimetype="text/html")
         if recipient.email is not None:
             session.merge(
@@ -103,32 +109,45 @@ def unsubscribe(token: str) -> Response:
 # --- the SMS provider's webhooks --------------------------------------------------------------------
 
 
-def require_provider_signature(settings: Settings) -> None:
-    """With the twilio provider configured, webhooks must carry its X-Twilio-Signature: an HMAC-SHA1,
-    keyed with the auth token, of the public URL called followed by each form field (sorted by name)
-    and its value. Without a token (the `file` provider) there is no provider to sign, so none is asked."""
-    if not settings.sms_auth_token:
-        return
-    url = settings.notifications_url + request.path
-    if request.query_string:
-        url += "?" + request.query_string.decode()
-    payload = url + "".join(f"{name}{value}" for name, value in sorted(request.form.items(multi=True)))
-    expected = base64.b64encode(
-        hmac.new(settings.sms_auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    ).decode()
-    if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
-        raise web.Problem(403, "forbidden", "The request is not signed by the SMS provider.")
+def provider_signature(auth_token: str, url: str, form: list[tuple[str, str]]) -> str:
+    """Twilio's X-Twilio-Signature of a webhook call: base64 of an HMAC-SHA1, keyed with the account's auth
+    token, of the URL called followed by each form field and its value, sorted by name (then value)."""
+    payload = url + "".join(f"{name}{value}" for name, value in sorted(form))
+    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def provider_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the configured SMS provider may call a webhook: with the `file` provider there is none (404);
+    with `twilio`, a call without its valid signature is refused (403), before the form is even read by a
+    schema. Otherwise anyone could send STOP for any number and silence the messages it should get."""
+
+    @functools.wraps(view)
+    def signed(*args: Any, **kwargs: Any) -> Any:
+        settings = web.current_runtime().settings
+        if settings.sms_provider != "twilio":
+            raise web.Problem(404, "not_found", "No SMS provider calls this service.")
+        url = settings.notifications_url + request.path
+        if request.query_string:
+            url += "?" + request.query_string.decode("latin-1")
+        given = request.headers.get("X-Twilio-Signature", "").encode("utf-8", "replace")
+        expected = provider_signature(settings.sms_auth_token or "", url, list(request.form.items(multi=True)))
+        if not settings.sms_auth_token or not hmac.compare_digest(expected.encode(), given):
+            raise web.Problem(403, "forbidden", "The request is not signed by the SMS provider.")
+        return view(*args, **kwargs)
+
+    return signed
 
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 @blp.route("/sms/inbound", methods=["POST"])
+@ratelimit.limited(ratelimit.WEBHOOK)
+@provider_only
 @blp.arguments(InboundSms, location="form")
 def sms_inbound(args: dict[str, Any]) -> Response:
     """A reply from an attendee: STOP opts the number out of every SMS, START opts it back in."""
     rt = web.current_runtime()
-    require_provider_signature(rt.settings)
     word = args["body"].strip().upper()
     with rt.sessions.begin() as session:
         number_hash = contact_hash(rt.settings.secret_key, args["from_"])
@@ -149,12 +168,13 @@ RECEIPT_STATUSES = {
 
 
 @blp.route("/sms/status", methods=["POST"])
+@ratelimit.limited(ratelimit.WEBHOOK)
+@provider_only
 @blp.arguments(SmsStatus, location="form")
 @blp.arguments(SmsStatusQuery, location="query")
 def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
     """A delivery receipt: `delivered` / `undelivered` settle the notification it is about."""
     rt = web.current_runtime()
-    require_provider_signature(rt.settings)
     status = RECEIPT_STATUSES.get(args["message_status"])
     if status is not None:
         # Matched by the notification id we put in the callback URL: a receipt can arrive before the
