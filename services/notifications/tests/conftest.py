@@ -89,10 +89,10 @@ class World:
         self.event = self.event | {"status": status, "version": self.event["version"] + 1}
         self.send(f"event.{status}.v1", {"event": self.event, "reason": reason}, at)
 
-    def register(self, at: datetime = NOW, status: str = "confirmed", **fields: Any) -> dict[str, Any]:
-        signup_id = uuid.uuid4()
-        registration = {
-            "signup_id": signup_id,
+    def registration(self, status: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        """A new registration of the event, as the signup service's messages carry it."""
+        return {
+            "signup_id": uuid.uuid4(),
             "event_id": self.event["id"],
             "status": status,
             "display_name": "Robin",
@@ -105,6 +105,9 @@ class World:
             "token_version": 1,
             "created_at": at,
         } | fields
+
+    def register(self, at: datetime = NOW, status: str = "confirmed", **fields: Any) -> dict[str, Any]:
+        registration = self.registration(status, at, **fields)
         self.send(f"signup.{status}.v1", registration, at)
         return registration
 
@@ -121,21 +124,7 @@ class World:
 
     def pending(self, at: datetime = NOW, **fields: Any) -> dict[str, Any]:
         """A new registration waiting for its contact's verification, and its verify link requested."""
-        registration = {
-            "signup_id": uuid.uuid4(),
-            "event_id": self.event["id"],
-            "status": "pending",
-            "display_name": "Robin",
-            "email": "robin@example.org",
-            "phone": None,
-            "channels": ["email"],
-            "timezone": None,
-            "consent_reminders": True,
-            "waitlist_position": None,
-            "token_version": 1,
-            "created_at": at,
-        } | fields
-        return self.ask_for_a_place(registration, at=at)
+        return self.ask_for_a_place(self.registration("pending", at, **fields), at=at)
 
     def registration_changed(self, registration: dict[str, Any], what: str, at: datetime) -> dict[str, Any]:
         """`what`: promoted or cancelled."""

@@ -22,6 +22,12 @@ def bearer(key: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} | headers
 
 
+def key_issued(send: Send, key: str, at: datetime | None = None) -> None:
+    """The events service issued `key` to the organizer of the published events (at `at`, if given)."""
+    data = {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret(key)}
+    send("organizer.key_issued.v1", data, **({"time": at} if at else {}))
+
+
 def test_the_organizer_sees_every_registration_with_contacts_and_status(
     publish: Publish, register: Register, client: FlaskClient, organizer_key: str
 ) -> None:
@@ -116,10 +122,7 @@ def test_a_reissued_organizer_key_replaces_the_old_one(
     publish: Publish, send: Send, client: FlaskClient, organizer_key: str
 ) -> None:
     event = publish()
-    send(
-        "organizer.key_issued.v1",
-        {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret("new-key")},
-    )
+    key_issued(send, "new-key")
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer(organizer_key)).status_code == 401
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("new-key")).status_code == 200
 
@@ -128,14 +131,7 @@ def test_a_revoked_key_arriving_late_does_not_come_back(
     publish: Publish, send: Send, client: FlaskClient, organizer_key: str
 ) -> None:
     event = publish()
-    send(
-        "organizer.key_issued.v1",
-        {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret("new-key")},
-    )
-    send(
-        "organizer.key_issued.v1",
-        {"organizer_id": uuid.UUID(int=1), "name": "Mind Matters", "api_key_hash": web.hash_secret("older-key")},
-        time=datetime.now(UTC) - timedelta(minutes=5),
-    )
+    key_issued(send, "new-key")
+    key_issued(send, "older-key", at=datetime.now(UTC) - timedelta(minutes=5))
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("older-key")).status_code == 401
     assert client.get(f"/v1/events/{event['id']}/signups", headers=bearer("new-key")).status_code == 200
