@@ -4,6 +4,7 @@ settings; nothing starts with a default secret; only the services' own ports are
 machine; each service logs in to PostgreSQL and RabbitMQ as a user limited to what it owns.
 (tests/test_broker_users.py tries the RabbitMQ users' permissions on a real broker.)"""
 
+import ipaddress
 import json
 import re
 
@@ -74,6 +75,15 @@ def test_the_pages_service_runs_its_web_app_and_its_consumer_and_reaches_the_api
             "http://signup:8002",
             "http://notifications:8003",
         )
+
+
+def test_signup_and_notifications_believe_x_forwarded_for_from_the_pages_only() -> None:
+    pages = SERVICES["pages"]["networks"]["default"]["ipv4_address"]
+    subnets = [pool["subnet"] for pool in COMPOSE["networks"]["default"]["ipam"]["config"]]
+    assert any(ipaddress.ip_address(pages) in ipaddress.ip_network(subnet) for subnet in subnets)
+    for name, spec in gather_processes().items():
+        trusted = spec["environment"].get("GATHER_TRUSTED_PROXIES")
+        assert trusted == (pages if name.split("-")[0] in ("signup", "notifications") else None), name
 
 
 def test_web_services_listen_on_the_contract_ports() -> None:
