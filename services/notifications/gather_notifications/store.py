@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
 from gather_shared.organizers import OrganizerCopy
 from gather_shared.vocabulary import NotificationStatus
@@ -22,6 +23,8 @@ class Base(DeclarativeBase):
 
 
 metadata = Base.metadata
+#: The rate limits' counters (gather_shared.ratelimit) are kept here, in the service's own database.
+rate_limits = ratelimit.counters_table(metadata)
 
 
 class Organizer(OrganizerCopy, Base):
