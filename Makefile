@@ -7,7 +7,7 @@ LOCK := requirements.lock
 # Gather's own packages, as requirements.txt lists them (-e ./shared, -e ./services/events, ...).
 PACKAGES := $(shell sed -n 's|^-e \./||p' requirements.txt)
 
-.PHONY: install run test bench lint lock
+.PHONY: install run test bench lint lock screenshots
 
 # Third-party code is installed only as the lock pins it, each file checked against its hash. Gather's own
 # packages follow, editable (an editable install has no file to hash) and without dependencies, built with
@@ -30,6 +30,13 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# A PNG of each attendee page state in docs/screenshots/ (the README's gallery), taken in Chromium by the test
+# that checks each state with axe: the whole platform runs, about a minute. Without Chromium it fails.
+screenshots: install
+	rm -f docs/screenshots/*.png
+	GATHER_REQUIRE_SERVICES=1 GATHER_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
+		services/pages/tests/test_pages_browser.py::test_every_page_state_is_accessible
 
 lint: install
 	$(BIN)/ruff check .
