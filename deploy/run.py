@@ -34,6 +34,10 @@ def main() -> int:
     keep_files_private()  # honcho and every process it starts inherit the umask
     env = os.environ.copy()
     env.setdefault("GATHER_ADMIN_TOKEN", secret_from_file("admin-token"))
+    # The attendee pages (on this machine) pass each browser's address on to signup and notifications, whose
+    # per-address rate limits must count people rather than the pages; every process here listens on
+    # 127.0.0.1 only, so nothing else can claim an address.
+    env.setdefault("GATHER_TRUSTED_PROXIES", "127.0.0.1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     honcho = shutil.which("honcho", path=env["PATH"])
     process = subprocess.Popen([honcho, "start", "-f", "Procfile", "-d", str(ROOT)], env=env)
