@@ -45,7 +45,7 @@ def body() -> dict[str, Any]:
         "email": "sam@example.org",
         "channels": ["email"],
         "consent_reminders": True,
-        "manage_url": "http://localhost:8002/v1/signups/x?token=y",
+        "token_version": 1,
         "created_at": datetime.now(UTC),
     }
     return envelope.build(TYPE, "/gather/signup", messages.dump(TYPE, data), None)

@@ -24,7 +24,7 @@ from typing import Any
 import kombu
 import requests
 
-from bench.harness import REMINDER_OFFSET_SECONDS, Result, Run, not_available, open_event, progress
+from bench.harness import AT_ONCE, REMINDER_OFFSET_SECONDS, Result, Run, not_available, open_event, progress
 from gather_shared import envelope, messages
 from gather_shared.bus import topology
 from gather_shared.testing import Client, wait_for
@@ -61,7 +61,7 @@ def attendees(n: int) -> list[dict[str, Any]]:
 
 def plans_reminders(client: Client, api_key: str) -> bool:
     """Does the notifications service plan a reminder for a registration that agreed to them?"""
-    event = client.published_event(api_key, title="Reminder probe", capacity=None)
+    event = client.published_event(api_key, title="Reminder probe", capacity=None, **AT_ONCE)
     signup = client.register(
         event["id"], display_name="Probe", email="reminder-probe@example.org", consent={"reminders": True}
     ).json()
@@ -73,7 +73,7 @@ def plans_reminders(client: Client, api_key: str) -> bool:
     return "reminder" in kinds
 
 
-def announce(broker_url: str, event_id: str, people: list[dict[str, Any]], signup_url: str) -> None:
+def announce(broker_url: str, event_id: str, people: list[dict[str, Any]]) -> None:
     """Send `signup.confirmed.v1` for each attendee, as the signup service would."""
     type_ = "signup.confirmed.v1"
     with kombu.Connection(broker_url) as conn:
@@ -86,7 +86,7 @@ def announce(broker_url: str, event_id: str, people: list[dict[str, Any]], signu
                 "status": "confirmed",
                 "consent_reminders": True,
                 "created_at": datetime.now(UTC),
-                "manage_url": f"{signup_url}/v1/signups/{signup_id}?token=bench",
+                "token_version": 1,
             }
             body = envelope.build(type_, "/gather/signup", messages.dump(type_, data), None)
             producer.publish(
@@ -159,7 +159,7 @@ def run(run: Run) -> list[Result]:
     due = time.monotonic() + (starts - datetime.now(UTC)).total_seconds() - REMINDER_OFFSET_SECONDS
     first_arrival = {"smtp": run.smtp.arrivals.count(), "sms": run.sms.arrivals.count()}
     progress(f"reminder fan-out: announcing {n} registrations; reminders due in {due - time.monotonic():.0f} s")
-    announce(started.env["GATHER_BROKER_URL"], event["id"], people, started.urls["signup"])
+    announce(started.env["GATHER_BROKER_URL"], event["id"], people)
     recipients = {p["email"] or p["phone"] for p in people}
 
     def received() -> Counter[str]:

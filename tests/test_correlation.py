@@ -4,12 +4,15 @@ import re
 
 from gather_shared.testing import Client, Platform, wait_for
 
+#: These tests count registrations taken at once (201): an event that asks no verification of contacts.
+AT_ONCE = {"kind": "workshop", "verification": "none"}
+
 
 def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_message_id(
     embedded_platform: Platform,
 ) -> None:
     client = Client(embedded_platform)
-    event = client.published_event(client.organizer()["api_key"])
+    event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
     wait_for(lambda: client.register(event["id"], email="warmup@example.org").status_code == 201)
 
     response = client.register(event["id"], headers={"X-Request-ID": "journey-42"})

@@ -12,7 +12,9 @@ def walkthrough() -> str:
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_walkthrough_ends_with_the_confirmation_sent(embedded_platform: Platform) -> None:
+def test_the_readme_walkthrough_ends_with_the_confirmation_sent_once_the_link_is_followed(
+    embedded_platform: Platform,
+) -> None:
     script = walkthrough()
     for name, port in {"events": 8001, "signup": 8002, "notifications": 8003}.items():
         script = script.replace(f"http://localhost:{port}", embedded_platform.urls[name])
@@ -30,6 +32,7 @@ def test_the_readme_walkthrough_ends_with_the_confirmation_sent(embedded_platfor
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()
     assert lines[0] == "published"
-    assert lines[1] == "confirmed"
-    assert lines[2].endswith(".eml")
+    assert lines[1] == "check_your_messages"
+    assert lines[2] == "confirmed"
+    assert lines[3].endswith(".eml")
     assert lines[-1] == "sent"

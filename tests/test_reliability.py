@@ -18,6 +18,9 @@ from gather_shared import envelope, messages
 from gather_shared.db import make_engine
 from gather_shared.testing import Client, Platform, wait_for
 
+#: These tests count registrations taken at once (201): an event that asks no verification of contacts.
+AT_ONCE = {"kind": "workshop", "verification": "none"}
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,7 +40,7 @@ def pika_channel(amqp_url: str) -> pika.adapters.blocking_connection.BlockingCha
 
 def test_a_relay_killed_after_publishing_but_before_marking_causes_one_effect(real_platform: Platform) -> None:
     client = Client(real_platform)
-    event = client.published_event(client.organizer()["api_key"])
+    event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
     signup_db = make_engine(real_platform.database_urls["signup"])
     # Hold the relay between "the broker confirmed" and "the outbox row is deleted": a trigger makes its
     # DELETE wait for an advisory lock that this test holds.
@@ -92,7 +95,7 @@ def registration_envelope(event_id: str, email: str) -> dict:
         "timezone": None,
         "consent_reminders": False,
         "waitlist_position": None,
-        "manage_url": "http://localhost:8002/v1/signups/x?token=y",
+        "token_version": 1,
         "created_at": datetime.now(UTC),
     }
     return envelope.build("signup.confirmed.v1", "/gather/signup", messages.dump("signup.confirmed.v1", data), None)
@@ -112,7 +115,7 @@ def publish(amqp_url: str, routing_key: str, body: str) -> None:
 
 def test_the_same_message_published_twice_sends_one_email(real_platform: Platform) -> None:
     client = Client(real_platform)
-    event = client.published_event(client.organizer()["api_key"])
+    event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
     wait_for(lambda: client.register(event["id"], email="first@example.org").status_code == 201)
     wait_for(lambda: sent_confirmations(client, event["id"]), message="the notifications service knows the event")
     body = json.dumps(registration_envelope(event["id"], "twice@example.org"))
@@ -128,7 +131,7 @@ def test_the_same_message_published_twice_sends_one_email(real_platform: Platfor
 def test_malformed_and_invalid_messages_are_dead_lettered_and_the_queue_keeps_flowing(real_platform: Platform) -> None:
     amqp_url = real_platform.env["GATHER_BROKER_URL"]
     client = Client(real_platform)
-    event = client.published_event(client.organizer()["api_key"])
+    event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
     invalid = registration_envelope(event["id"], "x@example.org")
     invalid["data"]["channels"] = ["pigeon"]
     publish(amqp_url, "signup.confirmed.v1", "{this is not json")
@@ -153,7 +156,7 @@ def test_malformed_and_invalid_messages_are_dead_lettered_and_the_queue_keeps_fl
 
 def test_registrations_survive_a_broker_restart(real_platform: Platform) -> None:
     client = Client(real_platform)
-    event = client.published_event(client.organizer()["api_key"], capacity=None)
+    event = client.published_event(client.organizer()["api_key"], capacity=None, **AT_ONCE)
     wait_for(lambda: client.register(event["id"], email="warmup@example.org").status_code == 201)
     statuses: list[int] = []
     done = threading.Event()
