@@ -60,6 +60,8 @@ class Apis:
             REQUEST_ID_HEADER: g.get("correlation_id") or uuid.uuid4().hex,
         }
         if token is not None:
+            if not (token.isascii() and token.isprintable()):
+                return Answer(401, {})  # no token we sign looks like this; a header could not even carry it
             headers["Authorization"] = f"Bearer {token}"
         try:
             response = self.http.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)

@@ -163,3 +163,9 @@ def test_each_person_gets_a_token_of_their_own_even_from_a_page_rendered_once(
     data = {"display_name": "Sam", "email": "sam@example.org", "channels": "email"}
     assert first.post(path, data=data | {"csrf_token": theirs}).status_code == 400
     assert first.post(path, data=data | {"csrf_token": mine}).status_code == 503  # past CSRF: signup is down
+
+
+def test_a_manage_link_with_characters_no_token_has_is_a_page_not_found(client: FlaskClient, read: Read) -> None:
+    response = client.get(f"/manage/{uuid.uuid4()}/%E2%82%AC%00")
+    assert response.status_code == 404
+    assert read(response).one("h1").get_text(strip=True) == "Page not found"
