@@ -298,8 +298,8 @@ def create_event(body: dict[str, Any]) -> Event:
 def list_events(args: dict[str, Any]) -> Response:
     """Published and postponed events that have not ended, ordered by start."""
     # Plain rows need no Session (docs/benchmarks.md, "Measurements behind the code"); the items are built by
-    # schemas.public_item, not
-    # dumped by PublicPage, which still documents them (flask-smorest passes a Response through as it is).
+    # schemas.public_item, not dumped by PublicPage, which still documents them (flask-smorest passes a
+    # Response through as it is).
     with web.current_runtime().engine.connect() as connection:
         query = filtered(public_listing(now()), args)
         rows, next_cursor = keyset.page(connection.execute, query, ORDER, args["limit"], args.get("cursor"))
