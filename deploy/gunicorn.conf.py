@@ -6,6 +6,7 @@ problem+json, like the apps (gather_shared.worker).
 Override the count with WEB_CONCURRENCY (gunicorn reads it itself)."""
 
 import os
+from typing import Any
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gather_shared.worker.ProblemWorker"
@@ -15,3 +16,14 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 logger_class = "gather_shared.accesslog.RedactingLogger"  # no token of a link in any log line
 control_socket_disable = True  # three masters on one machine would fight over one socket path
+
+
+def on_starting(server: Any) -> None:
+    """Refuse bad settings once, in the master, before a worker forks. Otherwise every worker refuses on its
+    own and, when two fail at once, gunicorn's master prints a traceback of its own halt."""
+    module = server.app.app_uri.split(":")[0].split(".")[0]
+    if module.startswith("gather_"):
+        from gather_shared.service import keep_files_private, settings_or_exit
+
+        keep_files_private()
+        settings_or_exit(module.removeprefix("gather_"))

@@ -44,15 +44,21 @@ def keep_files_private() -> None:
         VAR_DIR.chmod(0o700)  # a var/ made by an older version, or by hand
 
 
+def settings_or_exit(service: str) -> Settings:
+    """The service's settings, or one line saying which one is wrong and the exit status gunicorn reads as
+    "worker failed to boot"."""
+    try:
+        return Settings.from_env(service)
+    except SettingsError as exc:
+        print(f"gather_{service}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_SETTINGS)
+
+
 def start(service: str, migrations: str) -> Runtime:
     """Read the settings, connect to the database and bring its tables up to date."""
     keep_files_private()
     logs.configure()
-    try:
-        settings = Settings.from_env(service)
-    except SettingsError as exc:
-        print(f"gather_{service}: {exc}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_BAD_SETTINGS)
+    settings = settings_or_exit(service)
     engine = make_engine(settings.database_url)
     migrate(engine, migrations)
     return Runtime(settings, engine, session_factory(engine))
