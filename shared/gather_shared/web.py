@@ -228,7 +228,11 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
 
     @app.before_request
     def _correlation() -> None:
-        cid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        cid = (
+            request.headers.get(REQUEST_ID_HEADER)
+            or logs.trace_id(request.headers.get("traceparent"))
+            or uuid.uuid4().hex
+        )
         g.correlation_id = cid[:100]
         g.correlation_token = logs.correlation_id.set(g.correlation_id)
 

@@ -157,6 +157,7 @@ class Relay:
                     content_encoding="utf-8",
                     delivery_mode=2,
                     message_id=row.message_id,
+                    headers=_trace_headers(row),
                 )
             return {}
         return self._publish_amqp(conn, rows)
@@ -187,6 +188,7 @@ class Relay:
                 row.body,
                 content_type=envelope.CONTENT_TYPE,
                 content_encoding="utf-8",
+                headers=_trace_headers(row),
                 properties={"delivery_mode": 2, "message_id": row.message_id},
             )
             channel.basic_publish(message, exchange=EXCHANGE, routing_key=row.type, mandatory=True)
@@ -199,3 +201,9 @@ class Relay:
                 raise TimeoutError(f"{len(by_tag)} publisher confirms missing after {CONFIRM_TIMEOUT_SECONDS}s")
             conn.drain_events(timeout=remaining)
         return {mid: reason for mid, reason in settled.items() if reason is not None}
+
+
+def _trace_headers(row: Any) -> dict[str, str]:
+    """The message's W3C `traceparent`, continuing the trace of the request that caused it (logs.traceparent)."""
+    parent = logs.traceparent(row.correlation_id)
+    return {"traceparent": parent} if parent else {}
