@@ -137,7 +137,11 @@ def _when(starts_at: datetime, ends_at: datetime, timezone: str, locale: str) ->
     start, end = _local_words(starts_at, timezone, locale), _local_words(ends_at, timezone, locale)
     if start.date == end.date:
         return flask_babel.gettext(
-            "%(date)s, %(start)s to %(end)s (%(zone)s)", date=start.date, start=start.time, end=end.time, zone=start.zone
+            "%(date)s, %(start)s to %(end)s (%(zone)s)",
+            date=start.date,
+            start=start.time,
+            end=end.time,
+            zone=start.zone,
         )
     return flask_babel.gettext(
         "%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)",

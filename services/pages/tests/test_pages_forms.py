@@ -160,7 +160,9 @@ def test_a_registration_sent_before_registration_opens_is_told_kindly_when_to_co
 ) -> None:
     """A form kept open in a tab, or sent by hand: an answer in words, never a bare error."""
     token = csrf_token(client, read, f"/events/{publish()['id']}")
-    early = publish(registration_opens_at=datetime(2030, 6, 1, 8, tzinfo=UTC), starts_at=datetime(2030, 6, 20, tzinfo=UTC))
+    early = publish(
+        registration_opens_at=datetime(2030, 6, 1, 8, tzinfo=UTC), starts_at=datetime(2030, 6, 20, tzinfo=UTC)
+    )
     data = {"csrf_token": token, "display_name": "Sam", "email": "sam@example.org", "channels": "email"}
     response = client.post(f"/events/{early['id']}", data=data)
     assert response.status_code == 409
