@@ -64,7 +64,8 @@ class Event(Base):
     #: When this version was announced (the message's time): the calendar file's DTSTAMP.
     updated_at: Mapped[datetime]
     # Derived on every copy (see copy_event), for the listing's filters:
-    #: whether the public may find it in the listing (its status is one of LISTED_EVENT_STATUSES)
+    #: whether the public may find it in the listing (its status is one of LISTED_EVENT_STATUSES and its
+    #: visibility `listed`; an unlisted event's page opens by its link only)
     listed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: lower-cased title, summary, tags, organizer and city, for `q`
     search_text: Mapped[str] = mapped_column(sa.Text)
