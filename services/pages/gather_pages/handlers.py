@@ -41,6 +41,7 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
             "language",
             "resources",
             "organizer_name",
+            "visibility",
         ),
     )
     event.accessibility = snap["accessibility"]

@@ -147,7 +147,7 @@ def test_ended_and_cancelled_events_are_not_listed(publish: Publish, client: Fla
 def test_an_unlisted_event_is_never_listed_nor_found_but_its_page_opens_by_its_link(
     publish: Publish, client: FlaskClient, read: Read
 ) -> None:
-    publish(title="Open circle", starts_at=in_days(7))
+    listed = publish(title="Open circle", starts_at=in_days(7))
     hidden = publish(title="Quiet circle", visibility="unlisted")
     turned = publish(title="Quiet walk", starts_at=in_days(8))  # listed at first, then its organizer unlists it
     assert titles(client, read) == ["Open circle", "Quiet walk"]
@@ -161,6 +161,8 @@ def test_an_unlisted_event_is_never_listed_nor_found_but_its_page_opens_by_its_l
         assert shown.one("h1").get_text(strip=True) == event["title"]
         assert shown.soup.select("main form[method=post]") != []  # registration works by the link, too
         assert "unlisted" not in response.get_data(as_text=True).lower()
+        assert shown.one("meta[name=robots]")["content"] == "noindex"  # nor found by a search engine
+    assert read(client.get(f"/events/{listed['id']}")).soup.select("meta[name=robots]") == []
 
 
 def test_an_event_announced_before_visibility_existed_is_listed(
