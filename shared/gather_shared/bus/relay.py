@@ -15,7 +15,7 @@ import kombu
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import envelope, logs
+from gather_shared import envelope, logs, metrics
 from gather_shared.bus.topology import EXCHANGE, TOPIC_EXCHANGE, declare_topology
 from gather_shared.bus.transport import connect, is_amqp
 from gather_shared.db import is_postgresql, outbox_table, utcnow
@@ -81,6 +81,7 @@ class Relay:
                     outbox_table.c.body,
                     outbox_table.c.correlation_id,
                     outbox_table.c.attempts,
+                    outbox_table.c.created_at,
                 )
                 .where(sa.or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now))
                 .order_by(outbox_table.c.id)
@@ -89,6 +90,8 @@ class Relay:
             if is_postgresql(session):
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
+            # Ordered by id, the first row waited longest: "outbox older than a minute" is an alert.
+            metrics.OUTBOX_OLDEST_SECONDS.set((now - rows[0].created_at).total_seconds() if rows else 0)
             if not rows:
                 return 0
             failed = self._publish(rows)
@@ -117,6 +120,7 @@ class Relay:
                     )
             for row in rows:
                 if row.message_id not in failed:
+                    metrics.MESSAGES.labels(row.type, "published").inc()
                     with logs.message_context(row.message_id, row.correlation_id):
                         log.info("relay: published %s", row.type)
             return len(done)
