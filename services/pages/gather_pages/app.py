@@ -63,7 +63,6 @@ def create_app() -> Flask:
     app.jinja_env.globals.update(
         html_lang=i18n.html_lang,
         when=i18n.when,
-        day=i18n.day,
         kind_words=words.KINDS,
         format_words=words.FORMATS,
         features_of=words.features_of,
