@@ -228,6 +228,9 @@ def test_one_scrape_of_metrics_counts_the_requests_of_every_worker_by_route_neve
         for event_id in unknown:
             assert requests.get(f"{url}/v1/events/{event_id}/availability", timeout=30).status_code == 404
         pages = [requests.get(f"{url}/metrics", timeout=30) for _ in range(6)]  # answered by either worker
+        # Through the public gateway (it names whom it forwarded), the metrics are not there.
+        forwarded = requests.get(f"{url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+        assert forwarded.status_code == 404 and "gather_" not in forwarded.text
 
     route = "/v1/events/<uuid:event_id>/availability"
     for page in pages:

@@ -28,6 +28,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from werkzeug.exceptions import NotFound
 
 #: Seconds a request took to answer, by route rule, method and status.
 REQUEST_SECONDS = Histogram(
@@ -79,7 +80,12 @@ def instrument(app: Flask) -> None:
 
 
 def page() -> Response:
-    """The metrics in Prometheus' text format: of every gunicorn worker when they share a directory."""
+    """The metrics in Prometheus' text format: of every gunicorn worker when they share a directory.
+    Only to a scraper that asks the process itself: a request that came through the public gateway (it
+    says who it forwarded, in X-Forwarded-For or Forwarded) is answered 404, so that the public origin
+    never shows them."""
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        raise NotFound()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
