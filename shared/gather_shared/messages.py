@@ -143,6 +143,13 @@ class LinkRequested(Registration):
     expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
+class SignupRemoved(Registration):
+    """The event's organizer removed this registration (it is now cancelled); `reason` is the organizer's
+    words, told to the attendee. Nothing about the organizer or who else is registered."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1))
+
+
 class SignupErased(_Base):
     signup_id = fields.UUID(required=True)
     event_id = fields.UUID(required=True)
@@ -172,6 +179,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "signup.waitlisted.v1": Registration,
     "signup.promoted.v1": Registration,
     "signup.cancelled.v1": Registration,
+    "signup.removed.v1": SignupRemoved,
     "signup.updated.v1": Registration,
     "signup.verification_requested.v1": LinkRequested,
     "signup.manage_link_requested.v1": LinkRequested,

@@ -88,7 +88,8 @@ LISTED_REGISTRATION_STATUSES = (*ACTIVE_REGISTRATION_STATUSES, RegistrationStatu
 class NotificationKind(StrEnum):
     """What a notification tells the attendee; each has its templates in gather_notifications/templates.
     `verify_contact` carries the link that proves a contact and confirms a registration; `manage_link`
-    answers a registration asked for again by a contact already registered, with a fresh link to it."""
+    answers a registration asked for again by a contact already registered, with a fresh link to it;
+    `signup_removed` tells an attendee that the organizer removed their registration, and why."""
 
     VERIFY_CONTACT = "verify_contact"
     MANAGE_LINK = "manage_link"
@@ -96,6 +97,7 @@ class NotificationKind(StrEnum):
     WAITLISTED = "waitlisted"
     PROMOTED = "promoted"
     SIGNUP_CANCELLED = "signup_cancelled"
+    SIGNUP_REMOVED = "signup_removed"
     EVENT_CHANGED = "event_changed"
     EVENT_POSTPONED = "event_postponed"
     EVENT_CANCELLED = "event_cancelled"

@@ -66,6 +66,9 @@ class Recipient(Base):
     #: The version the registration's manage links carry: the sender signs them with it when it sends a
     #: message (gather_shared.tokens). No token and no link is stored here.
     token_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: Why the event's organizer removed the registration (`signup.removed.v1`), for the message that
+    #: tells the attendee; None otherwise. Forgotten with the contact.
+    removal_reason: Mapped[str | None] = mapped_column(sa.String(1000))
     #: The time of the newest registration message applied: an older one arriving late changes nothing.
     updated_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]

@@ -7,8 +7,10 @@ module authorises and answers."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +31,8 @@ from gather_signup.schemas import (
     ManagedRegistrationOut,
     ManageQuery,
     RegisteredOut,
+    RemovalIn,
+    RemovedOut,
     SignupIn,
     SignupPatch,
 )
@@ -270,8 +274,42 @@ def _organizers_event(session: Session, event_id: uuid.UUID) -> Event:
     if event is None:
         raise web.Problem(404, "not_found", "No such event.")
     if event.organizer_id != organizer.id:
-        raise web.Problem(403, "forbidden", "Only the event's organizer may see its attendees.")
+        raise web.Problem(403, "forbidden", "Only the event's organizer may see or change its attendees.")
     return event
+
+
+def event_organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401, 404 or 403 before anything else: a caller who may not act on the event learns nothing, not even
+    what input is valid. (Placed under @blp.route, above @blp.arguments, so it runs before the body is
+    parsed.)"""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        with web.current_runtime().sessions() as session:
+            _organizers_event(session, kwargs["event_id"])
+        return view(*args, **kwargs)
+
+    return checked
+
+
+@blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
+@event_organizer_only
+@blp.arguments(RemovalIn)
+@blp.response(200, RemovedOut)
+def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
+    """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
+    kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
+    answer names who got it (`promoted`). A registration of another event is a 404; removing one already
+    cancelled changes nothing."""
+    rt = web.current_runtime()
+    with rt.sessions.begin() as session:
+        event = _organizers_event(session, event_id)
+        removed = seats.remove(session, event.id, signup_id, body["reason"], utcnow())
+        if removed is None:
+            raise web.Problem(404, "not_found", "The event has no such registration.")
+        return registration_view(removed.signup, None) | {"promoted": [signup.id for signup in removed.promoted]}
 
 
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
