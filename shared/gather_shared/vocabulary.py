@@ -67,6 +67,30 @@ class Channel(StrEnum):
     SMS = "sms"
 
 
+class MemberRole(StrEnum):
+    """What a member of an organizer account may do. `owner`: everything, including the account's members,
+    their keys and its audit log; `facilitator`: events, their attendee lists and announcements."""
+
+    OWNER = "owner"
+    FACILITATOR = "facilitator"
+
+
+class AuditAction(StrEnum):
+    """What an entry of an organizer account's audit log records (gather_shared.audit)."""
+
+    EVENT_CREATED = "event.created"
+    EVENT_UPDATED = "event.updated"
+    EVENT_PUBLISHED = "event.published"
+    EVENT_POSTPONED = "event.postponed"
+    EVENT_CANCELLED = "event.cancelled"
+    MEMBER_ADDED = "member.added"
+    MEMBER_REMOVED = "member.removed"
+    KEY_ISSUED = "key.issued"
+    KEYS_REVOKED = "keys.revoked"
+    ATTENDEES_EXPORTED = "attendees.exported"
+    ATTENDEE_REMOVED = "attendee.removed"
+
+
 class RegistrationStatus(StrEnum):
     """Where a registration stands; only the signup service's seat rule changes it (gather_signup.seats).
     `pending`: asked for, waiting for its contact to follow the link sent to it (it holds no seat);

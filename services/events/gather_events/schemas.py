@@ -10,7 +10,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from gather_events import domain
 from gather_shared import web
-from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, EventFormat, EventKind, EventStatus, Verification
+from gather_shared.vocabulary import (
+    ACCESSIBILITY_FEATURES,
+    EventFormat,
+    EventKind,
+    EventStatus,
+    MemberRole,
+    Verification,
+)
 from gather_shared.web import Line, Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
@@ -64,6 +71,42 @@ class OrganizerOut(Schema):
 
 class OrganizerWithKey(OrganizerOut):
     api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+class MemberRef(Schema):
+    id = fields.UUID(metadata={"description": "the member; the first owner's is the organizer's id"})
+    name = fields.String()
+    role = fields.String(metadata={"description": " | ".join(MemberRole)})
+
+
+class WhoAmI(OrganizerOut):
+    member = fields.Nested(MemberRef, metadata={"description": "who holds the key"})
+
+
+class MemberIn(Schema):
+    name = Line(required=True, validate=validate.Length(min=1, max=200))
+    role = Text(
+        required=True,
+        validate=validate.OneOf(list(MemberRole)),
+        metadata={
+            "description": "owner: everything, including members, keys and the audit log; facilitator: events, "
+            "their attendee lists and announcements"
+        },
+    )
+
+
+class MemberOut(MemberRef):
+    organizer_id = fields.UUID()
+    first_owner = fields.Boolean(metadata={"description": "the account's own key: never removed"})
+    created_at = fields.AwareDateTime()
+
+
+class MemberWithKey(MemberOut):
+    api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+class MemberList(Schema):
+    items = fields.List(fields.Nested(MemberOut))
 
 
 # --- events in --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.organizers import OrganizerCopy
+from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import NotificationStatus
 
 
@@ -27,8 +27,15 @@ metadata = Base.metadata
 rate_limits = ratelimit.counters_table(metadata)
 
 
+class MemberKey(MemberKeyCopy, Base):
+    """Copied from `organizer.member_key_issued.v1` and `organizer.member_removed.v1`: the keys of the
+    organizers' other members."""
+
+
 class Organizer(OrganizerCopy, Base):
-    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer for the notification log."""
+    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer's members for the notification log."""
+
+    member_keys = MemberKey
 
 
 class Event(Base):
