@@ -11,6 +11,7 @@ import functools
 import io
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ from gather_signup.schemas import (
     CheckYourMessagesOut,
     ManagedRegistrationOut,
     ManageQuery,
+    ProblemOut,
     RegisteredOut,
     RemovalIn,
     RemovedOut,
@@ -40,6 +42,22 @@ from gather_signup.schemas import (
 from gather_signup.store import AuditEntry, Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
+
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
+
+    def document(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status in statuses:
+            view = blp.alt_response(
+                status, schema=ProblemOut, content_type=web.PROBLEM_JSON, description=HTTPStatus(status).phrase
+            )(view)
+        return view
+
+    return document
+
 
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 
@@ -299,9 +317,11 @@ def event_organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
 @web.no_store
 @ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
 @event_organizer_only
 @blp.arguments(RemovalIn)
 @blp.response(200, RemovedOut)
+@blp.doc(security=BEARER)
 def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
     """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
     kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
@@ -360,26 +380,45 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
     return {"items": [registration_view(s, positions.get(s.id)) for s in page], "next_cursor": next_cursor}
 
 
+def _owners_account(session: Session, organizer_id: uuid.UUID) -> None:
+    """401 without a key; 403 unless it is the key of an owner of the account `organizer_id`."""
+    found = web.bearer_member(session, Organizer)
+    if found is None:
+        raise web.unauthorized("This call needs an API key of an owner of the account.")
+    organizer, actor = found
+    if organizer.id != organizer_id:
+        raise web.Problem(403, "forbidden", "This account belongs to another organizer.")
+    if actor.role != MemberRole.OWNER:
+        raise web.Problem(403, "forbidden", "Only an owner of the account may read its audit log.")
+
+
+def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """_owners_account before anything else, as event_organizer_only does for the event's organizer."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        with web.current_runtime().sessions() as session:
+            _owners_account(session, kwargs["organizer_id"])
+        return view(*args, **kwargs)
+
+    return checked
+
+
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
 @web.no_store
 @ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403)
+@owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
+@blp.doc(security=BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log of its attendee lists (an owner), oldest first: who exported which event's
     list, or removed which registration, and when. The events service keeps the log of events, members and
     keys at the same path."""
-    rt = web.current_runtime()
-    with rt.sessions() as session:
-        found = web.bearer_member(session, Organizer)
-        if found is None:
-            raise web.unauthorized("This call needs an API key of an owner of the account.")
-        organizer, actor = found
-        if organizer.id != organizer_id:
-            raise web.Problem(403, "forbidden", "This account belongs to another organizer.")
-        if actor.role != MemberRole.OWNER:
-            raise web.Problem(403, "forbidden", "Only an owner of the account may read its audit log.")
-        return audit.page(session, AuditEntry, organizer.id, query["limit"], query["cursor"])
+    with web.current_runtime().sessions() as session:
+        _owners_account(session, organizer_id)
+        return audit.page(session, AuditEntry, organizer_id, query["limit"], query["cursor"])
 
 
 CSV_COLUMNS = [
