@@ -534,29 +534,39 @@ def get_event(event_id: uuid.UUID) -> Response:
 @blp.doc(security=BEARER)
 def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Change an event. Each change of a non-draft event is announced with the old and new values; a new
-    time brings a postponed event back to published."""
+    time brings a postponed event back to published. A date of a series changed here is left alone by later
+    changes of the whole series (`PATCH /v1/series/{series_id}`)."""
     with web.current_runtime().sessions.begin() as session:
         organizer, actor = current_member(session)
         event = own_event(session, event_id, organizer)
-        domain.check_editable(event.status)
-        current = {name: getattr(event, name) for name in EDITABLE}
-        errors = domain.consistency_errors(current | body)
-        if errors:
-            raise invalid(errors)
-        changes = domain.changes(current, body)
-        if domain.republishes(event.status, body):
-            changes["status"] = {"old": event.status, "new": domain.next_status(domain.REPUBLISH, event.status)}
-            event.status = changes["status"]["new"]
-        if not changes:
-            return event
-        for name in changes.keys() - {"status"}:
-            setattr(event, name, body[name])
-        bump(event)
-        if event.status != EventStatus.DRAFT:
-            announce.updated(session, event, changes)
-        # The names of the fields only: their values may be long, and the log keeps what happened, not copies.
-        audited(session, organizer, actor, AuditAction.EVENT_UPDATED, event.id, fields=sorted(changes))
+        if change(session, event, body, actor) and event.series_id is not None:
+            event.edited_alone = True
         return event
+
+
+def change(session: Session, event: Event, body: dict[str, Any], actor: Actor) -> bool:
+    """Apply a PATCH to the locked `event`, announce it (drafts excepted) with the old and new values, and
+    audit it; False when it changes nothing (TransitionNotAllowed for a cancelled event, a 422 when the
+    result would not be a consistent event)."""
+    domain.check_editable(event.status)
+    current = {name: getattr(event, name) for name in EDITABLE}
+    errors = domain.consistency_errors(current | body)
+    if errors:
+        raise invalid(errors)
+    changes = domain.changes(current, body)
+    if domain.republishes(event.status, body):
+        changes["status"] = {"old": event.status, "new": domain.next_status(domain.REPUBLISH, event.status)}
+        event.status = changes["status"]["new"]
+    if not changes:
+        return False
+    for name in changes.keys() - {"status"}:
+        setattr(event, name, body[name])
+    bump(event)
+    if event.status != EventStatus.DRAFT:
+        announce.updated(session, event, changes)
+    # The names of the fields only: their values may be long, and the log keeps what happened, not copies.
+    audited(session, event.organizer, actor, AuditAction.EVENT_UPDATED, event.id, fields=sorted(changes))
+    return True
 
 
 @blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
@@ -624,6 +634,28 @@ def get_series(series_id: uuid.UUID) -> Response:
         if not events:
             raise web.Problem(404, "not_found", "No such series.")
         return jsonify({"series_id": str(series_id), "items": dump_for(events, viewer)})
+
+
+@blp.route("/series/<uuid:series_id>", methods=["PATCH"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@organizer_only
+@blp.arguments(schemas.SeriesFields(partial=True))
+@blp.response(200, schemas.OrganizerSeries)
+@blp.doc(security=BEARER)
+def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
+    """Change every date of a series that has not started, is not cancelled and was not changed on its own
+    (by `PATCH /v1/events/{id}`). Each date's change is announced as its own, with the old and new values,
+    to that date's registrants. Dates and times stay each date's own (change one with its event's PATCH).
+    When the change would make any of those dates inconsistent (say, `format: online` without an
+    `online_url`), nothing changes: 422 naming the field."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer, actor = current_member(session)
+        events = own_series(session, series_id, organizer)
+        for event in events:
+            if event.starts_at > now() and not event.edited_alone and event.status != EventStatus.CANCELLED:
+                change(session, event, body, actor)
+        return {"series_id": series_id, "items": events}
 
 
 @blp.route("/series/<uuid:series_id>/publish", methods=["POST"])

@@ -201,6 +201,14 @@ class EventFields(Schema):
         return data
 
 
+class SeriesFields(EventFields):
+    """What a change of a whole series may change: everything but the dates, which are each date's own
+    (refused as unknown fields)."""
+
+    class Meta:
+        exclude = ("starts_at", "ends_at", "registration_opens_at")
+
+
 class EventCreate(EventFields):
     recurrence = Text(
         load_default=None,
@@ -341,6 +349,9 @@ class OrganizerEvent(PublicEvent):
     """What the event's own organizer sees: the public view plus the online link."""
 
     online_url = fields.String(allow_none=True)
+    edited_alone = fields.Boolean(
+        metadata={"description": "a date of a series changed on its own: a change of the whole series leaves it alone"}
+    )
 
 
 class PublicPage(Schema):

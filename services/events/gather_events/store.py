@@ -96,6 +96,8 @@ class Event(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organizer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizers.id"), index=True)
     series_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    #: A date of a series changed by a PATCH of its own: a change of the whole series leaves it alone.
+    edited_alone: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.DRAFT)
     version: Mapped[int] = mapped_column(default=1)
     title: Mapped[str] = mapped_column(sa.String(200))
