@@ -66,8 +66,8 @@ class OrganizerCopy:
 def revoked_key_hash() -> str:
     """What an organizer's `api_key_hash` becomes when the admin revokes their keys: no key hashes to it (a
     SHA-256 digest is 64 hex digits, this has a colon), and it is unique, as the events service's column
-    wants."""
-    return f"revoked:{secrets.token_hex(24)}"  # is_revoked
+    wants. (is_revoked recognises it.)"""
+    return f"revoked:{secrets.token_hex(24)}"
 
 
 def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:
@@ -95,9 +95,9 @@ def revoke_key(organizer_model: type[OrganizerCopy], session: Session, message: 
     changes nothing."""
     members = organizer_model.member_keys
     for member in session.scalars(
-        sa.select(members).where(
-            members.organizer_id == message.data["organizer_id"], members.key_issued_at <= message.time
-        )
+        sa.select(members)
+        .where(members.organizer_id == message.data["organizer_id"], members.key_issued_at <= message.time)
+        .with_for_update()
     ):
         member.api_key_hash = revoked_key_hash()
         member.key_issued_at = message.time
@@ -118,9 +118,13 @@ def keep_member_key(organizer_model: type[OrganizerCopy], session: Session, mess
     was issued (a revoked account's own key carries a revoked hash, set at the revocation's time)."""
     data = message.data
     organizer = session.get(organizer_model, data["organizer_id"])
-    if organizer is not None and is_revoked(organizer.api_key_hash) and organizer.key_issued_at is not None:
-        if organizer.key_issued_at >= message.time:
-            return
+    if (
+        organizer is not None
+        and is_revoked(organizer.api_key_hash)
+        and organizer.key_issued_at is not None
+        and organizer.key_issued_at >= message.time
+    ):
+        return
     member = _member(organizer_model, session, message)
     if member is None:
         return
