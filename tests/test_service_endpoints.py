@@ -33,6 +33,7 @@ CONTRACT_PATHS = {
         ("delete", "/v1/signups/{signup_id}"),
         ("get", "/v1/events/{event_id}/availability"),
         ("get", "/v1/events/{event_id}/signups"),
+        ("delete", "/v1/events/{event_id}/signups/{signup_id}"),
     },
     "notifications": {
         ("get", "/v1/notifications"),

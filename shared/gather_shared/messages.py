@@ -15,6 +15,7 @@ from gather_shared.vocabulary import (
     Channel,
     EventFormat,
     EventStatus,
+    MemberRole,
     RegistrationStatus,
     Verification,
     Visibility,
@@ -111,9 +112,29 @@ class OrganizerKeyIssued(_Base):
 
 
 class OrganizerKeyRevoked(_Base):
-    """The admin cut the organizer's keys off: no key of theirs works any more, in any service."""
+    """The admin cut the organizer's keys off: no key of theirs works any more, in any service, their
+    members' included."""
 
     organizer_id = fields.UUID(required=True)
+
+
+class OrganizerMemberKeyIssued(_Base):
+    """A member of an organizer account was added, or got a new key (which revokes their old one): the other
+    services keep the hash, so the member's key works there too (see docs/authorisation.md). `member_id`
+    is never the organizer's own id: the account's first owner is announced by `organizer.key_issued.v1`."""
+
+    organizer_id = fields.UUID(required=True)
+    member_id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(list(MemberRole)))
+    api_key_hash = fields.String(required=True, validate=validate.Length(equal=64))
+
+
+class OrganizerMemberRemoved(_Base):
+    """An owner removed a member from the account: the member's key stops working in every service."""
+
+    organizer_id = fields.UUID(required=True)
+    member_id = fields.UUID(required=True)
 
 
 class Registration(_Base):
@@ -146,6 +167,13 @@ class LinkRequested(Registration):
     expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
+class SignupRemoved(Registration):
+    """The event's organizer removed this registration (it is now cancelled); `reason` is the organizer's
+    words, told to the attendee. Nothing about the organizer or who else is registered."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1))
+
+
 class SignupErased(_Base):
     signup_id = fields.UUID(required=True)
     event_id = fields.UUID(required=True)
@@ -167,6 +195,8 @@ class AvailabilityChanged(_Base):
 SCHEMAS: dict[str, type[Schema]] = {
     "organizer.key_issued.v1": OrganizerKeyIssued,
     "organizer.key_revoked.v1": OrganizerKeyRevoked,
+    "organizer.member_key_issued.v1": OrganizerMemberKeyIssued,
+    "organizer.member_removed.v1": OrganizerMemberRemoved,
     "event.published.v1": EventPublished,
     "event.updated.v1": EventUpdated,
     "event.postponed.v1": EventStatusChanged,
@@ -175,6 +205,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "signup.waitlisted.v1": Registration,
     "signup.promoted.v1": Registration,
     "signup.cancelled.v1": Registration,
+    "signup.removed.v1": SignupRemoved,
     "signup.updated.v1": Registration,
     "signup.verification_requested.v1": LinkRequested,
     "signup.manage_link_requested.v1": LinkRequested,

@@ -75,6 +75,30 @@ class Channel(StrEnum):
     SMS = "sms"
 
 
+class MemberRole(StrEnum):
+    """What a member of an organizer account may do. `owner`: everything, including the account's members,
+    their keys and its audit log; `facilitator`: events, their attendee lists and announcements."""
+
+    OWNER = "owner"
+    FACILITATOR = "facilitator"
+
+
+class AuditAction(StrEnum):
+    """What an entry of an organizer account's audit log records (gather_shared.audit)."""
+
+    EVENT_CREATED = "event.created"
+    EVENT_UPDATED = "event.updated"
+    EVENT_PUBLISHED = "event.published"
+    EVENT_POSTPONED = "event.postponed"
+    EVENT_CANCELLED = "event.cancelled"
+    MEMBER_ADDED = "member.added"
+    MEMBER_REMOVED = "member.removed"
+    KEY_ISSUED = "key.issued"
+    KEYS_REVOKED = "keys.revoked"
+    ATTENDEES_EXPORTED = "attendees.exported"
+    ATTENDEE_REMOVED = "attendee.removed"
+
+
 class RegistrationStatus(StrEnum):
     """Where a registration stands; only the signup service's seat rule changes it (gather_signup.seats).
     `pending`: asked for, waiting for its contact to follow the link sent to it (it holds no seat);
@@ -96,7 +120,8 @@ LISTED_REGISTRATION_STATUSES = (*ACTIVE_REGISTRATION_STATUSES, RegistrationStatu
 class NotificationKind(StrEnum):
     """What a notification tells the attendee; each has its templates in gather_notifications/templates.
     `verify_contact` carries the link that proves a contact and confirms a registration; `manage_link`
-    answers a registration asked for again by a contact already registered, with a fresh link to it."""
+    answers a registration asked for again by a contact already registered, with a fresh link to it;
+    `signup_removed` tells an attendee that the organizer removed their registration, and why."""
 
     VERIFY_CONTACT = "verify_contact"
     MANAGE_LINK = "manage_link"
@@ -104,6 +129,7 @@ class NotificationKind(StrEnum):
     WAITLISTED = "waitlisted"
     PROMOTED = "promoted"
     SIGNUP_CANCELLED = "signup_cancelled"
+    SIGNUP_REMOVED = "signup_removed"
     EVENT_CHANGED = "event_changed"
     EVENT_POSTPONED = "event_postponed"
     EVENT_CANCELLED = "event_cancelled"

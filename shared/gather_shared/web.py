@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, g, jsonify, make_response, request, send_from_directory
@@ -30,6 +30,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gather_shared import bus, keyset, logs, metrics, ratelimit
+from gather_shared.audit import Actor
 from gather_shared.config import Settings
 from gather_shared.errors import Refusal
 from gather_shared.service import Runtime
@@ -440,13 +441,28 @@ def find_by_token_hash(lookup: Callable[[str], Any]) -> Any:
     return None if token is None else lookup(hash_secret(token))
 
 
-_Organizer = TypeVar("_Organizer")
+class FoundByKey(Protocol):
+    """A service's table of organizers (its own, or its copy: gather_shared.organizers.OrganizerCopy)."""
+
+    @classmethod
+    def by_key_hash(cls, session: Session, key_hash: str) -> tuple[Self, Actor] | None:
+        """The organizer one of whose members' current key hashes to `key_hash`, and that member."""
+        ...
+
+
+_Organizer = TypeVar("_Organizer", bound=FoundByKey)
+
+
+def bearer_member(session: Session, organizers: type[_Organizer]) -> tuple[_Organizer, Actor] | None:
+    """The organizer account one of whose members' current API key is the bearer token, and that member (the
+    first owner's key is the organizer's own); None when there is no token or no such key."""
+    return find_by_token_hash(lambda key_hash: organizers.by_key_hash(session, key_hash))
 
 
 def bearer_organizer(session: Session, organizers: type[_Organizer]) -> _Organizer | None:
-    """The organizer whose current API key is the bearer token, from the service's table of `organizers`
-    (its own, or its copy: gather_shared.organizers); None when there is no token or no such key."""
-    return find_by_token_hash(lambda key_hash: session.scalar(sa.select(organizers).filter_by(api_key_hash=key_hash)))
+    """The organizer account whose member's current API key is the bearer token (bearer_member)."""
+    found = bearer_member(session, organizers)
+    return None if found is None else found[0]
 
 
 def current_runtime() -> Runtime:

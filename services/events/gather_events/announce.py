@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gather_events import domain
 from gather_events.bootstrap import SOURCE
-from gather_events.store import Event, Organizer
+from gather_events.store import Event, Member, Organizer
 from gather_shared.bus import emit
 
 
@@ -70,5 +70,26 @@ def key_issued(session: Session, organizer: Organizer) -> None:
 
 
 def key_revoked(session: Session, organizer: Organizer) -> None:
-    """`organizer.key_revoked.v1`: the other services stop accepting the organizer's key."""
+    """`organizer.key_revoked.v1`: the other services stop accepting the organizer's keys, its members' too."""
     emit(session, SOURCE, "organizer.key_revoked.v1", {"organizer_id": organizer.id})
+
+
+def member_key_issued(session: Session, member: Member) -> None:
+    """`organizer.member_key_issued.v1`: a member was added or got a new key; like key_issued, the hash only."""
+    emit(
+        session,
+        SOURCE,
+        "organizer.member_key_issued.v1",
+        {
+            "organizer_id": member.organizer_id,
+            "member_id": member.id,
+            "name": member.name,
+            "role": member.role,
+            "api_key_hash": member.api_key_hash,
+        },
+    )
+
+
+def member_removed(session: Session, member: Member) -> None:
+    """`organizer.member_removed.v1`: the other services stop accepting the member's key."""
+    emit(session, SOURCE, "organizer.member_removed.v1", {"organizer_id": member.organizer_id, "member_id": member.id})

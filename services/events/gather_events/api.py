@@ -1,8 +1,12 @@
-"""HTTP API of the events service: organizers, their events and series, the public listing and calendars.
+"""HTTP API of the events service: organizers, their members, their events and series, the audit log, the
+public listing and calendars.
 
-Access: the admin creates organizers; an organizer's API key (bearer token) is stored only as its hash.
-A draft is invisible to anyone but its organizer (404); another organizer's visible event is 403.
-The rules are in domain.py, the messages in announce.py; this module checks access and answers."""
+Access: the admin creates organizers; each member of an organizer account has an API key (bearer token),
+stored only as its hash, and a role: owners manage the account's members, keys and audit log, every
+member its events. A draft is invisible to anyone but its organizer (404); another organizer's visible
+event is 403. Every change of an event, a member or a key is written to the account's audit log in the
+transaction of the change. The rules are in domain.py, the messages in announce.py; this module checks
+access and answers."""
 
 from __future__ import annotations
 
@@ -21,10 +25,20 @@ from marshmallow import Schema
 from sqlalchemy.orm import Session
 
 from gather_events import announce, calendar, domain, schemas
-from gather_events.store import ORDER, Event, Organizer, filtered, public_events, public_listing
-from gather_shared import keyset, organizers, ratelimit, web
+from gather_events.store import (
+    ORDER,
+    AuditEntry,
+    Event,
+    Member,
+    Organizer,
+    filtered,
+    public_events,
+    public_listing,
+)
+from gather_shared import audit, keyset, organizers, ratelimit, web
+from gather_shared.audit import Actor
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, AuditAction, EventStatus, MemberRole
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
@@ -81,11 +95,53 @@ web.answer_refusals(blp, as_problem)
 # --- access -----------------------------------------------------------------------------------------
 
 
-def current_organizer(session: Session) -> Organizer:
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
+def current_member(session: Session) -> tuple[Organizer, Actor]:
+    """The account whose member's key is the bearer token, and that member; else 401."""
+    found = web.bearer_member(session, Organizer)
+    if found is None:
         raise web.unauthorized("This call needs an organizer API key.")
-    return organizer
+    return found
+
+
+def current_organizer(session: Session) -> Organizer:
+    return current_member(session)[0]
+
+
+def owners_account(session: Session, organizer_id: uuid.UUID) -> tuple[Organizer, Actor]:
+    """The account `organizer_id`, if the caller is one of its owners: 401 without a key, 404 for no such
+    account, 403 for another organizer's account or a member who is no owner."""
+    organizer, actor = current_member(session)
+    if organizer.id != organizer_id:
+        if session.get(Organizer, organizer_id) is None:
+            raise web.Problem(404, "not_found", "No such organizer.")
+        raise web.Problem(403, "forbidden", "This account belongs to another organizer.")
+    if actor.role != MemberRole.OWNER:
+        raise web.Problem(403, "forbidden", "Only an owner of the account may do this.")
+    return organizer, actor
+
+
+def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """owners_account before anything else, as organizer_only does for every organizer."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        with web.current_runtime().sessions() as session:
+            owners_account(session, kwargs["organizer_id"])
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def audited(
+    session: Session,
+    organizer: Organizer,
+    actor: Actor,
+    action: AuditAction,
+    subject_id: uuid.UUID | None,
+    **details: Any,
+) -> None:
+    """Write the change into the account's audit log, in the transaction of the change."""
+    audit.record(session, AuditEntry, organizer.id, actor, action, subject_id, **details)
 
 
 def organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,30 +202,64 @@ def bump(event: Event) -> None:
     event.updated_at = now()
 
 
-def transition(session: Session, event: Event, step: domain.Transition, reason: str | None) -> None:
-    """Move `event` through `step` and announce it, in the caller's transaction (TransitionNotAllowed)."""
+def transition(session: Session, event: Event, step: domain.Transition, reason: str | None, actor: Actor) -> None:
+    """Move `event` through `step`, announce it and audit it, in the caller's transaction
+    (TransitionNotAllowed)."""
     event.status = domain.next_status(step, event.status)
     bump(event)
     announce.transitioned(session, event, step, reason)
+    audited(session, event.organizer, actor, AuditAction(f"event.{step.to}"), event.id)
+
+
+def new_key() -> tuple[str, str]:
+    """A new random API key (256 bits) and the hash that is all we keep of it."""
+    api_key = "gok_" + secrets.token_urlsafe(32)
+    return api_key, web.hash_secret(api_key)
 
 
 def issue_key(session: Session, organizer: Organizer) -> str:
-    """A new random key for `organizer`, replacing (so revoking) the old one, announced to the other
-    services so they can authorise it too (docs/authorisation.md)."""
-    api_key = "gok_" + secrets.token_urlsafe(32)  # 256 bits
-    organizer.api_key_hash = web.hash_secret(api_key)
+    """A new key for the account's first owner (the organizer's own), replacing (so revoking) the old one,
+    announced to the other services so they can authorise it too (docs/authorisation.md)."""
+    api_key, organizer.api_key_hash = new_key()
     session.flush()
     announce.key_issued(session, organizer)
     return api_key
 
 
+def issue_member_key(session: Session, member: Member) -> str:
+    """A new key for a member, replacing (so revoking) their old one; announced like issue_key."""
+    api_key, member.api_key_hash = new_key()
+    session.flush()
+    announce.member_key_issued(session, member)
+    return api_key
+
+
+def organizer_view(organizer: Organizer) -> dict[str, Any]:
+    return {"id": organizer.id, "name": organizer.name, "email": organizer.email, "created_at": organizer.created_at}
+
+
 def with_key(organizer: Organizer, api_key: str) -> dict[str, Any]:
+    return organizer_view(organizer) | {"api_key": api_key}
+
+
+def member_view(organizer: Organizer, member: Member | None) -> dict[str, Any]:
+    """A member as the account's owners see them; None: the first owner, whose key is the organizer's."""
+    if member is None:
+        return {
+            "id": organizer.id,
+            "organizer_id": organizer.id,
+            "name": organizer.name,
+            "role": MemberRole.OWNER,
+            "first_owner": True,
+            "created_at": organizer.created_at,
+        }
     return {
-        "id": organizer.id,
-        "name": organizer.name,
-        "email": organizer.email,
-        "created_at": organizer.created_at,
-        "api_key": api_key,
+        "id": member.id,
+        "organizer_id": organizer.id,
+        "name": member.name,
+        "role": member.role,
+        "first_owner": False,
+        "created_at": member.created_at,
     }
 
 
@@ -190,6 +280,7 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
         organizer = Organizer(name=body["name"], email=body["email"], created_at=now())
         session.add(organizer)
         api_key = issue_key(session, organizer)
+        audited(session, organizer, audit.ADMIN, AuditAction.KEY_ISSUED, organizer.id)
         return with_key(organizer, api_key)
 
 
@@ -199,8 +290,9 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, schemas.OrganizerOut)
 @blp.doc(security=BEARER)
 def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
-    """Revoke the organizer's API key (admin), say when it was stolen: it stops working here at once, and
-    in the other services as soon as they receive the news, within seconds."""
+    """Revoke every API key of the organizer's account (admin), its members' too, say when one was stolen:
+    they stop working here at once, and in the other services as soon as they receive the news, within
+    seconds."""
     rt = web.current_runtime()
     web.require_admin(rt.settings)
     with rt.sessions.begin() as session:
@@ -208,19 +300,23 @@ def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
         if organizer is None:
             raise web.Problem(404, "not_found", "No such organizer.")
         organizer.api_key_hash = organizers.revoked_key_hash()
+        for member in session.scalars(sa.select(Member).where(Member.organizer_id == organizer.id)):
+            member.api_key_hash = organizers.revoked_key_hash()
         announce.key_revoked(session, organizer)
+        audited(session, organizer, audit.ADMIN, AuditAction.KEYS_REVOKED, organizer.id)
         return organizer
 
 
 @blp.route("/organizers/me", methods=["GET"])
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
-@blp.response(200, schemas.OrganizerOut)
+@blp.response(200, schemas.WhoAmI)
 @blp.doc(security=BEARER)
-def who_am_i() -> Organizer:
-    """The organizer holding this API key."""
+def who_am_i() -> dict[str, Any]:
+    """The organizer account of this API key, and the member who holds it."""
     with web.current_runtime().sessions() as session:
-        return current_organizer(session)
+        organizer, actor = current_member(session)
+        return organizer_view(organizer) | {"member": {"id": actor.id, "name": actor.name, "role": actor.role}}
 
 
 @blp.route("/organizers/me/keys", methods=["POST"])
@@ -229,11 +325,15 @@ def who_am_i() -> Organizer:
 @blp.response(201, schemas.OrganizerWithKey)
 @blp.doc(security=BEARER)
 def rotate_key() -> dict[str, Any]:
-    """Issue a new API key, shown this once; the key used for this call stops working at once here, and in
-    the other services as soon as they receive the news."""
+    """Issue a new API key to the member who calls, shown this once; the key used for this call stops
+    working at once here, and in the other services as soon as they receive the news."""
     with web.current_runtime().sessions.begin() as session:
-        organizer = current_organizer(session)
-        api_key = issue_key(session, organizer)
+        organizer, actor = current_member(session)
+        if actor.id == organizer.id:
+            api_key = issue_key(session, organizer)
+        else:
+            api_key = issue_member_key(session, session.get_one(Member, actor.id))
+        audited(session, organizer, actor, AuditAction.KEY_ISSUED, actor.id)
         return with_key(organizer, api_key)
 
 
@@ -255,6 +355,109 @@ def own_events(args: dict[str, Any]) -> dict[str, Any]:
         return {"items": items, "next_cursor": next_cursor}
 
 
+# --- members and the audit log ----------------------------------------------------------------------
+
+
+def account_member(session: Session, organizer: Organizer, member_id: uuid.UUID) -> Member | None:
+    """The account's member `member_id`, locked for a change; None for its first owner; 404 for anyone else."""
+    if member_id == organizer.id:
+        return None
+    member = session.get(Member, member_id, with_for_update=True)
+    if member is None or member.organizer_id != organizer.id:
+        raise web.Problem(404, "not_found", "The account has no such member.")
+    return member
+
+
+@blp.route("/organizers/<uuid:organizer_id>/members", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@owner_only
+@blp.arguments(schemas.MemberIn)
+@blp.response(201, schemas.MemberWithKey)
+@blp.doc(security=BEARER)
+def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
+    """Add a member to the account (an owner): their API key is shown this once. An `owner` may do
+    everything, including members, keys and the audit log; a `facilitator` runs events, their attendee lists
+    and announcements. The key works in the other services as soon as they receive the news."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer, actor = owners_account(session, organizer_id)
+        member = Member(organizer_id=organizer.id, name=body["name"], role=body["role"], created_at=now())
+        session.add(member)
+        api_key = issue_member_key(session, member)
+        audited(session, organizer, actor, AuditAction.MEMBER_ADDED, member.id, role=member.role)
+        return member_view(organizer, member) | {"api_key": api_key}
+
+
+@blp.route("/organizers/<uuid:organizer_id>/members", methods=["GET"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@blp.response(200, schemas.MemberList)
+@blp.doc(security=BEARER)
+def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:
+    """The account's members (an owner): its first owner, then the others in the order they were added."""
+    with web.current_runtime().sessions() as session:
+        organizer, _ = owners_account(session, organizer_id)
+        members = session.scalars(
+            sa.select(Member).where(Member.organizer_id == organizer.id).order_by(Member.created_at, Member.id)
+        )
+        return {"items": [member_view(organizer, None), *(member_view(organizer, m) for m in members)]}
+
+
+@blp.route("/organizers/<uuid:organizer_id>/members/<uuid:member_id>", methods=["DELETE"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404, 409)
+@blp.response(200, schemas.MemberOut)
+@blp.doc(security=BEARER)
+def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
+    """Remove a member from the account (an owner): their key stops working here at once, and in the other
+    services as soon as they receive the news. The first owner stays (409 `first_owner`): an account always
+    has an owner."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer, actor = owners_account(session, organizer_id)
+        member = account_member(session, organizer, member_id)
+        if member is None:
+            raise web.Problem(409, "first_owner", "The account's first owner cannot be removed.")
+        removed = member_view(organizer, member)
+        session.delete(member)
+        announce.member_removed(session, member)
+        audited(session, organizer, actor, AuditAction.MEMBER_REMOVED, member.id)
+        return removed
+
+
+@blp.route("/organizers/<uuid:organizer_id>/members/<uuid:member_id>/keys", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@blp.response(201, schemas.MemberWithKey)
+@blp.doc(security=BEARER)
+def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
+    """Revoke a member's key and issue them a new one (an owner), shown this once: say when a key was lost
+    or leaked. The old key stops working here at once, and in the other services as soon as they receive
+    the news."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer, actor = owners_account(session, organizer_id)
+        member = account_member(session, organizer, member_id)
+        api_key = issue_key(session, organizer) if member is None else issue_member_key(session, member)
+        audited(session, organizer, actor, AuditAction.KEY_ISSUED, member_id)
+        return member_view(organizer, member) | {"api_key": api_key}
+
+
+@blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@owner_only
+@blp.arguments(audit.AuditQuery, location="query")
+@blp.response(200, audit.AuditPage)
+@blp.doc(security=BEARER)
+def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
+    """The account's audit log (an owner), oldest first: who created, changed, published, postponed or
+    cancelled which event, added or removed which member, issued or revoked which key, and when. The
+    signup service keeps the log of the attendee lists (exports, removals) at the same path."""
+    with web.current_runtime().sessions() as session:
+        organizer, _ = owners_account(session, organizer_id)
+        return audit.page(session, AuditEntry, organizer.id, query["limit"], query["cursor"])
+
+
 # --- events -----------------------------------------------------------------------------------------
 
 
@@ -274,7 +477,7 @@ def create_event(body: dict[str, Any]) -> Event:
         dates = domain.occurrences(rule, body["starts_at"], body["ends_at"], body["timezone"])
     series_id = uuid.uuid4() if rule else None
     with web.current_runtime().sessions.begin() as session:
-        organizer = current_organizer(session)
+        organizer, actor = current_member(session)
         created = now()
         events = [
             Event(
@@ -289,6 +492,9 @@ def create_event(body: dict[str, Any]) -> Event:
             for date in dates
         ]
         session.add_all(events)
+        session.flush()
+        for event in events:
+            audited(session, organizer, actor, AuditAction.EVENT_CREATED, event.id, title=event.title)
         return events[0]
 
 
@@ -328,26 +534,39 @@ def get_event(event_id: uuid.UUID) -> Response:
 @blp.doc(security=BEARER)
 def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Change an event. Each change of a non-draft event is announced with the old and new values; a new
-    time brings a postponed event back to published."""
+    time brings a postponed event back to published. A date of a series changed here is left alone by later
+    changes of the whole series (`PATCH /v1/series/{series_id}`)."""
     with web.current_runtime().sessions.begin() as session:
-        event = own_event(session, event_id, current_organizer(session))
-        domain.check_editable(event.status)
-        current = {name: getattr(event, name) for name in EDITABLE}
-        errors = domain.consistency_errors(current | body)
-        if errors:
-            raise invalid(errors)
-        changes = domain.changes(current, body)
-        if domain.republishes(event.status, body):
-            changes["status"] = {"old": event.status, "new": domain.next_status(domain.REPUBLISH, event.status)}
-            event.status = changes["status"]["new"]
-        if not changes:
-            return event
-        for name in changes.keys() - {"status"}:
-            setattr(event, name, body[name])
-        bump(event)
-        if event.status != EventStatus.DRAFT:
-            announce.updated(session, event, changes)
+        organizer, actor = current_member(session)
+        event = own_event(session, event_id, organizer)
+        if change(session, event, body, actor) and event.series_id is not None:
+            event.edited_alone = True
         return event
+
+
+def change(session: Session, event: Event, body: dict[str, Any], actor: Actor) -> bool:
+    """Apply a PATCH to the locked `event`, announce it (drafts excepted) with the old and new values, and
+    audit it; False when it changes nothing (TransitionNotAllowed for a cancelled event, a 422 when the
+    result would not be a consistent event)."""
+    domain.check_editable(event.status)
+    current = {name: getattr(event, name) for name in EDITABLE}
+    errors = domain.consistency_errors(current | body)
+    if errors:
+        raise invalid(errors)
+    changes = domain.changes(current, body)
+    if domain.republishes(event.status, body):
+        changes["status"] = {"old": event.status, "new": domain.next_status(domain.REPUBLISH, event.status)}
+        event.status = changes["status"]["new"]
+    if not changes:
+        return False
+    for name in changes.keys() - {"status"}:
+        setattr(event, name, body[name])
+    bump(event)
+    if event.status != EventStatus.DRAFT:
+        announce.updated(session, event, changes)
+    # The names of the fields only: their values may be long, and the log keeps what happened, not copies.
+    audited(session, event.organizer, actor, AuditAction.EVENT_UPDATED, event.id, fields=sorted(changes))
+    return True
 
 
 @blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
@@ -387,8 +606,9 @@ def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
 def event_step(event_id: uuid.UUID, step: domain.Transition, reason: str | None) -> Event:
     """Apply `step` to the caller's event (TransitionNotAllowed if its status does not allow it)."""
     with web.current_runtime().sessions.begin() as session:
-        event = own_event(session, event_id, current_organizer(session))
-        transition(session, event, step, reason)
+        organizer, actor = current_member(session)
+        event = own_event(session, event_id, organizer)
+        transition(session, event, step, reason, actor)
         return event
 
 
@@ -414,6 +634,28 @@ def get_series(series_id: uuid.UUID) -> Response:
         if not events:
             raise web.Problem(404, "not_found", "No such series.")
         return jsonify({"series_id": str(series_id), "items": dump_for(events, viewer)})
+
+
+@blp.route("/series/<uuid:series_id>", methods=["PATCH"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@organizer_only
+@blp.arguments(schemas.SeriesFields(partial=True))
+@blp.response(200, schemas.OrganizerSeries)
+@blp.doc(security=BEARER)
+def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
+    """Change every date of a series that has not started, is not cancelled and was not changed on its own
+    (by `PATCH /v1/events/{id}`). Each date's change is announced as its own, with the old and new values,
+    to that date's registrants. Dates and times stay each date's own (change one with its event's PATCH).
+    When the change would make any of those dates inconsistent (say, `format: online` without an
+    `online_url`), nothing changes: 422 naming the field."""
+    with web.current_runtime().sessions.begin() as session:
+        organizer, actor = current_member(session)
+        events = own_series(session, series_id, organizer)
+        for event in events:
+            if event.starts_at > now() and not event.edited_alone and event.status != EventStatus.CANCELLED:
+                change(session, event, body, actor)
+        return {"series_id": series_id, "items": events}
 
 
 @blp.route("/series/<uuid:series_id>/publish", methods=["POST"])
@@ -442,10 +684,11 @@ def cancel_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
 def series_step(series_id: uuid.UUID, step: domain.Transition, reason: str | None) -> dict[str, Any]:
     """Apply `step` to each date of the series it applies to; past dates and the others stay as they are."""
     with web.current_runtime().sessions.begin() as session:
-        events = own_series(session, series_id, current_organizer(session))
+        organizer, actor = current_member(session)
+        events = own_series(session, series_id, organizer)
         for event in events:
             if event.status in step.allowed_from and event.ends_at > now():
-                transition(session, event, step, reason)
+                transition(session, event, step, reason, actor)
         return {"series_id": series_id, "items": events}
 
 

@@ -15,6 +15,7 @@ from gather_shared.vocabulary import (
     EventFormat,
     EventKind,
     EventStatus,
+    MemberRole,
     Verification,
     Visibility,
 )
@@ -71,6 +72,42 @@ class OrganizerOut(Schema):
 
 class OrganizerWithKey(OrganizerOut):
     api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+class MemberRef(Schema):
+    id = fields.UUID(metadata={"description": "the member; the first owner's is the organizer's id"})
+    name = fields.String()
+    role = fields.String(metadata={"description": " | ".join(MemberRole)})
+
+
+class WhoAmI(OrganizerOut):
+    member = fields.Nested(MemberRef, metadata={"description": "who holds the key"})
+
+
+class MemberIn(Schema):
+    name = Line(required=True, validate=validate.Length(min=1, max=200))
+    role = Text(
+        required=True,
+        validate=validate.OneOf(list(MemberRole)),
+        metadata={
+            "description": "owner: everything, including members, keys and the audit log; facilitator: events, "
+            "their attendee lists and announcements"
+        },
+    )
+
+
+class MemberOut(MemberRef):
+    organizer_id = fields.UUID()
+    first_owner = fields.Boolean(metadata={"description": "the account's own key: never removed"})
+    created_at = fields.AwareDateTime()
+
+
+class MemberWithKey(MemberOut):
+    api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+class MemberList(Schema):
+    items = fields.List(fields.Nested(MemberOut))
 
 
 # --- events in --------------------------------------------------------------------------------------
@@ -171,6 +208,14 @@ class EventFields(Schema):
         if "tags" in data:
             data["tags"] = domain.normalize_tags(data["tags"])
         return data
+
+
+class SeriesFields(EventFields):
+    """What a change of a whole series may change: everything but the dates, which are each date's own
+    (refused as unknown fields)."""
+
+    class Meta:
+        exclude = ("starts_at", "ends_at", "registration_opens_at")
 
 
 class EventCreate(EventFields):
@@ -315,6 +360,9 @@ class OrganizerEvent(PublicEvent):
 
     online_url = fields.String(allow_none=True)
     visibility = fields.String()
+    edited_alone = fields.Boolean(
+        metadata={"description": "a date of a series changed on its own: a change of the whole series leaves it alone"}
+    )
 
 
 class PublicPage(Schema):

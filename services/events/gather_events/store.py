@@ -1,4 +1,4 @@
-"""The events service's tables."""
+"""The events service's tables: organizer accounts and their members, events, and the accounts' audit log."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from gather_events import domain
-from gather_shared import ratelimit
+from gather_shared import audit, ratelimit
+from gather_shared.audit import Actor
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, Verification, Visibility
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, MemberRole, Verification, Visibility
 
 
 class Base(DeclarativeBase):
@@ -25,6 +26,9 @@ rate_limits = ratelimit.counters_table(metadata)
 
 
 class Organizer(Base):
+    """An organizer account. Its own key (`api_key_hash`) is its first owner's; its other members are
+    Members, each with a key of their own."""
+
     __tablename__ = "organizers"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -32,6 +36,43 @@ class Organizer(Base):
     email: Mapped[str] = mapped_column(sa.String(320))
     api_key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @classmethod
+    def by_key_hash(cls, session: Session, key_hash: str) -> tuple[Organizer, Actor] | None:
+        """The account one of whose members' current key hashes to `key_hash`, and that member
+        (gather_shared.web.bearer_member)."""
+        organizer = session.scalar(sa.select(cls).filter_by(api_key_hash=key_hash))
+        if organizer is not None:
+            return organizer, first_owner(organizer)
+        member = session.scalar(sa.select(Member).filter_by(api_key_hash=key_hash))
+        if member is None:
+            return None
+        return member.organizer, Actor(member.id, member.name, member.role)
+
+
+def first_owner(organizer: Organizer) -> Actor:
+    """The account's first owner, whose key is the organizer's own: a member whose id is the organizer's."""
+    return Actor(organizer.id, organizer.name, MemberRole.OWNER)
+
+
+class Member(Base):
+    """A member of an organizer account besides its first owner, with their own key and role
+    (vocabulary.MemberRole). Removing a member deletes the row: their key stops working with it."""
+
+    __tablename__ = "members"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organizer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizers.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    api_key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organizer: Mapped[Organizer] = relationship(lazy="selectin")
+
+
+class AuditEntry(audit.AuditEntryColumns, Base):
+    """Who changed which event, member or key of an account, and when (gather_shared.audit)."""
 
 
 class Event(Base):
@@ -55,6 +96,8 @@ class Event(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organizer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizers.id"), index=True)
     series_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    #: A date of a series changed by a PATCH of its own: a change of the whole series leaves it alone.
+    edited_alone: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.DRAFT)
     version: Mapped[int] = mapped_column(default=1)
     title: Mapped[str] = mapped_column(sa.String(200))

@@ -103,3 +103,63 @@ def test_another_organizer_cannot_see_a_draft_series_or_change_a_published_one(c
     assert client.call("POST", f"{path}/cancel", other, json={}).status_code == 403
     assert client.call("POST", f"{path}/cancel", json={}).status_code == 401
     assert all("online_url" not in d for d in series(client, first["series_id"], other))
+
+
+def test_a_series_change_reaches_every_future_date_not_changed_alone_each_announced_as_its_own(
+    client: Any, key: str
+) -> None:
+    first = weekly(client, key).json
+    path = f"/v1/series/{first['series_id']}"
+    client.call("POST", f"{path}/publish", key)
+    dates = series(client, first["series_id"], key)
+    alone = client.call("PATCH", f"/v1/events/{dates[1]['id']}", key, json={"title": "Bank holiday special"})
+    assert alone.json["edited_alone"] is True
+    client.call("POST", f"/v1/events/{dates[2]['id']}/cancel", key, json={"reason": "Hall closed"})
+    client.set_clock(datetime(2030, 10, 25, tzinfo=LONDON))  # the first date is past
+    venue = {"name": "Library", "address": "2 High St", "city": "Leeds", "postcode": "LS1 1AA"}
+
+    response = client.call("PATCH", path, key, json={"title": "Carers' circle", "venue": venue})
+
+    assert response.status_code == 200, response.json
+    after = {d["id"]: d for d in response.json["items"]}
+    assert [after[d["id"]]["title"] for d in dates] == [
+        dates[0]["title"],  # past
+        "Bank holiday special",  # changed on its own
+        dates[2]["title"],  # cancelled
+        "Carers' circle",
+    ]
+    assert after[dates[3]["id"]]["venue"] == venue
+    assert after[dates[3]["id"]]["version"] == dates[3]["version"] + 1
+    updates = [m["data"] for m in client.messages() if m["type"] == "event.updated.v1"]
+    [announced] = [u for u in updates if str(u["event"]["id"]) == dates[3]["id"]]
+    assert announced["changes"]["title"] == {"old": dates[3]["title"], "new": "Carers' circle"}
+    assert announced["changes"]["venue"]["new"] == venue
+
+
+def test_a_series_change_that_would_make_a_date_inconsistent_changes_nothing(client: Any, key: str) -> None:
+    first = weekly(client, key).json
+    path = f"/v1/series/{first['series_id']}"
+    response = client.call("PATCH", path, key, json={"format": "online"})
+    assert response.status_code == 422
+    assert list(response.json["errors"]) == ["online_url"]
+    assert {d["format"] for d in series(client, first["series_id"], key)} == {"in_person"}
+
+
+def test_the_dates_of_a_series_are_changed_one_at_a_time_only(client: Any, key: str) -> None:
+    first = weekly(client, key).json
+    for field in ("starts_at", "ends_at", "registration_opens_at", "recurrence"):
+        response = client.call("PATCH", f"/v1/series/{first['series_id']}", key, json={field: first["starts_at"]})
+        assert response.status_code == 422
+        assert list(response.json["errors"]) == [field]
+
+
+def test_only_the_series_organizer_may_change_it(client: Any, key: str) -> None:
+    other = client.organizer("Other")["api_key"]
+    first = weekly(client, key).json
+    path = f"/v1/series/{first['series_id']}"
+    assert client.call("PATCH", path, other, json={"title": "x"}).status_code == 404  # drafts: not even there
+    client.call("POST", f"{path}/publish", key)
+    assert client.call("PATCH", path, other, json={"title": "x"}).status_code == 403
+    assert client.call("PATCH", path, json={"title": "x"}).status_code == 401
+    assert client.call("PATCH", "/v1/series/00000000-0000-0000-0000-000000000000", key, json={}).status_code == 404
+    assert {d["title"] for d in series(client, first["series_id"])} == {first["title"]}

@@ -23,6 +23,9 @@ from gather_shared.vocabulary import EventStatus, NotificationKind, Notification
 
 _SNAPSHOT = messages.EventSnapshot()  # made once: building a schema costs more than a dump
 
+#: Kinds that say a registration ended, which an attendee of a cancelled event already heard of.
+ENDED_BY_MESSAGE = frozenset({NotificationKind.SIGNUP_CANCELLED, NotificationKind.SIGNUP_REMOVED})
+
 #: Changed fields of `event.updated.v1` that attendees are told about: time, place, online link.
 ANNOUNCED_CHANGES = frozenset({"starts_at", "ends_at", "timezone", "format", "venue", "online_url"})
 
@@ -61,6 +64,7 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
     recipient.timezone = data["timezone"]
     recipient.consent_reminders = data["consent_reminders"]
     recipient.token_version = data["token_version"]  # the sender signs the manage links with it
+    recipient.removal_reason = data.get("reason")  # only signup.removed.v1 has one
     recipient.updated_at = message.time
     return recipient
 
@@ -207,7 +211,7 @@ def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session,
         plan(session, [recipient], kind, 0, message.time)
         return
     # When the event was cancelled its own message told them; the registrations it cancels need no second one.
-    if not (kind == NotificationKind.SIGNUP_CANCELLED and event.status == EventStatus.CANCELLED):
+    if not (kind in ENDED_BY_MESSAGE and event.status == EventStatus.CANCELLED):
         plan(session, [recipient], kind, event.version, message.time)
     replan_reminders(session, event, [recipient], offsets, message.time)
 
@@ -257,6 +261,8 @@ def handlers(settings: Settings) -> dict[str, Handler]:
     return {
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
         "organizer.key_revoked.v1": partial(organizers.revoke_key, Organizer),
+        "organizer.member_key_issued.v1": partial(organizers.keep_member_key, Organizer),
+        "organizer.member_removed.v1": partial(organizers.remove_member, Organizer),
         "event.published.v1": partial(on_event_published, offsets),
         "event.updated.v1": partial(on_event_updated, offsets),
         "event.postponed.v1": partial(on_event_status, NotificationKind.EVENT_POSTPONED, offsets),
@@ -265,6 +271,7 @@ def handlers(settings: Settings) -> dict[str, Handler]:
         "signup.waitlisted.v1": partial(on_registration, NotificationKind.WAITLISTED, offsets),
         "signup.promoted.v1": partial(on_registration, NotificationKind.PROMOTED, offsets),
         "signup.cancelled.v1": partial(on_registration, NotificationKind.SIGNUP_CANCELLED, offsets),
+        "signup.removed.v1": partial(on_registration, NotificationKind.SIGNUP_REMOVED, offsets),
         "signup.updated.v1": partial(on_details_changed, offsets),
         "signup.verification_requested.v1": partial(on_link_requested, NotificationKind.VERIFY_CONTACT),
         "signup.manage_link_requested.v1": partial(on_link_requested, NotificationKind.MANAGE_LINK),

@@ -45,6 +45,7 @@ def forget(session: Session, recipients: Iterable[Recipient], now: datetime, rea
     for recipient in recipients:
         contacts = (recipient.email, recipient.phone)  # what a delivery error can quote
         recipient.display_name = recipient.email = recipient.phone = recipient.timezone = None
+        recipient.removal_reason = None
         recipient.channels = []
         recipient.erased_at = now
         for notification in session.scalars(

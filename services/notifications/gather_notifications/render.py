@@ -84,7 +84,9 @@ def context(settings: Settings, notification: Notification, recipient: Recipient
         "place_short": place_short,
         "online_url": online_url,
         "resources": snap["resources"] if notification.kind == NotificationKind.REMINDER else [],
-        "reason": event.status_reason,
+        "reason": (
+            recipient.removal_reason if notification.kind == NotificationKind.SIGNUP_REMOVED else event.status_reason
+        ),
         "manage_url": tokens.manage_url(
             settings.public_url, settings.secret_key, recipient.signup_id, recipient.token_version
         ),

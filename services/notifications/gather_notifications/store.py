@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.organizers import OrganizerCopy
+from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import NotificationStatus
 
 
@@ -27,8 +27,15 @@ metadata = Base.metadata
 rate_limits = ratelimit.counters_table(metadata)
 
 
+class MemberKey(MemberKeyCopy, Base):
+    """Copied from `organizer.member_key_issued.v1` and `organizer.member_removed.v1`: the keys of the
+    organizers' other members."""
+
+
 class Organizer(OrganizerCopy, Base):
-    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer for the notification log."""
+    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer's members for the notification log."""
+
+    member_keys = MemberKey
 
 
 class Event(Base):
@@ -66,6 +73,9 @@ class Recipient(Base):
     #: The version the registration's manage links carry: the sender signs them with it when it sends a
     #: message (gather_shared.tokens). No token and no link is stored here.
     token_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: Why the event's organizer removed the registration (`signup.removed.v1`), for the message that
+    #: tells the attendee; None otherwise. Forgotten with the contact.
+    removal_reason: Mapped[str | None] = mapped_column(sa.String(1000))
     #: The time of the newest registration message applied: an older one arriving late changes nothing.
     updated_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]

@@ -46,6 +46,11 @@ def cancelled(session: Session, signup: Signup) -> None:
     _registration_changed(session, "signup.cancelled.v1", signup)
 
 
+def removed(session: Session, signup: Signup, reason: str) -> None:
+    """`signup.removed.v1`: the event's organizer removed the registration; the attendee is told why."""
+    _registration_changed(session, "signup.removed.v1", signup, extra={"reason": reason})
+
+
 def updated(session: Session, signup: Signup) -> None:
     """`signup.updated.v1`: the attendee changed their name, channels, time zone or reminder consent."""
     _registration_changed(session, "signup.updated.v1", signup)
@@ -65,10 +70,16 @@ def manage_link_requested(session: Session, signup: Signup) -> None:
     emit(session, SOURCE, "signup.manage_link_requested.v1", data)
 
 
-def _registration_changed(session: Session, type_: str, signup: Signup, waitlist_position: int | None = None) -> None:
+def _registration_changed(
+    session: Session,
+    type_: str,
+    signup: Signup,
+    waitlist_position: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     if signup.erased_at is not None:
         return  # nobody left to tell: the notifications service already forgot them (signup.erased.v1)
-    emit(session, SOURCE, type_, registration(signup, waitlist_position))
+    emit(session, SOURCE, type_, registration(signup, waitlist_position) | (extra or {}))
 
 
 def contact_erased(session: Session, signup: Signup) -> None:

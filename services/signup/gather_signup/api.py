@@ -7,8 +7,11 @@ module authorises and answers."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import uuid
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,10 +19,11 @@ from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_shared import keyset, ratelimit, tokens, web
+from gather_shared import audit, keyset, ratelimit, tokens, web
+from gather_shared.audit import Actor
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Verification
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, AuditAction, MemberRole, Verification
 from gather_signup import details, idempotency, privacy, seats, verification
 from gather_signup.schemas import (
     AttendeePage,
@@ -28,13 +32,32 @@ from gather_signup.schemas import (
     CheckYourMessagesOut,
     ManagedRegistrationOut,
     ManageQuery,
+    ProblemOut,
     RegisteredOut,
+    RemovalIn,
+    RemovedOut,
     SignupIn,
     SignupPatch,
 )
-from gather_signup.store import Event, Organizer, Signup
+from gather_signup.store import AuditEntry, Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
+
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
+
+    def document(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status in statuses:
+            view = blp.alt_response(
+                status, schema=ProblemOut, content_type=web.PROBLEM_JSON, description=HTTPStatus(status).phrase
+            )(view)
+        return view
+
+    return document
+
 
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 
@@ -264,16 +287,65 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
 # --- the organizer's attendee list ------------------------------------------------------------------
 
 
-def _organizers_event(session: Session, event_id: uuid.UUID) -> Event:
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
+def _organizers_event(session: Session, event_id: uuid.UUID) -> tuple[Event, Actor]:
+    """The event, if the bearer token is the key of a member (any role) of its organizer's account, and
+    that member; else 401, 404 or 403."""
+    found = web.bearer_member(session, Organizer)
+    if found is None:
         raise web.unauthorized("This call needs the event organizer's API key.")
+    organizer, actor = found
     event = session.get(Event, event_id)
     if event is None:
         raise web.Problem(404, "not_found", "No such event.")
     if event.organizer_id != organizer.id:
-        raise web.Problem(403, "forbidden", "Only the event's organizer may see its attendees.")
-    return event
+        raise web.Problem(403, "forbidden", "Only the event's organizer may see or change its attendees.")
+    return event, actor
+
+
+def event_organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401, 404 or 403 before anything else: a caller who may not act on the event learns nothing, not even
+    what input is valid. (Placed under @blp.route, above @blp.arguments, so it runs before the body is
+    parsed.)"""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        with web.current_runtime().sessions() as session:
+            _organizers_event(session, kwargs["event_id"])
+        return view(*args, **kwargs)
+
+    return checked
+
+
+@blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403, 404)
+@event_organizer_only
+@blp.arguments(RemovalIn)
+@blp.response(200, RemovedOut)
+@blp.doc(security=BEARER)
+def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
+    """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
+    kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
+    answer names who got it (`promoted`). A registration of another event is a 404; removing one already
+    cancelled changes nothing."""
+    rt = web.current_runtime()
+    with rt.sessions.begin() as session:
+        event, actor = _organizers_event(session, event_id)
+        removed = seats.remove(session, event.id, signup_id, body["reason"], utcnow())
+        if removed is None:
+            raise web.Problem(404, "not_found", "The event has no such registration.")
+        # The registration's id only: neither its contact nor the reason (which may say something about them).
+        audit.record(
+            session,
+            AuditEntry,
+            event.organizer_id,
+            actor,
+            AuditAction.ATTENDEE_REMOVED,
+            removed.signup.id,
+            event_id=str(event.id),
+        )
+        return registration_view(removed.signup, None) | {"promoted": [signup.id for signup in removed.promoted]}
 
 
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
@@ -282,12 +354,22 @@ def _organizers_event(session: Session, event_id: uuid.UUID) -> Event:
 @blp.arguments(AttendeeQuery, location="query")
 @blp.response(200, AttendeePage)
 def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
-    """The attendee list, for the event's organizer: JSON pages in arrival order, or with `Accept: text/csv`
-    every registration as one CSV file."""
+    """The attendee list, for the members of the event's organizer account: JSON pages in arrival order, or
+    with `Accept: text/csv` every registration as one CSV file. Each call is written to the account's audit
+    log (who, which event, which format: never the list itself)."""
     rt = web.current_runtime()
     as_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
-    with rt.sessions() as session:
-        event = _organizers_event(session, event_id)
+    with rt.sessions.begin() as session:
+        event, actor = _organizers_event(session, event_id)
+        audit.record(
+            session,
+            AuditEntry,
+            event.organizer_id,
+            actor,
+            AuditAction.ATTENDEES_EXPORTED,
+            event.id,
+            format="csv" if as_csv else "json",
+        )
         positions = seats.waitlist_positions(session, event.id)
         # Never a registration whose contact was not verified (pending) or never was (lapsed).
         select = sa.select(Signup).where(Signup.event_id == event.id, Signup.status.in_(LISTED_REGISTRATION_STATUSES))
@@ -298,6 +380,47 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
             return attendees_csv(event, [registration_view(s, positions.get(s.id)) for s in everyone])
         page, next_cursor = keyset.page(session.scalars, select, (Signup.arrival,), query["limit"], query["cursor"])
     return {"items": [registration_view(s, positions.get(s.id)) for s in page], "next_cursor": next_cursor}
+
+
+def _owners_account(session: Session, organizer_id: uuid.UUID) -> None:
+    """401 without a key; 403 unless it is the key of an owner of the account `organizer_id`."""
+    found = web.bearer_member(session, Organizer)
+    if found is None:
+        raise web.unauthorized("This call needs an API key of an owner of the account.")
+    organizer, actor = found
+    if organizer.id != organizer_id:
+        raise web.Problem(403, "forbidden", "This account belongs to another organizer.")
+    if actor.role != MemberRole.OWNER:
+        raise web.Problem(403, "forbidden", "Only an owner of the account may read its audit log.")
+
+
+def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """_owners_account before anything else, as event_organizer_only does for the event's organizer."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        with web.current_runtime().sessions() as session:
+            _owners_account(session, kwargs["organizer_id"])
+        return view(*args, **kwargs)
+
+    return checked
+
+
+@blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
+@web.no_store
+@ratelimit.limited(ratelimit.PER_KEY)
+@problems(401, 403)
+@owner_only
+@blp.arguments(audit.AuditQuery, location="query")
+@blp.response(200, audit.AuditPage)
+@blp.doc(security=BEARER)
+def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
+    """The account's audit log of its attendee lists (an owner), oldest first: who exported which event's
+    list, or removed which registration, and when. The events service keeps the log of events, members and
+    keys at the same path."""
+    with web.current_runtime().sessions() as session:
+        _owners_account(session, organizer_id)
+        return audit.page(session, AuditEntry, organizer_id, query["limit"], query["cursor"])
 
 
 CSV_COLUMNS = [

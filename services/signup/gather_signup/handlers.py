@@ -50,6 +50,8 @@ def handlers(settings: Settings) -> dict[str, Handler]:
     return {
         "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
         "organizer.key_revoked.v1": partial(organizers.revoke_key, Organizer),
+        "organizer.member_key_issued.v1": partial(organizers.keep_member_key, Organizer),
+        "organizer.member_removed.v1": partial(organizers.remove_member, Organizer),
         "event.published.v1": keep_event,
         "event.updated.v1": keep_event,
         "event.postponed.v1": keep_event,

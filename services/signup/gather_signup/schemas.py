@@ -99,6 +99,22 @@ class ManageQuery(Schema):
     erase = fields.Boolean(load_default=False)
 
 
+class RemovalIn(Schema):
+    """Why the organizer removes a registration: told to the attendee, kindly, in the message that says so."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = web.Line(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={
+            "description": "Told to the attendee, in the message that says they no longer have a place (an SMS "
+            "shows its first 100 characters)."
+        },
+    )
+
+
 class AttendeeQuery(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(load_default=None)
@@ -106,6 +122,17 @@ class AttendeeQuery(Schema):
 
 
 # --- output -----------------------------------------------------------------------------------------
+
+
+class ProblemOut(Schema):
+    """RFC 9457 problem details, as every error is answered (gather_shared.web)."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 class CheckYourMessagesOut(Schema):
@@ -139,6 +166,12 @@ class RegistrationOut(_Place):
     erased = fields.Boolean()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
+
+
+class RemovedOut(RegistrationOut):
+    promoted = fields.List(
+        fields.UUID(), metadata={"description": "The registrations that got the seat it freed, longest-waiting first."}
+    )
 
 
 class EventSummary(Schema):

@@ -1,8 +1,9 @@
 """The one rule that must never break: confirmed registrations never exceed an event's capacity; and
 its companion: when seats free up, the longest-waiting registrations get them, in arrival order.
 
-Every change to who holds a seat happens here: `register`, `cancel`, and `promote_waiting` (after a
-cancellation, or when `event.updated.v1` raises the capacity). Why the rule holds whatever the concurrency:
+Every change to who holds a seat happens here: `register`, `cancel` (by the attendee), `remove` (by the
+event's organizer), and `promote_waiting` (after either, or when `event.updated.v1` raises the capacity).
+Why the rule holds whatever the concurrency:
 
 1. Lock first. Each of those transactions starts by locking the event's row in this service's copy of
    events (`lock_event`: `SELECT … FOR UPDATE` on PostgreSQL). Seat decisions for one event therefore run
@@ -44,8 +45,10 @@ What a refusal means to a caller over HTTP is api.py's business: the rules raise
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -53,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import EventStatus, RegistrationStatus
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, EventStatus, RegistrationStatus
 from gather_signup import announce
 from gather_signup.store import Event, Signup
 
@@ -192,16 +195,43 @@ def cancel(session: Session, signup_id: uuid.UUID, now: datetime) -> Signup | No
     if locked is None:
         return None
     event, signup = locked
-    if signup.status in (RegistrationStatus.CANCELLED, RegistrationStatus.LAPSED):
-        return signup
+    if signup.status not in (RegistrationStatus.CANCELLED, RegistrationStatus.LAPSED):
+        _end(session, event, signup, now, announce.cancelled)
+    return signup
+
+
+class Removed(NamedTuple):
+    signup: Signup
+    promoted: list[Signup]  # the longest-waiting, who got the seat it freed
+
+
+def remove(session: Session, event_id: uuid.UUID, signup_id: uuid.UUID, reason: str, now: datetime) -> Removed | None:
+    """The event's organizer removes a registration, for `reason` (told to the attendee): cancelled, and a
+    freed seat goes to the longest-waiting, as when the attendee cancels. None when the event has no such
+    registration as its organizer sees them (another event's, or one whose contact was never verified:
+    the attendee list never shows those). Removing a cancelled registration changes nothing."""
+    locked = lock_registration(session, signup_id)
+    if locked is None or locked[1].event_id != event_id or locked[1].status not in LISTED_REGISTRATION_STATUSES:
+        return None
+    event, signup = locked
+    if signup.status == RegistrationStatus.CANCELLED:
+        return Removed(signup, [])
+    return Removed(signup, _end(session, event, signup, now, partial(announce.removed, reason=reason)))
+
+
+def _end(
+    session: Session, event: Event, signup: Signup, now: datetime, tell: Callable[[Session, Signup], None]
+) -> list[Signup]:
+    """The active registration of the locked `event` is cancelled, `tell` announces it, and a freed seat
+    goes to the longest-waiting in this same transaction (rule 4): returns who got it."""
     _move(event, signup.status, RegistrationStatus.CANCELLED)
     signup.status = RegistrationStatus.CANCELLED
     signup.updated_at = now
     session.flush()
-    announce.cancelled(session, signup)
-    promote_waiting(session, event, now)
+    tell(session, signup)
+    promoted = promote_waiting(session, event, now)
     announce.availability_changed(session, event)
-    return signup
+    return promoted
 
 
 def promote_waiting(session: Session, event: Event, now: datetime) -> list[Signup]:

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gather_shared import ratelimit
+from gather_shared import audit, ratelimit
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.organizers import OrganizerCopy
+from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, RegistrationStatus, Verification
 
 
@@ -25,8 +25,19 @@ metadata = Base.metadata
 rate_limits = ratelimit.counters_table(metadata)
 
 
+class MemberKey(MemberKeyCopy, Base):
+    """Copied from `organizer.member_key_issued.v1` and `organizer.member_removed.v1`: the keys of the
+    organizers' other members."""
+
+
 class Organizer(OrganizerCopy, Base):
-    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer for the attendee list."""
+    """Copied from `organizer.key_issued.v1`: enough to authorise an organizer's members for the attendee list."""
+
+    member_keys = MemberKey
+
+
+class AuditEntry(audit.AuditEntryColumns, Base):
+    """Who exported which event's attendee list, or removed which registration, and when (gather_shared.audit)."""
 
 
 class Event(Base):
