@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from importlib import resources
 from typing import Any, Protocol, Self, TypeVar
 
@@ -24,7 +25,8 @@ from flask import Blueprint, Flask, Response, g, jsonify, make_response, request
 from flask.json.provider import DefaultJSONProvider
 from flask_limiter import RateLimitExceeded
 from flask_smorest import Api
-from marshmallow import ValidationError, fields
+from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import Schema, ValidationError, fields
 from sqlalchemy.orm import Session
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -100,6 +102,32 @@ def answer_refusals(blueprint: Blueprint, as_problem: Callable[[Refusal], Proble
     """Answer every refusal of the rules raised in `blueprint`'s routes with the problem `as_problem`
     makes of it: the one place where a service turns its rules' words into HTTP."""
     blueprint.register_error_handler(Refusal, lambda refusal: answer(as_problem(refusal)))
+
+
+class ProblemOut(Schema):
+    """RFC 9457 problem details, as every error is answered (`problem_response`)."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+def problems(
+    blueprint: ApiBlueprint, *statuses: int, schema: type[Schema] = ProblemOut
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
+
+    def document(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status in statuses:
+            view = blueprint.alt_response(
+                status, schema=schema, content_type=PROBLEM_JSON, description=HTTPStatus(status).phrase
+            )(view)
+        return view
+
+    return document
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -15,7 +15,6 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,17 +50,8 @@ ICS_RESPONSE = {
 EDITABLE = tuple(schemas.EventFields().fields)
 
 
-def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
-
-    def document(view: Callable[..., Any]) -> Callable[..., Any]:
-        for status in statuses:
-            view = blp.alt_response(
-                status, schema=schemas.ProblemOut, content_type=web.PROBLEM_JSON, description=HTTPStatus(status).phrase
-            )(view)
-        return view
-
-    return document
+#: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
+problems = functools.partial(web.problems, blp, schema=schemas.ProblemOut)
 
 
 def by_viewer(description: str, schema: type[Schema]) -> dict[str, Any]:

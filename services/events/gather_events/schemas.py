@@ -43,15 +43,9 @@ class Tag(Line):
         return super()._deserialize(value, attr, data, **kwargs).strip().lower()
 
 
-class ProblemOut(Schema):
-    """RFC 9457 problem details, as every error is answered (gather_shared.web)."""
+class ProblemOut(web.ProblemOut):
+    """RFC 9457 problem details, with what an answer about an event adds."""
 
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     current_status = fields.String(metadata={"description": "on 409: the event's status"})
 
 

@@ -11,7 +11,6 @@ import functools
 import io
 import uuid
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +31,6 @@ from gather_signup.schemas import (
     CheckYourMessagesOut,
     ManagedRegistrationOut,
     ManageQuery,
-    ProblemOut,
     RegisteredOut,
     RemovalIn,
     RemovedOut,
@@ -46,18 +44,8 @@ blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registration
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def problems(*statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Document the problem+json answers a route gives besides its own (422 is documented by arguments)."""
-
-    def document(view: Callable[..., Any]) -> Callable[..., Any]:
-        for status in statuses:
-            view = blp.alt_response(
-                status, schema=ProblemOut, content_type=web.PROBLEM_JSON, description=HTTPStatus(status).phrase
-            )(view)
-        return view
-
-    return document
-
+#: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
+problems = functools.partial(web.problems, blp)
 
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 

@@ -124,17 +124,6 @@ class AttendeeQuery(Schema):
 # --- output -----------------------------------------------------------------------------------------
 
 
-class ProblemOut(Schema):
-    """RFC 9457 problem details, as every error is answered (gather_shared.web)."""
-
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
-
-
 class CheckYourMessagesOut(Schema):
     """The answer to a registration that waits for its contact's verification: the same whoever asks."""
 
