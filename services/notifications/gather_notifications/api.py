@@ -16,7 +16,16 @@ from flask import Response, render_template, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_notifications.schemas import InboundSms, NotificationPage, NotificationQuery, SmsStatus, SmsStatusQuery
+from gather_notifications import announcements
+from gather_notifications.schemas import (
+    AnnouncementIn,
+    AnnouncementOut,
+    InboundSms,
+    NotificationPage,
+    NotificationQuery,
+    SmsStatus,
+    SmsStatusQuery,
+)
 from gather_notifications.store import (
     EmailOptOut,
     Event,
@@ -32,6 +41,16 @@ from gather_shared.db import utcnow
 from gather_shared.vocabulary import Channel, NotificationStatus
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
+
+
+def too_many_announcements(refusal: announcements.TooManyAnnouncements) -> Response:
+    """The one refusal of this service's rules, as an HTTP answer: 429, and when to try again."""
+    response = web.answer(web.Problem(429, "too_many_announcements", str(refusal)))
+    response.headers["Retry-After"] = str(refusal.retry_after_seconds)
+    return response
+
+
+blp.register_error_handler(announcements.TooManyAnnouncements, too_many_announcements)
 
 #: Replies that opt a number out of, or back in to, every SMS (the words carriers and Twilio honour).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
@@ -74,6 +93,49 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
         order = (Notification.created_at, Notification.id)
         items, next_cursor = keyset.page(session.scalars, query, order, args["limit"], args["cursor"])
         return {"items": items, "next_cursor": next_cursor}
+
+
+def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organizer, Event]:
+    """The caller, an organizer, and their event: 401 without a valid key, 404 for an event this service
+    does not know, 403 for another organizer's."""
+    organizer = web.bearer_organizer(session, Organizer)
+    if organizer is None:
+        raise web.unauthorized("This call needs the event organizer's API key.")
+    event = session.get(Event, event_id)
+    if event is None:
+        raise web.Problem(404, "not_found", "No such event.")
+    if event.organizer_id != organizer.id:
+        raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+    return organizer, event
+
+
+# --- announcements ----------------------------------------------------------------------------------
+
+
+@blp.route("/events/<uuid:event_id>/announcements", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@blp.arguments(AnnouncementIn)
+@blp.response(202, AnnouncementOut)
+@blp.doc(security=[{"bearer": []}])
+def announce(body: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
+    """A short message from the event's organizer to its confirmed and/or waitlisted registrants, on each
+    one's channels (kind `announcement`), sent as soon as may be: by SMS not in the recipient's quiet
+    hours unless the event starts before they end; the online link only ever to confirmed attendees. At
+    most a few per event in any 24 hours (429 `too_many_announcements`, with Retry-After)."""
+    rt = web.current_runtime()
+    with rt.sessions.begin() as session:
+        organizer, event = organizers_own_event(session, event_id)
+        announcement, recipients = announcements.announce(
+            session, event, organizer.id, body["subject"], body["body"], body["to"], utcnow()
+        )
+        return {
+            "id": announcement.id,
+            "event_id": announcement.event_id,
+            "subject": announcement.subject,
+            "audience": announcement.audience,
+            "recipients": recipients,
+            "created_at": announcement.created_at,
+        }
 
 
 # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------

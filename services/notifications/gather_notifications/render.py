@@ -6,6 +6,7 @@ unsubscribe, all under GATHER_PUBLIC_URL (the attendee pages). They live only in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from email import charset, policy
 from email.header import Header
@@ -20,7 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from gather_notifications import rules
-from gather_notifications.store import Event, Notification, Recipient
+from gather_notifications.invitation import invitation
+from gather_notifications.store import Announcement, Event, Notification, Recipient
 from gather_shared import tokens
 from gather_shared.config import Settings
 from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKind, RegistrationStatus
@@ -34,6 +36,8 @@ EMAIL_POLICY = policy.compat32.clone(max_line_length=998)
 #: UTF-8 bodies as quoted-printable: 7-bit safe through any SMTP server, and the ASCII stays readable.
 UTF8_QP = charset.Charset("utf-8")
 UTF8_QP.body_encoding = charset.QP
+#: An invitation as base64: its lines must keep their CRLF ends exactly (RFC 5545).
+UTF8_BASE64 = charset.Charset("utf-8")
 
 templates = Environment(
     loader=PackageLoader("gather_notifications"),
@@ -42,6 +46,19 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+@dataclass(frozen=True)
+class Details:
+    """What a notification says beyond the event and its recipient: the announcement it carries, what
+    the event update it reports changed ({field: {old, new}}, as `event.updated.v1` said)."""
+
+    announcement: Announcement | None = None
+    changes: dict[str, Any] | None = None
+
+
+#: The text a recipient who may not have the online link reads in its place, in an organizer's message.
+LINK_WITHHELD = "[the online link goes to confirmed attendees]"
 
 
 def one_click_unsubscribe_url(settings: Settings, recipient: Recipient) -> str:
@@ -61,28 +78,97 @@ def local_zone(recipient: Recipient, event: Event) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def context(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> dict[str, Any]:
+def _when(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B %Y at %H:%M} {local.tzname()} ({local.tzinfo})"
+
+
+def _when_short(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
+
+
+def _place(event_format: str, venue: dict[str, Any] | None) -> tuple[str, str]:
+    """Where the event is, in full and short (for an SMS); never the online link."""
+    venue = venue or {}
+    if event_format == EventFormat.ONLINE:
+        return "Online", "online"
+    line = ", ".join(v for v in (venue.get(k) for k in ("name", "address", "city", "postcode")) if v)
+    short = ", ".join(v for v in (venue.get("name"), venue.get("city")) if v) or "see details"
+    return line + (" (and online)" if event_format in ONLINE_FORMATS else ""), short
+
+
+def what_changed(
+    changes: dict[str, Any], snap: dict[str, Any], zone: ZoneInfo, confirmed: bool
+) -> list[dict[str, str]]:
+    """The lines of a change notice, old → new: the time (in the attendee's zone), the place, and to a
+    confirmed attendee the online link. Each {label, old, new, old_short, new_short}; a change that reads
+    the same both ways (a venue's field written differently) makes no line."""
+
+    def before(name: str) -> Any:
+        return changes[name]["old"] if name in changes else snap[name]
+
+    lines = []
+    if {"starts_at", "ends_at", "timezone"} & changes.keys():
+        old, new = datetime.fromisoformat(before("starts_at")), datetime.fromisoformat(snap["starts_at"])
+        lines.append(
+            {
+                "label": "When",
+                "old": _when(old, zone),
+                "new": _when(new, zone),
+                "old_short": _when_short(old, zone),
+                "new_short": _when_short(new, zone),
+            }
+        )
+    if {"format", "venue"} & changes.keys():
+        (old_place, old_short), (new_place, new_short) = (
+            _place(before("format"), before("venue")),
+            _place(snap["format"], snap.get("venue")),
+        )
+        lines.append(
+            {"label": "Where", "old": old_place, "new": new_place, "old_short": old_short, "new_short": new_short}
+        )
+    if confirmed and "online_url" in changes:
+        old_url, new_url = before("online_url") or "none", snap["online_url"] or "none"
+        lines.append(
+            {"label": "Online link", "old": old_url, "new": new_url, "old_short": old_url, "new_short": new_url}
+        )
+    return [line for line in lines if line["old"] != line["new"]]
+
+
+def context(
+    settings: Settings, notification: Notification, recipient: Recipient, event: Event, details: Details
+) -> dict[str, Any]:
     snap = event.snapshot
-    starts = datetime.fromisoformat(snap["starts_at"]).astimezone(local_zone(recipient, event))
+    zone = local_zone(recipient, event)
+    starts = datetime.fromisoformat(snap["starts_at"])
     online = snap["format"] in ONLINE_FORMATS
+    confirmed = recipient.status == RegistrationStatus.CONFIRMED
     # The link is for confirmed attendees only: never the waitlisted, never the cancelled.
-    online_url = snap["online_url"] if online and recipient.status == RegistrationStatus.CONFIRMED else None
-    venue = snap.get("venue") or {}
-    venue_line = ", ".join(v for v in (venue.get(k) for k in ("name", "address", "city", "postcode")) if v)
+    online_url = snap["online_url"] if online and confirmed else None
+    place, place_short = _place(snap["format"], snap.get("venue"))
     if snap["format"] == EventFormat.ONLINE:
-        place, place_short = "Online", online_url or "online"
-    else:
-        place = venue_line + (" (and online)" if online else "")
-        place_short = ", ".join(v for v in (venue.get("name"), venue.get("city")) if v) or "see details"
+        place_short = online_url or place_short
+    announcement = details.announcement
+    message_subject, message = (announcement.subject, announcement.body) if announcement else ("", "")
+    if snap["online_url"] and not confirmed:
+        # An organizer may paste the link into a message to everyone: only the confirmed may read it.
+        message_subject = message_subject.replace(snap["online_url"], LINK_WITHHELD)
+        message = message.replace(snap["online_url"], LINK_WITHHELD)
     return {
         "kind": notification.kind,
         "name": recipient.display_name,
         "title": snap["title"],
-        "when": f"{starts:%A} {starts.day} {starts:%B %Y at %H:%M} {starts.tzname()} ({starts.tzinfo})",
-        "when_short": f"{starts:%a} {starts.day} {starts:%b %H:%M} {starts.tzname()}",
+        "organizer": snap["organizer_name"],
+        "when": _when(starts, zone),
+        "when_short": _when_short(starts, zone),
         "place": place,
         "place_short": place_short,
         "online_url": online_url,
+        "changes": what_changed(details.changes or {}, snap, zone, confirmed),
+        "waitlist_position": recipient.waitlist_position,
+        "message_subject": message_subject,
+        "message": message,
         "resources": snap["resources"] if notification.kind == NotificationKind.REMINDER else [],
         "reason": event.status_reason,
         "manage_url": tokens.manage_url(
@@ -108,14 +194,32 @@ def _block(template_name: str, block: str, ctx: dict[str, Any]) -> str:
 
 
 def email(
-    settings: Settings, notification: Notification, recipient: Recipient, to: str, event: Event, now: datetime
+    settings: Settings,
+    notification: Notification,
+    recipient: Recipient,
+    to: str,
+    event: Event,
+    now: datetime,
+    details: Details = Details(),
 ) -> Message:
     """The email of `notification` to `recipient` at address `to` (sender.contact)."""
-    ctx = context(settings, notification, recipient, event)
+    ctx = context(settings, notification, recipient, event, details)
     kind_template = f"email/{notification.kind}.txt"
     ctx["subject"] = _block(kind_template, "subject", ctx)
     ctx["intro"] = _block(kind_template, "intro", ctx)
     message = MIMEMultipart("alternative", policy=EMAIL_POLICY)
+    for layout, subtype in (("email/layout.txt", "plain"), ("email/layout.html", "html")):
+        message.attach(_text_part(templates.get_template(layout).render(ctx), subtype))
+    invite = invitation(notification.kind, recipient, to, event, settings.email_from, now)
+    if invite is not None:
+        # The text, then the invitation as an attachment that calendar-aware mail clients offer to add.
+        method, ics = invite
+        text, message = message, MIMEMultipart("mixed", policy=EMAIL_POLICY)
+        message.attach(text)
+        part = MIMENonMultipart("text", "calendar", policy=EMAIL_POLICY, charset="utf-8", method=method)
+        part.set_payload(ics.decode(), UTF8_BASE64)
+        part.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        message.attach(part)
     # RFC 2047 words of at most 75 characters for a non-ASCII title, folded; an ASCII one stays as it is.
     message["Subject"] = Header(ctx["subject"], header_name="Subject").encode()
     message["From"] = settings.email_from
@@ -126,8 +230,6 @@ def email(
     if ctx["unsubscribe_url"]:
         message["List-Unsubscribe"] = f"<{one_click_unsubscribe_url(settings, recipient)}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    for layout, subtype in (("email/layout.txt", "plain"), ("email/layout.html", "html")):
-        message.attach(_text_part(templates.get_template(layout).render(ctx), subtype))
     return message
 
 
@@ -139,7 +241,12 @@ def _text_part(text: str, subtype: str) -> MIMENonMultipart:
     return part
 
 
-def sms(settings: Settings, notification: Notification, recipient: Recipient, event: Event) -> str:
-    ctx = context(settings, notification, recipient, event)
+def sms(
+    settings: Settings, notification: Notification, recipient: Recipient, event: Event, details: Details = Details()
+) -> str:
+    ctx = context(settings, notification, recipient, event, details)
     template = templates.get_template(f"sms/{notification.kind}.txt")
+    if notification.kind == NotificationKind.ANNOUNCEMENT:
+        # The organizer's words are what may be shortened (the email has them whole); the title stays.
+        return rules.fit_sms(lambda message: template.render(ctx | {"message": message}).strip(), ctx["message"])
     return rules.fit_sms(lambda title: template.render(ctx | {"title": title}).strip(), ctx["title"])

@@ -27,6 +27,11 @@ EVENT_NEWS = frozenset(
     {NotificationKind.EVENT_CHANGED, NotificationKind.EVENT_POSTPONED, NotificationKind.EVENT_CANCELLED}
 )
 
+#: The SMS that go even in quiet hours when the event starts before they end: news about the event, and
+#: what its organizer has to say (held until the morning, either would arrive after the event). Any other
+#: SMS waits for the end of quiet hours, or is not sent when that is too late.
+URGENT_BEFORE_START = EVENT_NEWS | {NotificationKind.ANNOUNCEMENT}
+
 # --- reminder offsets -------------------------------------------------------------------------------
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
