@@ -34,7 +34,7 @@ METHODS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Entry:
     """An event's snapshot as gather_shared.calendar.vevent wants it (calendar.CalendarEvent)."""
 
