@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, render_template, request
+from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_notifications import announcements
+from gather_notifications import announcements, i18n
 from gather_notifications.schemas import (
     AnnouncementIn,
     AnnouncementOut,
@@ -159,13 +159,17 @@ def unsubscribe(token: str) -> Response:
         recipient = None if signup_id is None else session.get(Recipient, signup_id)
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
+        # The page speaks the language of the event the reminders were about.
+        event = session.get(Event, recipient.event_id)
+        lang = i18n.language(event.snapshot.get("language") if event is not None else None)
+        page = i18n.environment(lang).get_template("pages/unsubscribe.html")
         if request.method != "POST":  # GET, and HEAD (which Flask answers with GET's view)
-            return Response(render_template("pages/unsubscribe.html", done=False), mimetype="text/html")
+            return Response(page.render(done=False, lang=lang), mimetype="text/html")
         if recipient.email is not None:
             session.merge(
                 EmailOptOut(address_hash=contact_hash(rt.settings.secret_key, recipient.email), created_at=utcnow())
             )
-    return Response(render_template("pages/unsubscribe.html", done=True), mimetype="text/html")
+    return Response(page.render(done=True, lang=lang), mimetype="text/html")
 
 
 # --- the SMS provider's webhooks --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 import icalendar
 
+from gather_notifications import i18n
 from gather_notifications.store import Event, Recipient
 from gather_shared import calendar
 from gather_shared.vocabulary import EventStatus, NotificationKind, RegistrationStatus
@@ -56,7 +57,7 @@ def uid(recipient: Recipient) -> str:
 
 
 def invitation(
-    kind: str, recipient: Recipient, address: str, event: Event, email_from: str, now: datetime
+    kind: str, recipient: Recipient, address: str, event: Event, email_from: str, now: datetime, lang: str
 ) -> tuple[str, bytes] | None:
     """(method, the .ics) for an email of `kind` to `recipient` at `address`; None when it carries none."""
     method = METHODS.get(NotificationKind(kind))
@@ -64,7 +65,8 @@ def invitation(
         return None
     snap = event.snapshot
     online_url = snap["online_url"] if recipient.status == RegistrationStatus.CONFIRMED else None
-    description = "\n\n".join(part for part in (snap["summary"], online_url and f"Join online: {online_url}") if part)
+    join = online_url and i18n.translations(lang).gettext("Join online: %(online_url)s") % {"online_url": online_url}
+    description = "\n\n".join(part for part in (snap["summary"], join) if part)
     status = EventStatus.CANCELLED if method == "CANCEL" else snap["status"]
     item = calendar.vevent(
         _Entry(
