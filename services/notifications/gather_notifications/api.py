@@ -10,13 +10,14 @@ import hmac
 import uuid
 from collections.abc import Callable
 from typing import Any
+from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_notifications import announcements, i18n
+from gather_notifications import announcements, i18n, sms_replies
 from gather_notifications.schemas import (
     AnnouncementIn,
     AnnouncementOut,
@@ -204,7 +205,10 @@ def provider_only(view: Callable[..., Any]) -> Callable[..., Any]:
     return signed
 
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+def twiml(reply: str | None) -> Response:
+    """The answer to the provider's webhook: TwiML that texts `reply` back, or nothing."""
+    message = f"<Message>{escape(reply)}</Message>" if reply else ""
+    return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>', mimetype="application/xml")
 
 
 @blp.route("/sms/inbound", methods=["POST"])
@@ -212,7 +216,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 @provider_only
 @blp.arguments(InboundSms, location="form")
 def sms_inbound(args: dict[str, Any]) -> Response:
-    """A reply from an attendee: STOP opts the number out of every SMS, START opts it back in."""
+    """A reply from an attendee: STOP (and the other opt-out words, CANCEL among them) opts the number out
+    of every SMS, START opts it back in; CANCEL and HELP are answered (sms_replies)."""
     rt = web.current_runtime()
     word = args["body"].strip().upper()
     with rt.sessions.begin() as session:
@@ -221,7 +226,8 @@ def sms_inbound(args: dict[str, Any]) -> Response:
             session.merge(SmsOptOut(number_hash=number_hash, created_at=utcnow()))
         elif word in START_WORDS:
             session.execute(sa.delete(SmsOptOut).where(SmsOptOut.number_hash == number_hash))
-    return Response(EMPTY_TWIML, mimetype="application/xml")
+        reply = sms_replies.answer(session, word, args["from_"], rt.settings.public_url, utcnow())
+    return twiml(reply)
 
 
 #: The provider's final states (Twilio's words, not ours) as the statuses the contract reports; the
