@@ -4,6 +4,7 @@ online link kept from those without a place, quiet hours, and the daily limit.""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -258,3 +259,32 @@ def test_an_announcement_by_sms_goes_in_quiet_hours_when_the_event_starts_before
     assert world.kinds(world.notifications(kind="announcement")) == [("announcement", "sms", "sent")]
     [sms] = [s for s in sms_sent(tmp_path) if "room 2" in s["body"]]
     assert sms["to"] == PHONE
+
+
+def test_announcements_made_at_once_never_pass_the_limit(world: World) -> None:
+    event = world.publish()
+    world.register(consent_reminders=False)
+    attempts = 3 * announcements.MAX_PER_DAY
+    start = threading.Barrier(attempts)
+    outcomes: list[str] = []
+
+    def send(n: int) -> None:
+        start.wait()
+        try:
+            with world.rt.sessions.begin() as session:
+                found = session.get(Event, event["id"])
+                assert found is not None
+                announcements.announce(session, found, world.organizer_id, f"Note {n}", "Text", ["confirmed"], utcnow())
+            outcomes.append("sent")
+        except announcements.TooManyAnnouncements:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (
+        sorted(outcomes) == ["refused"] * (attempts - announcements.MAX_PER_DAY) + ["sent"] * announcements.MAX_PER_DAY
+    )
+    assert len(world.notifications(kind="announcement")) == announcements.MAX_PER_DAY
