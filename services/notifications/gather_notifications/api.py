@@ -117,12 +117,21 @@ def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organiz
 @ratelimit.limited(ratelimit.PER_KEY)
 @blp.arguments(AnnouncementIn)
 @blp.response(202, AnnouncementOut)
+@blp.alt_response(401, description="No organizer key, or not a valid one.")
+@blp.alt_response(403, description="The event belongs to another organizer.")
+@blp.alt_response(404, description="No such event.")
+@blp.alt_response(
+    429,
+    description=f"Past {announcements.MAX_PER_DAY} announcements in 24 hours (`too_many_announcements`, Retry-After).",
+)
 @blp.doc(security=[{"bearer": []}])
 def announce(body: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
-    """A short message from the event's organizer to its confirmed and/or waitlisted registrants, on each
-    one's channels (kind `announcement`), sent as soon as may be: by SMS not in the recipient's quiet
-    hours unless the event starts before they end; the online link only ever to confirmed attendees. At
-    most a few per event in any 24 hours (429 `too_many_announcements`, with Retry-After)."""
+    """Send a message to the event's registrants.
+
+    A short message from the event's organizer to its confirmed and/or waitlisted registrants, on each
+    one's channels (kind `announcement`), sent at once: by SMS not in the recipient's quiet hours unless
+    the event starts before they end; the online link, even pasted into the text, only ever to confirmed
+    attendees. At most 3 per event in any 24 hours."""
     rt = web.current_runtime()
     with rt.sessions.begin() as session:
         organizer, event = organizers_own_event(session, event_id)
