@@ -12,6 +12,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 
 from gather_shared.testing import (
@@ -147,6 +148,20 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     )
     sms = [json.loads(line) for line in (platform.workdir / "var/outbox/sms.jsonl").read_text().splitlines()]
     assert [m["to"] for m in sms] == ["+447911123456"] * 4
+
+    # Alice's calendar follows: one entry, added, moved, then removed when she cancelled.
+    alice_mails = {mail["Subject"].split(":")[0]: mail for mail in mails if mail["To"] == "alice@example.org"}
+    invites = [
+        icalendar.Calendar.from_ical(next(alice_mails[subject].iter_attachments()).get_content())
+        for subject in ("You're registered", "Changed", "Registration cancelled")
+    ]
+    assert [str(cal["method"]) for cal in invites] == ["REQUEST", "REQUEST", "CANCEL"]
+    entries = [cal.walk("VEVENT")[0] for cal in invites]
+    assert len({str(entry["uid"]) for entry in entries}) == 1
+    assert entries[0]["sequence"] < entries[1]["sequence"] == entries[2]["sequence"]
+    assert entries[1].decoded("dtstart") == later
+    changed = alice_mails["Changed"].get_body(("plain",)).get_content()
+    assert "- When: was " in changed and ", now " in changed
 
 
 def test_an_organizers_announcement_reaches_its_registrants_and_no_other_organizer_can_send_one(
