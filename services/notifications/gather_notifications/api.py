@@ -58,6 +58,23 @@ STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT
 START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
 
 
+# --- who calls -------------------------------------------------------------------------------------
+
+
+def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organizer, Event]:
+    """The caller, an organizer, and their event: 401 without a valid key, 404 for an event this service
+    does not know, 403 for another organizer's."""
+    organizer = web.bearer_organizer(session, Organizer)
+    if organizer is None:
+        raise web.unauthorized("This call needs the event organizer's API key.")
+    event = session.get(Event, event_id)
+    if event is None:
+        raise web.Problem(404, "not_found", "No such event.")
+    if event.organizer_id != organizer.id:
+        raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+    return organizer, event
+
+
 # --- the notification log ---------------------------------------------------------------------------
 
 
@@ -65,15 +82,12 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
     """Admin sees every notification; an organizer those of their own events (401/403/404 otherwise)."""
     if web.is_admin(settings):
         return sa.true()
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
-        raise web.unauthorized("This call needs the admin token or an organizer API key.")
     if event_id is not None:
-        event = session.get(Event, event_id)
-        if event is None:
-            raise web.Problem(404, "not_found", "No such event.")
-        if event.organizer_id != organizer.id:
-            raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+        organizer, _ = organizers_own_event(session, event_id)
+    else:
+        organizer = web.bearer_organizer(session, Organizer)
+        if organizer is None:
+            raise web.unauthorized("This call needs the admin token or an organizer API key.")
     return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == organizer.id))
 
 
@@ -94,20 +108,6 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
         order = (Notification.created_at, Notification.id)
         items, next_cursor = keyset.page(session.scalars, query, order, args["limit"], args["cursor"])
         return {"items": items, "next_cursor": next_cursor}
-
-
-def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organizer, Event]:
-    """The caller, an organizer, and their event: 401 without a valid key, 404 for an event this service
-    does not know, 403 for another organizer's."""
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
-        raise web.unauthorized("This call needs the event organizer's API key.")
-    event = session.get(Event, event_id)
-    if event is None:
-        raise web.Problem(404, "not_found", "No such event.")
-    if event.organizer_id != organizer.id:
-        raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
-    return organizer, event
 
 
 # --- announcements ----------------------------------------------------------------------------------
