@@ -83,12 +83,12 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
     if web.is_admin(settings):
         return sa.true()
     if event_id is not None:
-        organizer, _ = organizers_own_event(session, event_id)
-    else:
-        organizer = web.bearer_organizer(session, Organizer)
-        if organizer is None:
-            raise web.unauthorized("This call needs the admin token or an organizer API key.")
-    return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == organizer.id))
+        organizers_own_event(session, event_id)  # 401, 404 or 403 unless it is the caller's
+        return Notification.event_id == event_id
+    caller = web.bearer_organizer(session, Organizer)
+    if caller is None:
+        raise web.unauthorized("This call needs the admin token or an organizer API key.")
+    return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == caller.id))
 
 
 @blp.route("/notifications", methods=["GET"])
