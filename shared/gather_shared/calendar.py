@@ -55,11 +55,14 @@ def vevent(event: CalendarEvent) -> icalendar.Event:
     return item
 
 
-def ics(items: Sequence[icalendar.Event], name: str | None = None) -> bytes:
-    """A calendar of `items` (from `vevent`); `name` is the one a subscribed calendar shows."""
+def ics(items: Sequence[icalendar.Event], name: str | None = None, method: str | None = None) -> bytes:
+    """A calendar of `items` (from `vevent`); `name` is the one a subscribed calendar shows; `method` makes
+    it an iTIP message (RFC 5546: REQUEST, CANCEL), as an emailed invitation is."""
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
+    if method:
+        cal.add("method", method)
     cal.add("calscale", "GREGORIAN")
     if name:
         cal.add("x-wr-calname", name)

@@ -121,7 +121,8 @@ class NotificationKind(StrEnum):
     """What a notification tells the attendee; each has its templates in gather_notifications/templates.
     `verify_contact` carries the link that proves a contact and confirms a registration; `manage_link`
     answers a registration asked for again by a contact already registered, with a fresh link to it;
-    `signup_removed` tells an attendee that the organizer removed their registration, and why."""
+    `signup_removed` tells an attendee that the organizer removed their registration, and why;
+    `announcement` carries a short message the event's organizer wrote to its registrants."""
 
     VERIFY_CONTACT = "verify_contact"
     MANAGE_LINK = "manage_link"
@@ -133,6 +134,7 @@ class NotificationKind(StrEnum):
     EVENT_CHANGED = "event_changed"
     EVENT_POSTPONED = "event_postponed"
     EVENT_CANCELLED = "event_cancelled"
+    ANNOUNCEMENT = "announcement"
     REMINDER = "reminder"
 
 

@@ -10,13 +10,23 @@ import hmac
 import uuid
 from collections.abc import Callable
 from typing import Any
+from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
-from flask import Response, render_template, request
+from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_notifications.schemas import InboundSms, NotificationPage, NotificationQuery, SmsStatus, SmsStatusQuery
+from gather_notifications import announcements, i18n, sms_replies
+from gather_notifications.schemas import (
+    AnnouncementIn,
+    AnnouncementOut,
+    InboundSms,
+    NotificationPage,
+    NotificationQuery,
+    SmsStatus,
+    SmsStatusQuery,
+)
 from gather_notifications.store import (
     EmailOptOut,
     Event,
@@ -33,9 +43,36 @@ from gather_shared.vocabulary import Channel, NotificationStatus
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
 
+
+def too_many_announcements(refusal: announcements.TooManyAnnouncements) -> Response:
+    """The one refusal of this service's rules, as an HTTP answer: 429, and when to try again."""
+    response = web.answer(web.Problem(429, "too_many_announcements", str(refusal)))
+    response.headers["Retry-After"] = str(refusal.retry_after_seconds)
+    return response
+
+
+blp.register_error_handler(announcements.TooManyAnnouncements, too_many_announcements)
+
 #: Replies that opt a number out of, or back in to, every SMS (the words carriers and Twilio honour).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
+
+
+# --- who calls -------------------------------------------------------------------------------------
+
+
+def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organizer, Event]:
+    """The caller, an organizer, and their event: 401 without a valid key, 404 for an event this service
+    does not know, 403 for another organizer's."""
+    organizer = web.bearer_organizer(session, Organizer)
+    if organizer is None:
+        raise web.unauthorized("This call needs the event organizer's API key.")
+    event = session.get(Event, event_id)
+    if event is None:
+        raise web.Problem(404, "not_found", "No such event.")
+    if event.organizer_id != organizer.id:
+        raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+    return organizer, event
 
 
 # --- the notification log ---------------------------------------------------------------------------
@@ -45,16 +82,13 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
     """Admin sees every notification; an organizer those of their own events (401/403/404 otherwise)."""
     if web.is_admin(settings):
         return sa.true()
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
-        raise web.unauthorized("This call needs the admin token or an organizer API key.")
     if event_id is not None:
-        event = session.get(Event, event_id)
-        if event is None:
-            raise web.Problem(404, "not_found", "No such event.")
-        if event.organizer_id != organizer.id:
-            raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
-    return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == organizer.id))
+        organizers_own_event(session, event_id)  # 401, 404 or 403 unless it is the caller's
+        return Notification.event_id == event_id
+    caller = web.bearer_organizer(session, Organizer)
+    if caller is None:
+        raise web.unauthorized("This call needs the admin token or an organizer API key.")
+    return Notification.event_id.in_(sa.select(Event.id).where(Event.organizer_id == caller.id))
 
 
 @blp.route("/notifications", methods=["GET"])
@@ -74,6 +108,44 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
         order = (Notification.created_at, Notification.id)
         items, next_cursor = keyset.page(session.scalars, query, order, args["limit"], args["cursor"])
         return {"items": items, "next_cursor": next_cursor}
+
+
+# --- announcements ----------------------------------------------------------------------------------
+
+
+@blp.route("/events/<uuid:event_id>/announcements", methods=["POST"])
+@ratelimit.limited(ratelimit.PER_KEY)
+@blp.arguments(AnnouncementIn)
+@blp.response(202, AnnouncementOut)
+@blp.alt_response(401, description="No organizer key, or not a valid one.")
+@blp.alt_response(403, description="The event belongs to another organizer.")
+@blp.alt_response(404, description="No such event.")
+@blp.alt_response(
+    429,
+    description=f"Past {announcements.MAX_PER_DAY} announcements in 24 hours (`too_many_announcements`, Retry-After).",
+)
+@blp.doc(security=[{"bearer": []}])
+def announce(body: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
+    """Send a message to the event's registrants.
+
+    A short message from the event's organizer to its confirmed and/or waitlisted registrants, on each
+    one's channels (kind `announcement`), sent at once: by SMS not in the recipient's quiet hours unless
+    the event starts before they end; the online link, even pasted into the text, only ever to confirmed
+    attendees. At most 3 per event in any 24 hours."""
+    rt = web.current_runtime()
+    with rt.sessions.begin() as session:
+        organizer, event = organizers_own_event(session, event_id)
+        announcement, recipients = announcements.announce(
+            session, event, organizer.id, body["subject"], body["body"], body["to"], utcnow()
+        )
+        return {
+            "id": announcement.id,
+            "event_id": announcement.event_id,
+            "subject": announcement.subject,
+            "audience": announcement.audience,
+            "recipients": recipients,
+            "created_at": announcement.created_at,
+        }
 
 
 # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------
@@ -97,13 +169,17 @@ def unsubscribe(token: str) -> Response:
         recipient = None if signup_id is None else session.get(Recipient, signup_id)
         if recipient is None:
             raise web.Problem(404, "not_found", "This unsubscribe link is not known.")
+        # The page speaks the language of the event the reminders were about.
+        event = session.get(Event, recipient.event_id)
+        lang = i18n.language(event.snapshot.get("language") if event is not None else None)
+        page = i18n.environment(lang).get_template("pages/unsubscribe.html")
         if request.method != "POST":  # GET, and HEAD (which Flask answers with GET's view)
-            return Response(render_template("pages/unsubscribe.html", done=False), mimetype="text/html")
+            return Response(page.render(done=False, lang=lang), mimetype="text/html")
         if recipient.email is not None:
             session.merge(
                 EmailOptOut(address_hash=contact_hash(rt.settings.secret_key, recipient.email), created_at=utcnow())
             )
-    return Response(render_template("pages/unsubscribe.html", done=True), mimetype="text/html")
+    return Response(page.render(done=True, lang=lang), mimetype="text/html")
 
 
 # --- the SMS provider's webhooks --------------------------------------------------------------------
@@ -138,7 +214,10 @@ def provider_only(view: Callable[..., Any]) -> Callable[..., Any]:
     return signed
 
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+def twiml(reply: str | None) -> Response:
+    """The answer to the provider's webhook: TwiML that texts `reply` back, or nothing."""
+    message = f"<Message>{escape(reply)}</Message>" if reply else ""
+    return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>', mimetype="application/xml")
 
 
 @blp.route("/sms/inbound", methods=["POST"])
@@ -146,7 +225,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 @provider_only
 @blp.arguments(InboundSms, location="form")
 def sms_inbound(args: dict[str, Any]) -> Response:
-    """A reply from an attendee: STOP opts the number out of every SMS, START opts it back in."""
+    """A reply from an attendee: STOP (and the other opt-out words, CANCEL among them) opts the number out
+    of every SMS, START opts it back in; CANCEL and HELP are answered (sms_replies)."""
     rt = web.current_runtime()
     word = args["body"].strip().upper()
     with rt.sessions.begin() as session:
@@ -155,7 +235,8 @@ def sms_inbound(args: dict[str, Any]) -> Response:
             session.merge(SmsOptOut(number_hash=number_hash, created_at=utcnow()))
         elif word in START_WORDS:
             session.execute(sa.delete(SmsOptOut).where(SmsOptOut.number_hash == number_hash))
-    return Response(EMPTY_TWIML, mimetype="application/xml")
+        reply = sms_replies.answer(session, word, args["from_"], rt.settings.public_url, utcnow())
+    return twiml(reply)
 
 
 #: The provider's final states (Twilio's words, not ours) as the statuses the contract reports; the

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gather_notifications import privacy, rules, sender
-from gather_notifications.store import UNIQUE_NOTIFICATION, Event, Notification, Organizer, Recipient
+from gather_notifications.store import UNIQUE_NOTIFICATION, Event, EventChange, Notification, Organizer, Recipient
 from gather_shared import copies, db, logs, messages, organizers
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
@@ -65,6 +65,7 @@ def keep_recipient(session: Session, message: Message) -> Recipient | None:
     recipient.consent_reminders = data["consent_reminders"]
     recipient.token_version = data["token_version"]  # the sender signs the manage links with it
     recipient.removal_reason = data.get("reason")  # only signup.removed.v1 has one
+    recipient.waitlist_position = data["waitlist_position"]
     recipient.updated_at = message.time
     return recipient
 
@@ -91,10 +92,11 @@ def add_notification(
     scheduled_for: datetime,
     reminder_offset: int = 0,
     link_request: int = 0,
+    announcement: int = 0,
 ) -> None:
     """Plan one notification, unless this very one (registration, kind, version, channel, offset, link
-    request) exists: the unique constraint decides, in the INSERT itself (no query first: one round trip,
-    not two)."""
+    request, announcement) exists: the unique constraint decides, in the INSERT itself (no query first: one
+    round trip, not two)."""
     session.execute(
         db.insert(session, Notification)
         .values(
@@ -106,6 +108,7 @@ def add_notification(
             channel=channel,
             reminder_offset=reminder_offset,
             link_request=link_request,
+            announcement=announcement,
             scheduled_for=scheduled_for,
             cause_message_id=logs.message_id.get(),
             correlation_id=logs.correlation_id.get(),
@@ -116,10 +119,17 @@ def add_notification(
         db.notify(session, sender.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
 
 
-def plan(session: Session, recipients: Iterable[Recipient], kind: str, event_version: int, at: datetime) -> None:
+def plan(
+    session: Session,
+    recipients: Iterable[Recipient],
+    kind: str,
+    event_version: int,
+    at: datetime,
+    announcement: int = 0,
+) -> None:
     for recipient in recipients:
         for channel in recipient.channels:
-            add_notification(session, recipient, kind, channel, event_version, at)
+            add_notification(session, recipient, kind, channel, event_version, at, announcement=announcement)
 
 
 def replan_reminders(
@@ -173,6 +183,8 @@ def on_event_updated(offsets: tuple[timedelta, ...], session: Session, message: 
         return
     announced = set(message.data["changes"]) & ANNOUNCED_CHANGES
     if announced:
+        # Kept for the notice, which says old → new (the copy of the event keeps only the newest).
+        session.merge(EventChange(event_id=event.id, version=event.version, changes=message.data["changes"]))
         # The link goes only to confirmed attendees, so only they hear that it changed.
         statuses = (
             [RegistrationStatus.CONFIRMED]

@@ -27,6 +27,11 @@ EVENT_NEWS = frozenset(
     {NotificationKind.EVENT_CHANGED, NotificationKind.EVENT_POSTPONED, NotificationKind.EVENT_CANCELLED}
 )
 
+#: The SMS that go even in quiet hours when the event starts before they end: news about the event, and
+#: what its organizer has to say (held until the morning, either would arrive after the event). Any other
+#: SMS waits for the end of quiet hours, or is not sent when that is too late.
+URGENT_BEFORE_START = EVENT_NEWS | {NotificationKind.ANNOUNCEMENT}
+
 # --- reminder offsets -------------------------------------------------------------------------------
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -104,9 +109,11 @@ def sms_segments(text: str) -> int:
     return -(-units // part)
 
 
-#: Letters outside GSM-7 that Unicode does not decompose into one inside it.
+#: Letters and marks outside GSM-7 that Unicode does not decompose into one inside it.
 _GSM7_LOOKALIKES = str.maketrans(
     {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th"}
+    # Typographic punctuation (Welsh writes Mae’n): as the plain marks a phone keyboard types.
+    | {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."}
 )
 
 
@@ -114,16 +121,21 @@ def is_gsm7(text: str) -> bool:
     return all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in text)
 
 
-def gsm7_lookalike(text: str) -> str:
+def gsm7_letters(text: str) -> str:
     """`text` in the GSM-7 alphabet as far as it goes: each other letter as its base letter (ŵ → w, Ł → L),
-    anything else (an emoji) left out."""
+    anything else (an emoji) left out; the spacing as it was."""
     kept = []
     for char in text.translate(_GSM7_LOOKALIKES):
         if is_gsm7(char):
             kept.append(char)
         else:
             kept.extend(part for part in unicodedata.normalize("NFKD", char) if is_gsm7(part))
-    return " ".join("".join(kept).split())
+    return "".join(kept)
+
+
+def gsm7_lookalike(text: str) -> str:
+    """`gsm7_letters`, on one line with single spaces (what is left out leaves no gap)."""
+    return " ".join(gsm7_letters(text).split())
 
 
 def fit_sms(render: Callable[[str], str], title: str) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from gather_shared.vocabulary import NotificationStatus
+from gather_notifications.announcements import MAX_PER_DAY
+from gather_shared import web
+from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, NotificationStatus
 
 # --- the notification log ---------------------------------------------------------------------------
 
@@ -34,6 +36,32 @@ class NotificationOut(Schema):
 class NotificationPage(Schema):
     items = fields.List(fields.Nested(NotificationOut))
     next_cursor = fields.String(allow_none=True)
+
+
+# --- announcements ----------------------------------------------------------------------------------
+
+
+class AnnouncementIn(Schema):
+    subject = web.Line(required=True, validate=validate.Length(min=1, max=150))
+    body = web.Text(required=True, validate=validate.Length(min=1, max=2000))
+    to = fields.List(
+        fields.String(validate=validate.OneOf(list(ACTIVE_REGISTRATION_STATUSES))),
+        required=True,
+        validate=validate.Length(min=1, max=len(ACTIVE_REGISTRATION_STATUSES)),
+        metadata={"description": "Which registrants it goes to: `confirmed`, `waitlisted` or both."},
+    )
+
+
+class AnnouncementOut(Schema):
+    class Meta:
+        description = f"At most {MAX_PER_DAY} per event in any 24 hours; past that, 429 `too_many_announcements`."
+
+    id = fields.UUID()
+    event_id = fields.UUID()
+    subject = fields.String()
+    to = fields.List(fields.String(), attribute="audience")
+    recipients = fields.Integer(metadata={"description": "How many registrants it goes to."})
+    created_at = fields.AwareDateTime()
 
 
 # --- the SMS provider's webhooks --------------------------------------------------------------------

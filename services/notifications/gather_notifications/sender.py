@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 
 from gather_notifications import delivery, privacy, render, rules
 from gather_notifications.store import (
+    Announcement,
     EmailOptOut,
     Event,
+    EventChange,
     Notification,
     Recipient,
     SmsOptOut,
@@ -128,7 +130,7 @@ def verdict(
         return None
     if event.starts_at < quiet_until:
         # News about the event matters most right before it; anything else would only arrive too late.
-        if notification.kind in rules.EVENT_NEWS:
+        if notification.kind in rules.URGENT_BEFORE_START:
             return None
         return NotificationStatus.SUPPRESSED, "quiet hours: they last past the event's start"
     return quiet_until
@@ -292,9 +294,25 @@ def _prepare(
     if decision is not None:
         _settle(session, notification, recipient, decision)
         return None
+    details = _details(session, notification)
     if notification.channel == Channel.EMAIL:
-        return _Send(notification, render.email(rt.settings, notification, recipient, address, event, now), address)
-    return _Send(notification, render.sms(rt.settings, notification, recipient, event), address)
+        message = render.email(rt.settings, notification, recipient, address, event, now, details)
+        return _Send(notification, message, address)
+    return _Send(notification, render.sms(rt.settings, notification, recipient, event, details), address)
+
+
+def _details(session: Session, notification: Notification) -> render.Details:
+    """What the notification says beyond its event and recipient: the announcement it carries, or what the
+    event update it reports changed (one query, for those two kinds only)."""
+    if notification.kind == NotificationKind.ANNOUNCEMENT:
+        announcement = session.scalar(
+            sa.select(Announcement).filter_by(event_id=notification.event_id, number=notification.announcement)
+        )
+        return render.Details(announcement=announcement)
+    if notification.kind == NotificationKind.EVENT_CHANGED:
+        change = session.get(EventChange, (notification.event_id, notification.event_version))
+        return render.Details(changes=change.changes if change is not None else None)
+    return render.Details()
 
 
 def _settle(

@@ -76,9 +76,42 @@ class Recipient(Base):
     #: Why the event's organizer removed the registration (`signup.removed.v1`), for the message that
     #: tells the attendee; None otherwise. Forgotten with the contact.
     removal_reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    #: The place on the waitlist the last registration message gave (None unless waitlisted), for the
+    #: waitlist notice.
+    waitlist_position: Mapped[int | None]
     #: The time of the newest registration message applied: an older one arriving late changes nothing.
     updated_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]
+
+
+class EventChange(Base):
+    """What an `event.updated.v1` changed ({field: {old, new}}), per event version: the change notice of
+    that version says old → new. Nothing about attendees."""
+
+    __tablename__ = "event_changes"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    changes: Mapped[dict[str, Any]]
+
+
+class Announcement(Base):
+    """A message an event's organizer wrote to its registrants (POST /v1/events/{id}/announcements).
+    `number` counts the event's announcements from 1: its notifications carry it (Notification.announcement).
+    The organizer's words only: who it went to is in the notifications."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (sa.UniqueConstraint("event_id", "number", name="uq_announcements_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID]
+    number: Mapped[int]
+    organizer_id: Mapped[uuid.UUID]
+    subject: Mapped[str] = mapped_column(sa.String(150))
+    body: Mapped[str] = mapped_column(sa.String(2000))
+    #: The registration statuses it went to: confirmed, waitlisted or both.
+    audience: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EmailOptOut(Base):
@@ -108,8 +141,17 @@ def contact_hash(secret: str, contact: str) -> str:
 
 #: One notification per (registration, kind, event version, channel), whatever the redeliveries;
 #: reminders add their offset, since one event version has one reminder per offset; a link asked for
-#: again (verify_contact, manage_link) adds the number of the request, since each request is sent.
-UNIQUE_NOTIFICATION = ("signup_id", "kind", "event_version", "channel", "reminder_offset", "link_request")
+#: again (verify_contact, manage_link) adds the number of the request, since each request is sent; an
+#: announcement adds its number, since one event version may have several.
+UNIQUE_NOTIFICATION = (
+    "signup_id",
+    "kind",
+    "event_version",
+    "channel",
+    "reminder_offset",
+    "link_request",
+    "announcement",
+)
 
 
 class Notification(Base):
@@ -130,6 +172,8 @@ class Notification(Base):
     #: The number of the link request (signup.*_requested.v1 `link_request`), for verify_contact and
     #: manage_link; 0 for every other kind.
     link_request: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The event's announcement it carries (Announcement.number), for kind announcement; 0 for every other.
+    announcement: Mapped[int] = mapped_column(default=0, server_default="0")
     status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)

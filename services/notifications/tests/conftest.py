@@ -79,7 +79,14 @@ class World:
         return self.event
 
     def update(self, at: datetime = NOW, **fields: Any) -> None:
-        changes = {name: {"old": str(self.event[name]), "new": str(value)} for name, value in fields.items()}
+        """Change fields of the event, announced as the events service does: {field: {old, new}}, JSON-ready."""
+
+        def json_ready(value: Any) -> Any:
+            return value.isoformat() if isinstance(value, datetime) else value
+
+        changes = {
+            name: {"old": json_ready(self.event[name]), "new": json_ready(value)} for name, value in fields.items()
+        }
         self.event = self.event | fields | {"version": self.event["version"] + 1}
         if "starts_at" in fields and "ends_at" not in fields:
             self.event["ends_at"] = fields["starts_at"] + timedelta(hours=2)

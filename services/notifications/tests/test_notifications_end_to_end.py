@@ -12,6 +12,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 
 from gather_shared.testing import (
@@ -147,3 +148,54 @@ def test_each_attendee_receives_exactly_the_expected_messages_once(platform: Pla
     )
     sms = [json.loads(line) for line in (platform.workdir / "var/outbox/sms.jsonl").read_text().splitlines()]
     assert [m["to"] for m in sms] == ["+447911123456"] * 4
+
+    # Alice's calendar follows: one entry, added, moved, then removed when she cancelled.
+    alice_mails = {mail["Subject"].split(":")[0]: mail for mail in mails if mail["To"] == "alice@example.org"}
+    invites = [
+        icalendar.Calendar.from_ical(next(alice_mails[subject].iter_attachments()).get_content())
+        for subject in ("You're registered", "Changed", "Registration cancelled")
+    ]
+    assert [str(cal["method"]) for cal in invites] == ["REQUEST", "REQUEST", "CANCEL"]
+    entries = [cal.walk("VEVENT")[0] for cal in invites]
+    assert len({str(entry["uid"]) for entry in entries}) == 1
+    assert entries[0]["sequence"] < entries[1]["sequence"] == entries[2]["sequence"]
+    assert entries[1].decoded("dtstart") == later
+    changed = alice_mails["Changed"].get_body(("plain",)).get_content()
+    assert "- When: was " in changed and ", now " in changed
+
+
+def test_an_organizers_announcement_reaches_its_registrants_and_no_other_organizer_can_send_one(
+    platform: Platform,
+) -> None:
+    client = Client(platform)
+    api_key = client.organizer()["api_key"]
+    other_key = client.organizer("Another group")["api_key"]
+    link = "https://meet.example/circle"
+    event = client.published_event(
+        api_key, title="Online circle", format="online", venue=None, online_url=link, capacity=1, waitlist_enabled=True
+    )
+    alice = client.register_verified(event["id"], display_name="Alice", email="alice@example.org").json()
+    bob = client.register_verified(event["id"], display_name="Bob", email="bob@example.org").json()
+    assert (alice["status"], bob["status"]) == ("confirmed", "waitlisted")
+    sent(client, alice["id"], ("signup_confirmed", "email"))
+    sent(client, bob["id"], ("waitlisted", "email"))
+
+    path = f"/v1/events/{event['id']}/announcements"
+    note = {"subject": "Starting 10 minutes late", "body": f"Same link: {link}", "to": ["confirmed", "waitlisted"]}
+    assert client.call("POST", "notifications", path, json=note).status_code == 401
+    refused = client.call("POST", "notifications", path, other_key, json=note)
+    assert refused.status_code == 403, refused.text
+    response = client.call("POST", "notifications", path, api_key, json=note)
+    assert response.status_code == 202, response.text
+    assert response.json()["recipients"] == 2
+    sent(client, alice["id"], ("announcement", "email"))
+    sent(client, bob["id"], ("announcement", "email"))
+
+    mails = [
+        BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        for path in (platform.workdir / "var/outbox/email").glob("*.eml")
+    ]
+    told = {str(m["To"]): m for m in mails if str(m["Subject"]).startswith("Starting 10 minutes late")}
+    assert set(told) == {"alice@example.org", "bob@example.org"}
+    assert link in told["alice@example.org"].get_body(("plain",)).get_content()
+    assert "meet.example" not in told["bob@example.org"].as_string()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import icalendar
 import sqlalchemy as sa
 
 from gather_notifications.store import Recipient
@@ -36,6 +37,9 @@ def test_a_removed_attendee_is_told_kindly_with_the_reason_and_loses_their_remin
     assert "we're sorry" in text
     assert "no longer have a place" in text
     assert REASON in text
+    # Their calendar lets the event go, as it would on a cancellation.
+    [invite] = [part for part in mail.iter_attachments() if part.get_filename() == "invite.ics"]
+    assert icalendar.Calendar.from_ical(invite.get_content())["method"] == "CANCEL"
 
 
 def test_an_attendee_of_a_cancelled_event_hears_only_of_the_cancellation(world: World) -> None:

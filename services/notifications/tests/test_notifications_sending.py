@@ -29,7 +29,9 @@ def test_an_email_arrives_multipart_with_its_headers_local_time_and_manage_link(
     world.run_sender(world.now)
 
     [mail] = mailbox.messages
-    assert mail.get_content_type() == "multipart/alternative"
+    # The text as plain and HTML alternatives, then the calendar invitation (test_notifications_invitations.py).
+    assert mail.get_content_type() == "multipart/mixed"
+    assert [part.get_content_type() for part in mail.iter_parts()] == ["multipart/alternative", "text/calendar"]
     assert mail["From"] == "Gather <no-reply@localhost>"  # GATHER_EMAIL_FROM's default
     assert mail["To"] == "robin@example.org"
     assert mail["Subject"] == "You're registered: <Tea & talk>"

@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from gather_notifications import rules
 from gather_notifications.app import create_app
 from gather_shared import tokens
+from gather_shared.db import utcnow
 from gather_shared.testing import SECRET_KEY, free_port
 
 if TYPE_CHECKING:
@@ -355,3 +356,66 @@ def test_a_webhook_without_its_fields_is_a_422_naming_them(world: World, twilio:
     response = twilio._post(f"{twilio.notifications_url}/v1/sms/inbound", {"Body": "STOP"})  # signed
     assert response.status_code == 422
     assert "From" in response.json()["errors"]
+
+
+# --- replies that make sense to a person ------------------------------------------------------------
+
+
+def texted_back(response: requests.Response) -> str | None:
+    """The text a TwiML answer sends back, if any."""
+    import xml.etree.ElementTree as ET
+
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/xml")
+    message = ET.fromstring(response.content).find("Message")
+    return None if message is None else message.text
+
+
+def test_cancel_opts_out_and_says_the_place_is_kept_and_how_to_cancel_it(world: World, twilio: FakeTwilio) -> None:
+    event = world.publish(starts_at=utcnow() + timedelta(days=7))
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+
+    answer = texted_back(twilio.reply(PHONE, " cancel "))
+    assert answer is not None
+    assert "no more texts" in answer
+    assert "Your place at Peer support circle is kept: to cancel it" in answer
+    assert f"{world.rt.settings.public_url}/events/{event['id']}" in answer
+    assert "/manage/" not in answer  # never the private link, to whoever holds the phone
+    world.run_sender(world.now)
+    assert [n.status for n in world.notifications(channel="sms")] == ["suppressed"]  # opted out, as STOP does
+
+
+def test_help_names_the_organizer_and_the_events_page_without_a_token(world: World, twilio: FakeTwilio) -> None:
+    event = world.publish(starts_at=utcnow() + timedelta(days=7), organizer_name="Leeds Peer Support")
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+
+    answer = texted_back(twilio.reply(PHONE, "HELP"))
+    assert answer is not None
+    assert "Peer support circle, run by Leeds Peer Support" in answer
+    assert answer.count("http") == 1 and f"/events/{event['id']} " in answer
+    assert "/manage/" not in answer
+    world.run_sender(world.now)
+    assert [n.status for n in world.notifications(channel="sms")] == ["sent"]  # HELP opts nobody out
+
+
+def test_help_from_a_number_with_no_registration_names_no_event(world: World, twilio: FakeTwilio) -> None:
+    world.publish(starts_at=utcnow() + timedelta(days=7))
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    answer = texted_back(twilio.reply("+447700900999", "help"))
+    assert answer == "Gather: texts about events you registered for. Reply STOP to stop them, START to get them again."
+    assert texted_back(twilio.reply("+447700900999", "CANCEL")) == (
+        "Gather: you will get no more texts from us. Reply START to get them again."
+    )
+
+
+def test_stop_and_other_words_are_not_answered(world: World, twilio: FakeTwilio) -> None:
+    world.publish(starts_at=utcnow() + timedelta(days=7))
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    assert texted_back(twilio.reply(PHONE, "STOP")) is None
+    assert texted_back(twilio.reply(PHONE, "thanks <3 & see you")) is None
+
+
+def test_help_answers_in_the_events_language(world: World, twilio: FakeTwilio) -> None:
+    world.publish(starts_at=utcnow() + timedelta(days=7), language="es")
+    world.register(phone=PHONE, channels=["sms"], consent_reminders=False)
+    answer = texted_back(twilio.reply(PHONE, "HELP"))
+    assert answer is not None and answer.startswith("Gather: mensajes sobre Peer support circle")
