@@ -44,8 +44,11 @@ def test_a_relay_killed_after_publishing_but_before_marking_causes_one_effect(re
     signup_db = make_engine(real_platform.database_urls["signup"])
     # The event's own seat counts (signup.availability_changed.v1, sent when signup learns the event) go
     # out before the relay is held, so that only the registration's messages wait below.
+    learned_and_drained = sa.text(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE id = :id) AND NOT EXISTS (SELECT 1 FROM outbox)"
+    ).bindparams(id=uuid.UUID(event["id"]))
     with signup_db.connect() as conn:
-        wait_for(lambda: conn.scalar(sa.text("SELECT count(*) FROM outbox")) == 0, message="the outbox to drain")
+        wait_for(lambda: conn.scalar(learned_and_drained), message="signup to learn the event and send its seats")
     # Hold the relay between "the broker confirmed" and "the outbox row is deleted": a trigger makes its
     # DELETE wait for an advisory lock that this test holds.
     holder = signup_db.connect()
