@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gather_shared.testing import tiers
+from gather_shared.testing import cluster, tiers
+from gather_shared.testing.cluster import RabbitCluster
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
     RATE_LIMITS_OFF,
@@ -50,6 +51,14 @@ def pg_server_url() -> str:
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     return tiers.require("rabbitmq")
+
+
+@pytest.fixture
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """Three RabbitMQ nodes clustered on this machine (testing/cluster.py), stopped and deleted after the
+    test; skipped (failed, with GATHER_REQUIRE_SERVICES=1) where rabbitmq-server cannot run them."""
+    with cluster.rabbit_cluster() as formed:
+        yield formed
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""A real RabbitMQ cluster, really failing: three nodes on this machine, two copies of every worker, a
+load of registrations, the node leading the queues killed, later another one. Every registration still
+gets its email, once."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from gather_shared.db import make_engine
+from gather_shared.testing import Client, free_port, fresh_pg_database, running_platform, wait_for
+from gather_shared.testing.cluster import RabbitCluster
+from gather_shared.testing.tiers import declare_every_queue
+
+pytestmark = pytest.mark.slow
+
+#: Registrations taken at once (201), each with one email: its confirmation.
+AT_ONCE = {"kind": "workshop", "verification": "none", "capacity": None}
+#: Registrations made after each step (a node killed, a node back) before the next one.
+PER_STEP = 15
+SERVICES = ("events", "signup", "notifications")
+
+
+@dataclass
+class Mailbox:
+    """What an SMTP server received: (recipient, Message-ID) of each email."""
+
+    received: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.received += [(rcpt, str(message["Message-ID"])) for rcpt in envelope.rcpt_tos]
+        return "250 OK"
+
+    def recipients(self) -> Counter[str]:
+        with self.lock:
+            return Counter(rcpt for rcpt, _ in self.received)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[str, Mailbox]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", mailbox
+    finally:
+        controller.stop()
+
+
+def gather_queues(cluster: RabbitCluster) -> dict[str, dict[str, Any]]:
+    """Gather's queues as a live node sees them."""
+    for node in cluster.nodes:
+        try:
+            return {name: q for name, q in cluster.queues(node).items() if name.startswith("gather.")}
+        except RuntimeError:  # that node is down: ask another
+            continue
+    raise AssertionError("no node answers")
+
+
+def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
+    tmp_path: Path, rabbit_cluster: RabbitCluster, pg_server_url: str, smtp_sink: tuple[str, Mailbox]
+) -> None:
+    cluster = rabbit_cluster
+    node_names = sorted(node.name for node in cluster.nodes)
+    # What deploy/rabbitmq/definitions.json makes a production broker create at boot.
+    declare_every_queue(cluster.nodes[0].url)
+    queues = gather_queues(cluster)
+    assert queues and all(q["type"] == "quorum" for q in queues.values()), queues
+    assert all(sorted(q["members"]) == node_names for q in queues.values()), "each queue on the three nodes"
+
+    smtp_url, mailbox = smtp_sink
+    with (
+        fresh_pg_database(pg_server_url) as events_db,
+        fresh_pg_database(pg_server_url) as signup_db,
+        fresh_pg_database(pg_server_url) as notifications_db,
+    ):
+        databases = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
+        with running_platform(
+            tmp_path, databases, cluster.url, extra_env={"GATHER_SMTP_URL": smtp_url}, copies=2
+        ) as platform:
+            client = Client(platform)
+            event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
+            wait_for(lambda: client.register(event["id"], email="warmup@example.org").status_code == 201)
+            statuses: dict[str, int] = {"warmup@example.org": 201}
+            stop = threading.Event()
+
+            def register_steadily() -> None:
+                while not stop.is_set():
+                    address = f"attendee{len(statuses)}@example.org"
+                    statuses[address] = client.register(event["id"], wait=False, email=address).status_code
+                    stop.wait(0.1)
+
+            def registrations_grow_by(count: int) -> None:
+                target = len(statuses) + count
+                wait_for(lambda: len(statuses) >= target, timeout=60, message=f"{count} more registrations")
+
+            load = threading.Thread(target=register_steadily)
+            load.start()
+            try:
+                registrations_grow_by(PER_STEP)
+                first = cluster.node_named(str(gather_queues(cluster)["gather.notifications"]["leader"]))
+                cluster.kill(first)
+                registrations_grow_by(PER_STEP)
+                cluster.start(first)
+                wait_for(
+                    lambda: all(sorted(q["online"]) == node_names for q in gather_queues(cluster).values()),
+                    timeout=60,
+                    message="the restarted node back in every queue",
+                )
+                registrations_grow_by(PER_STEP)
+                second = cluster.node_named(str(gather_queues(cluster)["gather.notifications"]["leader"]))
+                assert second != first
+                cluster.kill(second)
+                registrations_grow_by(PER_STEP)
+            finally:
+                stop.set()
+                load.join()
+
+            assert set(statuses.values()) == {201}, Counter(statuses.values())
+            wait_for(
+                lambda: set(mailbox.recipients()) >= set(statuses),
+                timeout=120,
+                message="an email for every registration",
+            )
+            notifications = make_engine(databases["notifications"])
+            with notifications.connect() as conn:
+                confirmations = conn.execute(
+                    sa.text("SELECT status, count(*) FROM notifications WHERE kind = 'signup_confirmed' GROUP BY 1")
+                ).all()
+            notifications.dispose()
+            redelivered = sum(
+                platform.tail(name, 100_000).count("already handled") for name in platform.logs if "consumer" in name
+            )
+            received = mailbox.recipients()
+            twice = {address: count for address, count in received.items() if count > 1}
+            print(
+                f"\ncluster: {len(statuses)} registrations, {sum(received.values())} emails, "
+                f"{len(set(statuses) - set(received))} lost, {len(twice)} sent twice; "
+                f"{redelivered} message(s) redelivered by the broker and ignored by a consumer's inbox"
+            )
+            assert set(received) == set(statuses)
+            assert twice == {}, "the sender never crashed: no email may go twice"
+            assert len(mailbox.received) == len({message_id for _, message_id in mailbox.received})
+            assert dict(confirmations) == {"sent": len(statuses)}, "one notification per registration, sent"
+            # Every copy of every process lived through both failures: they reconnected, none crashed.
+            assert [name for name, process in platform.processes.items() if process.poll() is not None] == []
