@@ -4,22 +4,19 @@ gets its email, once."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from gather_shared.db import make_engine
-from gather_shared.testing import Client, free_port, fresh_pg_database, running_platform, wait_for
+from gather_shared.testing import Client, fresh_pg_database, running_platform, wait_for
 from gather_shared.testing.cluster import RabbitCluster
+from gather_shared.testing.smtp import Mailbox, smtp_sink
 from gather_shared.testing.tiers import declare_every_queue
 
 pytestmark = pytest.mark.slow
@@ -31,34 +28,10 @@ PER_STEP = 15
 SERVICES = ("events", "signup", "notifications")
 
 
-@dataclass
-class Mailbox:
-    """What an SMTP server received: (recipient, Message-ID) of each email."""
-
-    received: list[tuple[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.received += [(rcpt, str(message["Message-ID"])) for rcpt in envelope.rcpt_tos]
-        return "250 OK"
-
-    def recipients(self) -> Counter[str]:
-        with self.lock:
-            return Counter(rcpt for rcpt, _ in self.received)
-
-
 @pytest.fixture
-def smtp_sink() -> Iterator[tuple[str, Mailbox]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield f"smtp://127.0.0.1:{port}", mailbox
-    finally:
-        controller.stop()
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_sink() as sink:
+        yield sink
 
 
 def gather_queues(cluster: RabbitCluster) -> dict[str, dict[str, Any]]:
@@ -72,7 +45,7 @@ def gather_queues(cluster: RabbitCluster) -> dict[str, dict[str, Any]]:
 
 
 def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
-    tmp_path: Path, rabbit_cluster: RabbitCluster, pg_server_url: str, smtp_sink: tuple[str, Mailbox]
+    tmp_path: Path, rabbit_cluster: RabbitCluster, pg_server_url: str, mailbox: Mailbox
 ) -> None:
     cluster = rabbit_cluster
     node_names = sorted(node.name for node in cluster.nodes)
@@ -82,7 +55,6 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
     assert queues and all(q["type"] == "quorum" for q in queues.values()), queues
     assert all(sorted(q["members"]) == node_names for q in queues.values()), "each queue on the three nodes"
 
-    smtp_url, mailbox = smtp_sink
     with (
         fresh_pg_database(pg_server_url) as events_db,
         fresh_pg_database(pg_server_url) as signup_db,
@@ -90,7 +62,7 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
     ):
         databases = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
         with running_platform(
-            tmp_path, databases, cluster.url, extra_env={"GATHER_SMTP_URL": smtp_url}, copies=2
+            tmp_path, databases, cluster.url, extra_env={"GATHER_SMTP_URL": mailbox.url}, copies=2
         ) as platform:
             client = Client(platform)
             event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
