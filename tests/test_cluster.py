@@ -87,6 +87,8 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
                 first = cluster.node_named(str(gather_queues(cluster)["gather.notifications"]["leader"]))
                 cluster.kill(first)
                 registrations_grow_by(PER_STEP)
+                for name, url in platform.urls.items():  # the node listed first is down; the others answer
+                    assert client.http.get(f"{url}/readyz", timeout=10).status_code == 200, name
                 cluster.start(first)
                 wait_for(
                     lambda: all(sorted(q["online"]) == node_names for q in gather_queues(cluster).values()),
