@@ -63,15 +63,15 @@ def restarting_procfile(procfile: Path, folder: Path) -> Path:
 
 def keep_running(argv: list[str]) -> int:
     """Run `argv`; start it again whenever it exits, until this process is asked to stop (honcho sends
-    SIGTERM to the process group on Ctrl-C). Returns the exit code of the run it stopped (0 between runs)."""
+    SIGTERM to the whole process group on Ctrl-C, and SIGKILL to it if that is not enough). Returns the
+    exit code of the run it stopped (0 between runs)."""
     stopping = False
-    child: subprocess.Popen[bytes] | None = None
 
-    def stop(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
+        # The child is in this process group: it got the same signal, and stops by itself. (Sent again,
+        # it would find Python's default handlers back while it exits, and die of it.)
         nonlocal stopping
         stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
