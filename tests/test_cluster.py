@@ -1,12 +1,12 @@
 """A real RabbitMQ cluster, really failing: three nodes on this machine, two copies of every worker, a
-load of registrations, the node leading the queues killed, later another one. Every registration still
-gets its email, once."""
+load of registrations, the node leading the queues stopped (then started again), later the next leader
+killed. Every registration still gets its email, once."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 #: Registrations taken at once (201), each with one email: its confirmation.
 AT_ONCE = {"kind": "workshop", "verification": "none", "capacity": None}
-#: Registrations made after each step (a node killed, a node back) before the next one.
+#: Registrations made after each step (a node stopped, back, another killed) before the next one.
 PER_STEP = 15
 SERVICES = ("events", "signup", "notifications")
 
@@ -45,7 +45,11 @@ def gather_queues(cluster: RabbitCluster) -> dict[str, dict[str, Any]]:
 
 
 def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
-    tmp_path: Path, rabbit_cluster: RabbitCluster, pg_server_url: str, mailbox: Mailbox
+    tmp_path: Path,
+    rabbit_cluster: RabbitCluster,
+    pg_server_url: str,
+    mailbox: Mailbox,
+    report: Callable[[str], None],
 ) -> None:
     cluster = rabbit_cluster
     node_names = sorted(node.name for node in cluster.nodes)
@@ -85,11 +89,11 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
             try:
                 registrations_grow_by(PER_STEP)
                 first = cluster.node_named(str(gather_queues(cluster)["gather.notifications"]["leader"]))
-                cluster.kill(first)
+                cluster.stop_app(first)  # stopped: it closes its clients' connections
                 registrations_grow_by(PER_STEP)
                 for name, url in platform.urls.items():  # the node listed first is down; the others answer
                     assert client.http.get(f"{url}/readyz", timeout=10).status_code == 200, name
-                cluster.start(first)
+                cluster.start_app(first)
                 wait_for(
                     lambda: all(sorted(q["online"]) == node_names for q in gather_queues(cluster).values()),
                     timeout=60,
@@ -98,7 +102,7 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
                 registrations_grow_by(PER_STEP)
                 second = cluster.node_named(str(gather_queues(cluster)["gather.notifications"]["leader"]))
                 assert second != first
-                cluster.kill(second)
+                cluster.kill(second)  # crashed: SIGKILL, its clients' connections just go dead
                 registrations_grow_by(PER_STEP)
             finally:
                 stop.set()
@@ -121,8 +125,8 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
             )
             received = mailbox.recipients()
             twice = {address: count for address, count in received.items() if count > 1}
-            print(
-                f"\ncluster: {len(statuses)} registrations, {sum(received.values())} emails, "
+            report(
+                f"cluster: {len(statuses)} registrations, {sum(received.values())} emails, "
                 f"{len(set(statuses) - set(received))} lost, {len(twice)} sent twice; "
                 f"{redelivered} message(s) redelivered by the broker and ignored by a consumer's inbox"
             )

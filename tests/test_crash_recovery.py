@@ -4,7 +4,7 @@ with the same Message-ID."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def platform(tmp_path: Path, slow_mailbox: Mailbox) -> Iterator[Platform]:
 
 
 def test_a_sender_killed_mid_batch_is_taken_over_in_seconds_resending_only_what_was_in_flight(
-    platform: Platform, slow_mailbox: Mailbox
+    platform: Platform, slow_mailbox: Mailbox, report: Callable[[str], None]
 ) -> None:
     client = Client(platform)
     event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
@@ -61,8 +61,8 @@ def test_a_sender_killed_mid_batch_is_taken_over_in_seconds_resending_only_what_
     wait_for(lambda: not client.notifications(event_id=event["id"], status="sending"), message="no claim left")
 
     twice = {address: count for address, count in slow_mailbox.recipients().items() if count > 1}
-    print(
-        f"\nsender killed after {received_before} of {REGISTRATIONS} emails had reached the server, "
+    report(
+        f"sender killed after {received_before} of {REGISTRATIONS} emails had reached the server, "
         f"{len(left_sending)} left `sending`, {len(twice)} sent twice"
     )
     assert all(count == 2 for count in twice.values())

@@ -89,9 +89,14 @@ class RabbitCluster:
         for path in [self.nodes[0].home.parent, *self.nodes[0].home.parent.rglob("*")]:
             os.chown(path, rabbitmq.pw_uid, rabbitmq.pw_gid)
 
-    def start(self, node: Node) -> None:
-        """Boot `node` (it rejoins the cluster it was in) and wait until it takes AMQP connections."""
-        subprocess.run(["rabbitmq-server", "-detached"], env=node.env(), check=True, capture_output=True)
+    def stop_app(self, node: Node) -> None:
+        """Stop RabbitMQ on `node` (its Erlang VM stays up): it closes its clients' connections and
+        leaves the queues' majority to the other two."""
+        self.ctl(node, "stop_app")
+
+    def start_app(self, node: Node) -> None:
+        """Start RabbitMQ on `node` again (it rejoins its cluster) and wait until it takes connections."""
+        self.ctl(node, "start_app")
         self.wait_up(node)
 
     def wait_up(self, node: Node) -> None:
@@ -143,10 +148,9 @@ class RabbitCluster:
             list(pool.map(self._join_first, self.nodes[1:]))
 
     def _join_first(self, node: Node) -> None:
-        self.ctl(node, "stop_app")
+        self.stop_app(node)
         self.ctl(node, "join_cluster", self.nodes[0].name)
-        self.ctl(node, "start_app")
-        self.wait_up(node)
+        self.start_app(node)
 
     def queues(self, via: Node) -> dict[str, dict[str, object]]:
         """Every queue, asked of node `via`: its type, leader, members and the members online."""
@@ -183,6 +187,14 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
+#: Why the cluster tests were skipped, for pytest's summary.
+_skipped: set[str] = set()
+
+
+def skipped() -> list[str]:
+    return [f"gather: {reason}" for reason in sorted(_skipped)]
+
+
 def why_not() -> str | None:
     """Why this machine cannot run the cluster (None: it can)."""
     if shutil.which("rabbitmq-server") is None or shutil.which("rabbitmqctl") is None:
@@ -195,7 +207,8 @@ def why_not() -> str | None:
         return "starting rabbitmq-server as the rabbitmq user needs root"
     busy = [port for port in range(FIRST_AMQP_PORT, FIRST_AMQP_PORT + SIZE) if _answers(port)]
     if busy:
-        return f"ports {busy} are taken already"
+        # Perhaps nodes left by a test run that was killed: `rabbitmqctl -n gather-test-1@localhost stop`.
+        return f"ports {busy} are taken already (by nodes gather-test-N@localhost of an earlier run?)"
     return None
 
 
@@ -208,6 +221,7 @@ def rabbit_cluster() -> Iterator[RabbitCluster]:
         message = f"3-node RabbitMQ cluster tier skipped: {reason}"
         if REQUIRE:
             pytest.fail(f"GATHER_REQUIRE_SERVICES=1 but {message}", pytrace=False)
+        _skipped.add(message)
         pytest.skip(message)
     # Not under pytest's tmp_path: its folders are private to the user running the tests.
     base = Path(tempfile.mkdtemp(prefix="gather-rabbit-cluster-"))
