@@ -258,13 +258,17 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime, leases: Lea
 
 def _record(rt: Runtime, send: _Send, now: datetime) -> None:
     """Commit what became of one provider call: a crash after it sends nothing of it again. (One small
-    transaction per message: it costs far less than the provider call it records.)"""
+    transaction per message, one statement when it was sent: far less than the provider call.)"""
     notification = send.notification
+    # An attendee erased while their message was on its way: the erasure deleted the files it knew of
+    # (after its commit), perhaps before this one was written; so this file goes too.
+    erased_at = sa.select(Recipient.erased_at).where(Recipient.signup_id == notification.signup_id).scalar_subquery()
     with rt.sessions.begin() as session, _context(notification):
         if send.error is not None:
             _failed(session, send, send.error, now)
+            erased = session.scalar(sa.select(erased_at))
         else:
-            session.execute(
+            erased = session.scalar(
                 sa.update(Notification)
                 .where(Notification.id == notification.id)
                 .values(
@@ -279,11 +283,9 @@ def _record(rt: Runtime, send: _Send, now: datetime) -> None:
                         else_=Notification.status,
                     ),
                 )
+                .returning(erased_at)
             )
             log.info("sender: %s %s sent", notification.kind, notification.channel)
-        # An attendee erased while their message was on its way: the erasure deleted the files it knew
-        # of (after its commit), perhaps before this one was written; so this file goes too.
-        erased = session.scalar(sa.select(Recipient.erased_at).where(Recipient.signup_id == notification.signup_id))
         if erased is not None:
             _discard_after_commit(session, [notification.id])
 
