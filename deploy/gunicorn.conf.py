@@ -6,7 +6,15 @@ problem+json, like the apps (gather_shared.worker).
 Override the count with WEB_CONCURRENCY (gunicorn reads it itself)."""
 
 import os
+import shutil
+import tempfile
 from typing import Any
+
+# Metrics of every worker in one scrape (gather_shared.metrics): prometheus-client's multiprocess mode,
+# set before anything imports it, in a fresh directory per master (stale files would add old counts).
+_METRICS_DIR = None
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gather-metrics-")
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gather_shared.worker.ProblemWorker"
@@ -27,3 +35,14 @@ def on_starting(server: Any) -> None:
 
         keep_files_private()
         settings_or_exit(module.removeprefix("gather_"))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _METRICS_DIR is not None:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)

@@ -1,8 +1,9 @@
 """One registration can be followed through every process's log by the id of the HTTP request."""
 
+import json
 import re
 
-from gather_shared.testing import Client, Platform, wait_for
+from gather_shared.testing import Client, ExchangeSpy, Platform, wait_for
 
 #: These tests count registrations taken at once (201): an event that asks no verification of contacts.
 AT_ONCE = {"kind": "workshop", "verification": "none"}
@@ -34,3 +35,28 @@ def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_mes
     relayed_ids, handled_ids, sent_ids = message_ids(relayed), message_ids(handled), message_ids(sent)
     assert "-" not in relayed_ids | handled_ids | sent_ids
     assert len(sent_ids) == 1 and sent_ids <= handled_ids
+
+
+def test_a_requests_w3c_trace_goes_on_in_every_message_it_causes_and_every_log_line(real_platform: Platform) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client = Client(real_platform)
+    event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
+    spy = ExchangeSpy(real_platform.env["GATHER_BROKER_URL"])
+
+    response = client.register(event["id"], headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert response.status_code == 201
+    assert response.headers["X-Request-ID"] == trace
+    wait_for(lambda: [n for n in client.notifications(event_id=event["id"]) if n["status"] == "sent"])
+
+    assert f"rid={trace}" in real_platform.tail("signup", 400)  # the access log
+    for process in ("signup-relay", "notifications-consumer", "notifications-sender"):
+        assert f"cid={trace}" in real_platform.tail(process, 400), process
+    # The registration caused two messages: each carries the trace on, in a span of its own.
+    traced = {
+        json.loads(copy.body)["type"]: copy.headers["traceparent"]
+        for copy in spy.copies()
+        if trace in copy.headers.get("traceparent", "")
+    }
+    assert set(traced) == {"signup.confirmed.v1", "signup.availability_changed.v1"}
+    assert all(re.fullmatch(rf"00-{trace}-[0-9a-f]{{16}}-01", parent) for parent in traced.values()), traced
+    assert len(set(traced.values())) == 2

@@ -11,12 +11,14 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from gather_shared.testing import ADMIN_TOKEN, REPO, SECRET_KEY, event_body, free_port, wait_for
 
@@ -208,3 +210,30 @@ def test_a_sender_with_an_smtp_login_over_a_plain_connection_refuses_to_start(tm
         assert logins == []
     finally:
         controller.stop()
+
+
+def request_counts(metrics_page: str, route: str) -> dict[str, float]:
+    """{status: requests} of `route` in a Prometheus text page."""
+    counts = {}
+    for family in text_string_to_metric_families(metrics_page):
+        for sample in family.samples:
+            if sample.name == "gather_http_request_duration_seconds_count" and sample.labels["route"] == route:
+                counts[sample.labels["status"]] = sample.value
+    return counts
+
+
+def test_one_scrape_of_metrics_counts_the_requests_of_every_worker_by_route_never_by_id(tmp_path: Path) -> None:
+    with gunicorn(tmp_path, "gather_signup.app:create_app()", env={"WEB_CONCURRENCY": "2"}) as (url, _):
+        unknown = [str(uuid.uuid4()) for _ in range(20)]
+        for event_id in unknown:
+            assert requests.get(f"{url}/v1/events/{event_id}/availability", timeout=30).status_code == 404
+        pages = [requests.get(f"{url}/metrics", timeout=30) for _ in range(6)]  # answered by either worker
+        # Through the public gateway (it names whom it forwarded), the metrics are not there.
+        forwarded = requests.get(f"{url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+        assert forwarded.status_code == 404 and "gather_" not in forwarded.text
+
+    route = "/v1/events/<uuid:event_id>/availability"
+    for page in pages:
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/plain")
+        assert request_counts(page.text, route) == {"404": 20}
+        assert not any(event_id in page.text for event_id in unknown)

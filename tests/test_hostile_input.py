@@ -335,8 +335,8 @@ def test_a_recurrence_rule_no_date_matches_is_a_422(apps: dict[str, Flask], rule
 # --- unsubscribe: only POST -----------------------------------------------------------------------------
 
 
-def test_head_on_an_unsubscribe_link_changes_nothing_only_post_does(apps: dict[str, Flask]) -> None:
-    client = fresh(apps, "notifications")
+def confirmed_unsubscribe_path(client: FlaskClient) -> str:
+    """Robin's confirmation planned in the notifications service, and the unsubscribe link it carries."""
     rt = client.application.extensions["gather_runtime"]
     event = publish(client)
     signup_id = uuid.uuid4()
@@ -350,7 +350,13 @@ def test_head_on_an_unsubscribe_link_changes_nothing_only_post_does(apps: dict[s
         "created_at": datetime.now(UTC) - timedelta(minutes=1),
     }
     deliver(rt.sessions, notifications_handlers(rt.settings), "signup.confirmed.v1", registration)
-    path = f"/v1/unsubscribe/{tokens.unsubscribe_token(rt.settings.secret_key, signup_id)}"
+    return f"/v1/unsubscribe/{tokens.unsubscribe_token(rt.settings.secret_key, signup_id)}"
+
+
+def test_head_on_an_unsubscribe_link_changes_nothing_only_post_does(apps: dict[str, Flask]) -> None:
+    client = fresh(apps, "notifications")
+    rt = client.application.extensions["gather_runtime"]
+    path = confirmed_unsubscribe_path(client)
 
     def opted_out() -> int:
         with rt.sessions() as session:
@@ -429,20 +435,7 @@ def test_docs_load_nothing_from_another_origin_and_pages_send_the_security_heade
 
 def test_the_unsubscribe_page_sends_the_security_headers(apps: dict[str, Flask]) -> None:
     client = fresh(apps, "notifications")
-    rt = client.application.extensions["gather_runtime"]
-    event = publish(client)
-    signup_id = uuid.uuid4()
-    registration = {
-        "signup_id": signup_id,
-        "event_id": event["id"],
-        "status": "confirmed",
-        "display_name": "Robin",
-        "email": "robin@example.org",
-        "channels": ["email"],
-        "created_at": datetime.now(UTC),
-    }
-    deliver(rt.sessions, notifications_handlers(rt.settings), "signup.confirmed.v1", registration)
-    page = client.get(f"/v1/unsubscribe/{tokens.unsubscribe_token(rt.settings.secret_key, signup_id)}")
+    page = client.get(confirmed_unsubscribe_path(client))
     assert page.mimetype == "text/html"
     assert page.headers["Cache-Control"] == "no-store"  # reached by a private link
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]

@@ -46,6 +46,7 @@ OPERATOR_KINDS = {
     *(("rabbitmq.com/v1beta1", kind) for kind in (*RABBITMQ_KINDS, "Binding")),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("postgresql.cnpg.io/v1", "Database"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 #: Secrets that new-secrets.py does not make: CloudNativePG's CA, and the outside accounts their owners give.
 MADE_BY_OTHERS = {"gather-postgres-ca", "gather-smtp", "gather-sms", "gather-tls"}
@@ -107,6 +108,27 @@ def test_every_file_parses_and_every_file_a_kustomization_names_exists() -> None
         for name in named:
             target = here / name
             assert target.is_file() or (target / "kustomization.yaml").is_file(), f"{kustomization}: {name}"
+
+
+def test_prometheus_scrapes_each_worker_on_its_metrics_port_and_each_web_service_under_its_path() -> None:
+    base = [doc for path in sorted((K8S / "base").glob("*.yaml")) for doc in documents(path)]
+    settings = dict(line.split("=", 1) for line in (K8S / "base/settings.env").read_text().splitlines() if "=" in line)
+    workers = {
+        doc["metadata"]["name"]: doc["spec"]["template"]["spec"]["containers"][0]
+        for doc in base
+        if doc["kind"] == "Deployment" and doc["spec"]["template"]["spec"]["containers"][0]["command"][0] == "python"
+    }
+    assert set(workers) == {name for name in procfile() if name not in WEB_PATHS}
+    for name, worker in workers.items():
+        assert {"name": "metrics", "containerPort": int(settings["GATHER_METRICS_PORT"])} in worker["ports"], name
+
+    monitors = {doc["metadata"]["name"]: doc for doc in base if doc["kind"] == "PodMonitor"}
+    assert [e["port"] for e in monitors["gather-workers"]["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    web = {
+        endpoint["relabelings"][0]["regex"]: endpoint["path"]
+        for endpoint in monitors["gather-web"]["spec"]["podMetricsEndpoints"]
+    }
+    assert web == {name: f"{prefix}/metrics" for name, prefix in WEB_PATHS.items()}
 
 
 def test_no_secret_value_is_written_in_the_manifests() -> None:

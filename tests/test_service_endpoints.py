@@ -14,6 +14,7 @@ from gather_signup.app import create_app as signup_app
 CONTRACT_PATHS = {
     "events": {
         ("post", "/v1/organizers"),
+        ("post", "/v1/organizers/{organizer_id}/revoke"),
         ("post", "/v1/events"),
         ("patch", "/v1/events/{event_id}"),
         ("post", "/v1/events/{event_id}/publish"),
@@ -26,7 +27,9 @@ CONTRACT_PATHS = {
     },
     "signup": {
         ("post", "/v1/events/{event_id}/signups"),
+        ("post", "/v1/verifications/{token}"),
         ("get", "/v1/signups/{signup_id}"),
+        ("patch", "/v1/signups/{signup_id}"),
         ("delete", "/v1/signups/{signup_id}"),
         ("get", "/v1/events/{event_id}/availability"),
         ("get", "/v1/events/{event_id}/signups"),
@@ -59,3 +62,13 @@ def test_each_service_serves_health_readiness_its_contract_in_openapi_and_docs(
     spec = client.get("/openapi.json").get_json()
     served = {(method, path) for path, operations in spec["paths"].items() for method in operations}
     assert CONTRACT_PATHS[service] <= served
+
+
+def test_the_verification_link_documents_its_expired_and_unknown_answers(
+    service_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/signup.db")
+    spec = signup_app().test_client().get("/openapi.json").get_json()
+
+    answers = spec["paths"]["/v1/verifications/{token}"]["post"]["responses"]
+    assert {"200", "404", "410"} <= set(answers)

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import secrets
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
 message_id: ContextVar[str] = ContextVar("message_id", default="-")
+
+#: W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's `traceparent` header names its trace.
+#: Gather takes the trace id as the correlation id, and each message carries it on in a `traceparent` header
+#: of its own, so a tracing tool and the log lines follow one registration from HTTP to the email alike.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [cid=%(correlation_id)s mid=%(message_id)s] %(message)s"
 
@@ -26,6 +34,18 @@ def message_context(mid: str, cid: str | None) -> Iterator[None]:
     finally:
         correlation_id.reset(cid_token)
         message_id.reset(mid_token)
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a `traceparent` header, if it is one (an all-zero id is invalid, says the spec)."""
+    match = _TRACEPARENT.fullmatch(traceparent or "")
+    return match.group(1) if match and match.group(1) != "0" * 32 else None
+
+
+def traceparent(cid: str | None) -> str | None:
+    """The `traceparent` of a message caused by the request `cid`: the same trace, a span of its own. None
+    when `cid` is no trace id (an X-Request-ID of the client's own choosing)."""
+    return f"00-{cid}-{secrets.token_hex(8)}-01" if cid and _TRACE_ID.fullmatch(cid) else None
 
 
 class _ContextFilter(logging.Filter):

@@ -17,6 +17,7 @@ from gather_shared.vocabulary import (
     EventStatus,
     RegistrationStatus,
     Verification,
+    Visibility,
 )
 
 
@@ -77,6 +78,8 @@ class EventSnapshot(_Base):
     # as soon as the event is published).
     verification = fields.String(load_default=Verification.CONTACT, validate=validate.OneOf(list(Verification)))
     registration_opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    # Optional: events were all listed before it was sent.
+    visibility = fields.String(load_default=Visibility.LISTED, validate=validate.OneOf(list(Visibility)))
 
 
 class EventPublished(_Base):

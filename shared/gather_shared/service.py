@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import bus, logs
+from gather_shared import bus, logs, metrics
 from gather_shared.bus.topology import CONSUMERS
 from gather_shared.config import VAR_DIR, Settings, SettingsError
 from gather_shared.db import alembic_config, make_engine, migrate, session_factory
@@ -109,4 +109,5 @@ def cli(service: str, migrations: str, workers: dict[str, Callable[[], None]]) -
     elif args.command == "make-migration":
         make_migration(migrations, args.message)
     else:
+        metrics.serve_for_worker()
         workers[args.command]()

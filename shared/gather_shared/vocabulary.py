@@ -22,6 +22,14 @@ class EventStatus(StrEnum):
 LISTED_EVENT_STATUSES = (EventStatus.PUBLISHED, EventStatus.POSTPONED)
 
 
+class Visibility(StrEnum):
+    """Who may find an event: `listed` (the default) in the listing, its calendar and search; `unlisted` by
+    its link only (a group that must not be listed publicly), never in any of them."""
+
+    LISTED = "listed"
+    UNLISTED = "unlisted"
+
+
 class EventKind(StrEnum):
     WORKSHOP = "workshop"
     SUPPORT_GROUP = "support_group"

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from gather_shared import bus, keyset, logs, ratelimit
+from gather_shared import bus, keyset, logs, metrics, ratelimit
 from gather_shared.config import Settings
 from gather_shared.errors import Refusal
 from gather_shared.service import Runtime
@@ -164,6 +164,7 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     app.json = provider
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     api = ProblemApi(app)
+    metrics.instrument(app)
 
     app.register_error_handler(Problem, answer)
 
@@ -227,7 +228,11 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
 
     @app.before_request
     def _correlation() -> None:
-        cid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        cid = (
+            request.headers.get(REQUEST_ID_HEADER)
+            or logs.trace_id(request.headers.get("traceparent"))
+            or uuid.uuid4().hex
+        )
         g.correlation_id = cid[:100]
         g.correlation_token = logs.correlation_id.set(g.correlation_id)
 

@@ -40,6 +40,7 @@ def snapshot(event: Event) -> dict[str, Any]:
         "series_id": event.series_id,
         "verification": event.verification,
         "registration_opens_at": event.registration_opens_at,
+        "visibility": event.visibility,
     }
 
 

@@ -10,7 +10,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from gather_events import domain
 from gather_shared import web
-from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, EventFormat, EventKind, EventStatus, Verification
+from gather_shared.vocabulary import (
+    ACCESSIBILITY_FEATURES,
+    EventFormat,
+    EventKind,
+    EventStatus,
+    Verification,
+    Visibility,
+)
 from gather_shared.web import Line, Text
 
 TAG_PATTERN = r"^[^|,]+$"  # `|` is the separator of the tag index (domain.tag_keys); `,` reads as a list
@@ -144,6 +151,14 @@ class EventFields(Schema):
         load_default=None,
         allow_none=True,
         metadata={"description": "before it, registration is closed; null: open once published"},
+    )
+    visibility = Text(
+        validate=validate.OneOf(list(Visibility)),
+        load_default=Visibility.LISTED,
+        metadata={
+            "description": "listed: in the listing, its calendar and search; unlisted: reachable by its link "
+            "only (GET /v1/events/{id} and its calendar), in none of them. Only the organizer's own views show it"
+        },
     )
 
     @validates("timezone")
@@ -295,9 +310,11 @@ def _declared(stored: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str
 
 
 class OrganizerEvent(PublicEvent):
-    """What the event's own organizer sees: the public view plus the online link."""
+    """What the event's own organizer sees: the public view plus the online link and the visibility (the
+    public view of an unlisted event does not say it is unlisted)."""
 
     online_url = fields.String(allow_none=True)
+    visibility = fields.String()
 
 
 class PublicPage(Schema):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from gather_events import domain
 from gather_shared import ratelimit
 from gather_shared.db import UTCDateTime, utcnow
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, Verification
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, Verification, Visibility
 
 
 class Base(DeclarativeBase):
@@ -79,6 +79,10 @@ class Event(Base):
     )
     #: Before it, registration is closed (None: open once published).
     registration_opens_at: Mapped[datetime | None]
+    #: vocabulary.Visibility: an unlisted event is reachable by its link only, in no listing, calendar or search.
+    visibility: Mapped[str] = mapped_column(
+        sa.String(20), default=Visibility.LISTED, server_default=Visibility.LISTED.value
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Derived from title, summary and tags on every write (see _index), for the listing's q and tag filters.
@@ -122,8 +126,10 @@ def filtered(query: sa.Select, filters: dict[str, Any]) -> sa.Select:
 
 
 def public_events(now: datetime, statuses: tuple[str, ...]) -> sa.Select:
-    """Events the public may see in a listing: in `statuses`, and not yet ended."""
-    return sa.select(Event).where(Event.status.in_(statuses), Event.ends_at > now)
+    """Events the public may find in a listing: listed, in `statuses`, and not yet ended."""
+    return sa.select(Event).where(
+        Event.status.in_(statuses), Event.visibility == Visibility.LISTED, Event.ends_at > now
+    )
 
 
 #: The public listing's rows: what the public view shows of each listed event (schemas.public_item). Plain
@@ -159,7 +165,7 @@ _LISTING = sa.select(
     _event.version,
     _event.created_at,
     _event.updated_at,
-).where(_event.status.in_(LISTED_EVENT_STATUSES))
+).where(_event.status.in_(LISTED_EVENT_STATUSES), _event.visibility == Visibility.LISTED)
 
 
 def public_listing(now: datetime) -> sa.Select:

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from gather_pages import apis, forms, i18n, page_cache, views, words
 from gather_pages.bootstrap import runtime
-from gather_shared import logs
+from gather_shared import logs, metrics
 from gather_shared.web import HTML_SECURITY_HEADERS, REQUEST_ID_HEADER, TrustedProxies
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app() -> Flask:
     )
     # Behind a reverse proxy, the browser's address (forwarded to the APIs for their rate limits).
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
+    metrics.instrument(app)
     Babel(app, locale_selector=i18n.select_locale)
     # Jinja's i18n extension (which Babel adds) gives the environment this method at run time, undeclared.
     cast(Any, app.jinja_env).install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
@@ -63,7 +64,6 @@ def create_app() -> Flask:
     app.jinja_env.globals.update(
         html_lang=i18n.html_lang,
         when=i18n.when,
-        day=i18n.day,
         kind_words=words.KINDS,
         format_words=words.FORMATS,
         features_of=words.features_of,

@@ -20,7 +20,7 @@ from wtforms import BooleanField, DateField, Field, SelectField, SelectMultipleF
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3's; not in its stubs yet
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from gather_pages import words
+from gather_pages import i18n, words
 from gather_pages.apis import Answer
 from gather_pages.availability import Closed, Places
 from gather_pages.i18n import lazy as _l
@@ -231,16 +231,20 @@ def too_many() -> str:
     return _("You have tried this too many times. Please wait a few minutes, then try again.")
 
 
-def closed(places: Places) -> str:
-    """Why the registration form is not there, in words."""
-    if places.closed is None:  # open, but full without a waiting list
-        return _("Sorry, this event is full and has no waiting list.")
-    return {
-        Closed.CANCELLED: _("This event has been cancelled."),
-        Closed.POSTPONED: _("This event has been postponed. Registration will open again when it has a new date."),
-        Closed.STARTED: _("Registration has closed: the event has started."),
-        Closed.NOT_YET_OPEN: _("Registration has not opened yet."),
-    }[places.closed]
+def closed(places: Places, event: Any) -> str:
+    """Why the registration form is not there, in words; before registration opens, when it does (in the
+    event's time zone), so that the person knows when to come back. `event`: a row of store.EVENT_WITH_SEATS."""
+    match places.closed:
+        case None:  # open, but full without a waiting list
+            return _("Sorry, this event is full and has no waiting list.")
+        case Closed.CANCELLED:
+            return _("This event has been cancelled.")
+        case Closed.POSTPONED:
+            return _("This event has been postponed. Registration will open again when it has a new date.")
+        case Closed.STARTED:
+            return _("Registration has closed: the event has started.")
+        case Closed.NOT_YET_OPEN:
+            return _("Registration opens on %(when)s.", when=i18n.moment(event.registration_opens_at, event.timezone))
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from gather_pages.store import Event, Seats
 from gather_shared import copies
 from gather_shared.bus import Handler, Message
 from gather_shared.config import Settings
-from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, LISTED_EVENT_STATUSES
+from gather_shared.vocabulary import ACCESSIBILITY_FEATURES, LISTED_EVENT_STATUSES, Visibility
 
 
 def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> None:
@@ -41,6 +41,7 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
             "language",
             "resources",
             "organizer_name",
+            "visibility",
         ),
     )
     event.accessibility = snap["accessibility"]
@@ -48,7 +49,8 @@ def copy_event(event: Event, snap: dict[str, Any], announced_at: datetime) -> No
     event.registration_opens_at = snap.get("registration_opens_at")
     event.verification = snap.get("verification")
     event.updated_at = announced_at
-    event.listed = snap["status"] in LISTED_EVENT_STATUSES
+    # An unlisted event is in no listing nor search, but its page opens by its link like any other's.
+    event.listed = snap["status"] in LISTED_EVENT_STATUSES and snap["visibility"] == Visibility.LISTED
     venue = snap["venue"] or {}
     city = (venue.get("city") or "").strip().lower()
     event.city_key = city[:100] or None

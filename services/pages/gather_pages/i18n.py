@@ -5,6 +5,7 @@ preferred one of those. Dates and times are the event's own, in its time zone, w
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -76,11 +77,15 @@ def lazy(message: str) -> LazyString:
 
 @functools.cache
 def _format_locale(tag: str | None, language: str) -> str:
+    """The locale dates are written in: the event's tag where it names a region of the page's language
+    ("en-US", "es-MX"), else the language's default ("en" is British, not Babel's American default)."""
     if tag and _primary(tag) == language:
         try:
-            return str(Locale.parse(tag.replace("-", "_")))
+            parsed = Locale.parse(tag.replace("-", "_"))
         except (ValueError, UnknownLocaleError):
-            pass
+            parsed = None
+        if parsed is not None and parsed.territory:
+            return str(parsed)
     return FORMAT_DEFAULTS.get(language, language)
 
 
@@ -95,36 +100,54 @@ def html_lang() -> str:
 
 
 def when(starts_at: datetime, ends_at: datetime, timezone: str) -> str:
-    """ "Saturday, 12 December 2026, 18:00 to 19:30 (Greenwich Mean Time)", in the page's language."""
+    """ "Saturday, 12 December 2026, 18:00 to 19:30 (Greenwich Mean Time)", in the page's language: how
+    every page (listing, event, manage and the steps between) says when an event is."""
     return _when(starts_at, ends_at, timezone, current_locale())
+
+
+def moment(at: datetime, timezone: str) -> str:
+    """ "Saturday, 12 December 2026, 18:00 (Greenwich Mean Time)": one moment, such as when registration
+    opens, written as `when` writes the start."""
+    words = _local_words(at, timezone, current_locale())
+    return flask_babel.gettext("%(date)s, %(time)s (%(zone)s)", date=words.date, time=words.time, zone=words.zone)
+
+
+@dataclass(frozen=True)
+class _LocalWords:
+    date: str
+    time: str
+    zone: str
+
+
+def _local_words(at: datetime, timezone: str, locale: str) -> _LocalWords:
+    """The one way a moment is written: in the event's time zone, the date in full, the time short, and the
+    zone's long name as it was at that moment (British Summer Time in June), in `locale`."""
+    local = at.astimezone(ZoneInfo(timezone))
+    return _LocalWords(
+        date=format_date(local, "full", locale=locale),
+        time=format_time(local, "short", locale=locale),
+        zone=get_timezone_name(local, "long", locale=locale),
+    )
 
 
 @functools.lru_cache(maxsize=4096)
 def _when(starts_at: datetime, ends_at: datetime, timezone: str, locale: str) -> str:
     # Cached: formatting with Babel costs more than the rest of a listing row; the same few hundred
     # events are shown again and again. (`locale` in the key: the gettext below uses the page's.)
-    zone = ZoneInfo(timezone)
-    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
-    words = {
-        "date": format_date(start, "full", locale=locale),
-        "start": format_time(start, "short", locale=locale),
-        "end": format_time(end, "short", locale=locale),
-        "zone": get_timezone_name(start, "long", locale=locale),
-    }
-    if start.date() == end.date():
-        return flask_babel.gettext("%(date)s, %(start)s to %(end)s (%(zone)s)", **words)
-    words["end_date"] = format_date(end, "full", locale=locale)
-    return flask_babel.gettext("%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)", **words)
-
-
-def day(moment: datetime, timezone: str) -> str:
-    """ "Saturday, 12 December 2026, 18:00 (Greenwich Mean Time)": one moment, e.g. when registration opens."""
-    zone = ZoneInfo(timezone)
-    local = moment.astimezone(zone)
-    locale = current_locale()
+    start, end = _local_words(starts_at, timezone, locale), _local_words(ends_at, timezone, locale)
+    if start.date == end.date:
+        return flask_babel.gettext(
+            "%(date)s, %(start)s to %(end)s (%(zone)s)",
+            date=start.date,
+            start=start.time,
+            end=end.time,
+            zone=start.zone,
+        )
     return flask_babel.gettext(
-        "%(date)s, %(time)s (%(zone)s)",
-        date=format_date(local, "full", locale=locale),
-        time=format_time(local, "short", locale=locale),
-        zone=get_timezone_name(local, "long", locale=locale),
+        "%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)",
+        date=start.date,
+        start=start.time,
+        end_date=end.date,
+        end=end.time,
+        zone=start.zone,
     )

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared.db import UTCDateTime
-from gather_shared.vocabulary import VENUE_FORMATS
+from gather_shared.vocabulary import VENUE_FORMATS, Visibility
 
 
 class Base(DeclarativeBase):
@@ -59,12 +59,18 @@ class Event(Base):
     resources: Mapped[list[Any]]
     organizer_name: Mapped[str] = mapped_column(sa.String(200))
     registration_opens_at: Mapped[datetime | None]
+    #: vocabulary.Visibility: an unlisted event's page opens by its link, but asks search engines not to
+    #: index it
+    visibility: Mapped[str] = mapped_column(
+        sa.String(20), default=Visibility.LISTED, server_default=Visibility.LISTED.value
+    )
     #: "contact" (a link confirms the place) or "none" (confirmed at once); None before events sent it
     verification: Mapped[str | None] = mapped_column(sa.String(20))
     #: When this version was announced (the message's time): the calendar file's DTSTAMP.
     updated_at: Mapped[datetime]
     # Derived on every copy (see copy_event), for the listing's filters:
-    #: whether the public may find it in the listing (its status is one of LISTED_EVENT_STATUSES)
+    #: whether the public may find it in the listing (its status is one of LISTED_EVENT_STATUSES and its
+    #: visibility `listed`; an unlisted event's page opens by its link only)
     listed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: lower-cased title, summary, tags, organizer and city, for `q`
     search_text: Mapped[str] = mapped_column(sa.Text)

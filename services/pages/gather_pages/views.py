@@ -112,7 +112,7 @@ def event_page(event_id: uuid.UUID) -> Any:
         return page_cache.page(state, lambda: render(RegistrationForm(formdata=None, timezone=event.timezone)))
     form = RegistrationForm(timezone=event.timezone)
     if not seats.accepting:
-        form.form_errors.append(forms.closed(seats))
+        form.form_errors.append(forms.closed(seats, event))
         return render(form), 409
     if not form.validate():
         return render(form), 422

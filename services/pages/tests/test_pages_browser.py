@@ -197,6 +197,8 @@ def test_every_page_state_is_accessible(api: Client, organizer_key: str, people:
     assert reminded.status_code == 200, reminded.text
     full = listed(api, organizer_key, robin.base, title="Small circle", capacity=1)
     assert api.register_verified(full["id"], email="first@example.org").status_code == 200
+    opens = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0).isoformat()
+    later = listed(api, organizer_key, robin.base, title="Later circle", registration_opens_at=opens)
     states: list[str] = []
 
     page = robin.go("/?q=walk")
@@ -266,6 +268,12 @@ def test_every_page_state_is_accessible(api: Client, organizer_key: str, people:
     page.click("main button[type=submit]")
     assert robin.heading() == "Reminders stopped"
     check_state(page, "reminders-stopped", states)
+
+    # An event whose registration opens later: when it opens, in place of the form.
+    page = robin.go(f"/events/{later['id']}")
+    assert page.locator("main form[method=post]").count() == 0
+    assert "Registration opens on" in page.locator("main").inner_text()
+    check_state(page, "registration-not-open", states)
     robin.stayed_home()
     bo.stayed_home()
 

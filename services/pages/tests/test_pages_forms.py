@@ -141,6 +141,38 @@ def test_a_cancelled_event_says_so_and_takes_no_registration(publish: Publish, c
     assert shown.soup.select("main form[method=post]") == []
 
 
+def test_before_registration_opens_the_page_says_when_it_opens_in_the_events_time_and_language(
+    publish: Publish, client: FlaskClient, read: Read
+) -> None:
+    starts = datetime(2030, 6, 20, 17, tzinfo=UTC)
+    opens = datetime(2030, 6, 1, 8, tzinfo=UTC)  # 09:00 in London that day (summer time), 10:00 in Madrid
+    london = publish(registration_opens_at=opens, starts_at=starts)
+    shown = read(client.get(f"/events/{london['id']}"))
+    assert "Registration opens on Saturday, 1 June 2030, 09:00 (British Summer Time)." in shown.text()
+    assert shown.soup.select("main form[method=post]") == []
+    madrid = publish(registration_opens_at=opens, starts_at=starts, timezone="Europe/Madrid", language="es")
+    spanish = read(client.get(f"/events/{madrid['id']}")).text()
+    assert "La inscripción se abre el sábado, 1 de junio de 2030, 10:00 (hora de verano de Europa central)." in spanish
+
+
+def test_a_registration_sent_before_registration_opens_is_told_kindly_when_to_come_back(
+    publish: Publish, client: FlaskClient, read: Read
+) -> None:
+    """A form kept open in a tab, or sent by hand: an answer in words, never a bare error."""
+    token = csrf_token(client, read, f"/events/{publish()['id']}")
+    early = publish(
+        registration_opens_at=datetime(2030, 6, 1, 8, tzinfo=UTC), starts_at=datetime(2030, 6, 20, tzinfo=UTC)
+    )
+    data = {"csrf_token": token, "display_name": "Sam", "email": "sam@example.org", "channels": "email"}
+    response = client.post(f"/events/{early['id']}", data=data)
+    assert response.status_code == 409
+    shown = read(response)
+    assert shown.text(".error-summary") == (
+        "There is a problem Registration opens on Saturday, 1 June 2030, 09:00 (British Summer Time)."
+    )
+    assert shown.soup.select("main form[method=post]") == []
+
+
 def test_the_page_speaks_the_events_language_and_writes_its_dates_that_way(
     publish: Publish, client: FlaskClient, read: Read
 ) -> None:

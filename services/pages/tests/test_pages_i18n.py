@@ -5,13 +5,18 @@ the event's language."""
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -19,9 +24,12 @@ from flask.testing import FlaskClient
 import gather_pages
 
 PACKAGE = Path(gather_pages.__file__).parent
+SERVICE = PACKAGE.parent
 TEMPLATES = PACKAGE / "templates"
 TRANSLATIONS = PACKAGE / "translations"
 TRANSLATED = ("es", "cy")
+#: The README's translation commands, in order.
+STEPS = ("extract", "update", "compile")
 #: Attributes whose value a person reads or hears.
 READ_ATTRIBUTES = {"title", "alt", "aria-label", "placeholder"}
 LETTER = re.compile(r"[^\W\d_]")
@@ -78,12 +86,47 @@ def test_no_template_shows_text_outside_translation(template: str) -> None:
 
 
 def source_messages() -> set[str | tuple[str, ...]]:
-    """The messages the source asks to translate, extracted as babel.cfg says."""
-    method_map = [("gather_pages/**.py", "python"), ("gather_pages/templates/**.html", "jinja2")]
-    options = {"gather_pages/templates/**.html": {"extensions": "jinja2.ext.do"}}
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
-    found = extract_from_dir(PACKAGE.parent, method_map, options, keywords=keywords)
+    """The messages the source asks to translate, extracted as the README's command does: babel.cfg's
+    mapping, Babel's default keywords and `_l`."""
+    with open(SERVICE / "babel.cfg") as f:
+        method_map, options = parse_mapping_cfg(f)
+    found = extract_from_dir(SERVICE, method_map, options, keywords=DEFAULT_KEYWORDS | {"_l": None})
     return {message for _file, _line, message, _comments, _context in found}
+
+
+def readme_commands() -> list[list[str]]:
+    """The pybabel commands of the README's "Translations" section, as a person would paste them."""
+    section = (SERVICE / "README.md").read_text().split("## Translations", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line) for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def without_dates(text: str) -> str:
+    return re.sub(r'"POT-Creation-Date: [^"]*"', "", text)
+
+
+def test_the_readmes_translation_commands_make_the_committed_catalogs(tmp_path: Path) -> None:
+    """Run as written (from services/pages/, on a copy), they give back the committed catalogs: the
+    commands work, and nobody edited a catalog by hand past them."""
+    copy = tmp_path / "pages"
+    shutil.copytree(SERVICE, copy, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    commands = readme_commands()
+    assert [command[:2] for command in commands] == [["../../.venv/bin/pybabel", step] for step in STEPS]
+    for command in commands:  # the same pybabel, from the virtualenv running the tests
+        run = subprocess.run([sys.executable, "-m", "babel.messages.frontend", *command[1:]], cwd=copy, check=False)
+        assert run.returncode == 0, command
+    made = copy / "gather_pages" / "translations"
+    for name in ["messages.pot", *(f"{language}/LC_MESSAGES/messages.po" for language in TRANSLATED)]:
+        assert without_dates((made / name).read_text()) == without_dates((TRANSLATIONS / name).read_text()), name
+    for language in TRANSLATED:
+        mo = f"{language}/LC_MESSAGES/messages.mo"
+        assert compiled(made / mo) == compiled(TRANSLATIONS / mo), mo
+
+
+def compiled(path: Path) -> dict[Any, Any]:
+    """A .mo file's messages (its header, with the date it was made, left out)."""
+    with open(path, "rb") as f:
+        return {str(m.id) if isinstance(m.id, str) else tuple(m.id): str(m.string) for m in read_mo(f) if m.id}
 
 
 def catalog(language: str) -> Any:

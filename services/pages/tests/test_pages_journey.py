@@ -129,17 +129,25 @@ def ask_for_a_place(platform: Platform, browser: Browser, event_id: str, **detai
     return shown
 
 
+def when(shown: Any) -> str:
+    """What a page says after "When": the event's date and time."""
+    term = next(dt for dt in shown.soup.select("main dt") if dt.get_text(strip=True) == "When")
+    return " ".join(term.find_next_sibling("dd").get_text(" ").split())
+
+
 def test_find_ask_for_a_place_see_it_change_details_and_cancel(
     platform: Platform, api: Client, organizer_key: str, browser: Browser
 ) -> None:
-    event = api.published_event(organizer_key, title="Journey circle", capacity=10)
-    listing = browser.get("/", params={"q": "journey"})
+    event = api.published_event(organizer_key, title="Journey circle", capacity=10, timezone="America/New_York")
     wait_for(lambda: "Journey circle" in browser.get("/", params={"q": "journey"}).text())
     listing = browser.get("/", params={"q": "journey"})
-    browser.get(listing.one(".event-list h3 a")["href"])
+    event_page = browser.get(listing.one(".event-list h3 a")["href"])
 
     shown = ask_for_a_place(platform, browser, event["id"], display_name="Robin", email="robin@example.org")
     assert shown.one("h1").get_text(strip=True) == "You have a place"
+    # The listing, the event page and the place's page say when in the same words, in the event's zone.
+    assert when(listing) == when(event_page) == when(shown)
+    assert when(shown).endswith(("(Eastern Standard Time)", "(Eastern Daylight Time)"))
     assert browser.last.headers["Cache-Control"] == "no-store"
     manage_path = browser.path
     assert re.fullmatch(r"/manage/[0-9a-f-]{36}/[^/]+", manage_path)

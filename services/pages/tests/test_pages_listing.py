@@ -144,6 +144,36 @@ def test_ended_and_cancelled_events_are_not_listed(publish: Publish, client: Fla
     assert titles(client, read) == ["Postponed for now"]
 
 
+def test_an_unlisted_event_is_never_listed_nor_found_but_its_page_opens_by_its_link(
+    publish: Publish, client: FlaskClient, read: Read
+) -> None:
+    listed = publish(title="Open circle", starts_at=in_days(7))
+    hidden = publish(title="Quiet circle", visibility="unlisted")
+    turned = publish(title="Quiet walk", starts_at=in_days(8))  # listed at first, then its organizer unlists it
+    assert titles(client, read) == ["Open circle", "Quiet walk"]
+    publish("event.updated.v1", **(turned | {"version": 2, "visibility": "unlisted"}))
+    assert titles(client, read) == ["Open circle"]
+    assert titles(client, read, q="quiet") == []
+    for event in (hidden, turned):
+        response = client.get(f"/events/{event['id']}")
+        assert response.status_code == 200
+        shown = read(response)
+        assert shown.one("h1").get_text(strip=True) == event["title"]
+        assert shown.soup.select("main form[method=post]") != []  # registration works by the link, too
+        assert "unlisted" not in response.get_data(as_text=True).lower()
+        assert shown.one("meta[name=robots]")["content"] == "noindex"  # nor found by a search engine
+    assert read(client.get(f"/events/{listed['id']}")).soup.select("meta[name=robots]") == []
+
+
+def test_an_event_announced_before_visibility_existed_is_listed(
+    publish: Publish, send: Callable[..., Any], client: FlaskClient, read: Read
+) -> None:
+    old = publish(title="Old circle")
+    del old["visibility"]
+    send("event.updated.v1", {"event": old | {"version": 2, "title": "Old circle, renamed"}, "changes": {}})
+    assert titles(client, read) == ["Old circle, renamed"]
+
+
 def test_the_event_page_shows_everything_public_and_never_the_online_link(
     publish: Publish, client: FlaskClient, read: Read
 ) -> None:

@@ -166,6 +166,8 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
 @web.no_store
 @ratelimit.limited(ratelimit.PER_ADDRESS)
 @blp.response(200, RegisteredOut)
+@blp.alt_response(410, response="DEFAULT_ERROR", description="The link has expired or was used already")
+@blp.alt_response(404, response="DEFAULT_ERROR", description="No link has this token")
 def verify(token: str) -> dict[str, Any]:
     """Follow the link sent to the contact: the registration becomes confirmed while seats remain, else
     waitlisted, and the answer carries its manage token. An expired or used link is a 410."""

@@ -115,20 +115,21 @@ class CheckYourMessagesOut(Schema):
     expires_at = fields.AwareDateTime(metadata={"description": "when the link sent to the contact stops working"})
 
 
-class RegisteredOut(Schema):
+class _Place(Schema):
+    """What every answer about one registration starts with: whose place, where it stands."""
+
     id = fields.UUID()
     event_id = fields.UUID()
     status = fields.String()
     waitlist_position = fields.Integer(allow_none=True)
+
+
+class RegisteredOut(_Place):
     manage_token = fields.String()
     created_at = fields.AwareDateTime()
 
 
-class RegistrationOut(Schema):
-    id = fields.UUID()
-    event_id = fields.UUID()
-    status = fields.String()
-    waitlist_position = fields.Integer(allow_none=True)
+class RegistrationOut(_Place):
     display_name = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)

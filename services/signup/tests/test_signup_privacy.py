@@ -34,6 +34,12 @@ def about_people(rt: Runtime) -> list[str]:
     return [m["type"] for m in outbox_messages(rt.engine) if m["type"] != "signup.availability_changed.v1"]
 
 
+def anonymise(rt: Runtime, now: datetime, retention_days: int = 30) -> int:
+    """One run of the retention job at `now`; how many events it anonymised."""
+    with rt.sessions.begin() as session:
+        return privacy.anonymise_ended_events(session, now, retention_days=retention_days)
+
+
 def assert_forgotten(database_text: Callable[..., str]) -> None:
     stored = database_text().lower()
     for detail in ("Robin Quill", "robin.quill", "example.org", "7911123456", "Europe/Paris"):
@@ -93,12 +99,10 @@ def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keep
     register(same_time["id"], 3, display_name="Also Over")
     ends = event["ends_at"]
 
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, ends + timedelta(days=29), retention_days=30) == 0
+    assert anonymise(rt, ends + timedelta(days=29)) == 0
     assert "robin.quill" in database_text()
 
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, ends + timedelta(days=30), retention_days=30) == 2
+    assert anonymise(rt, ends + timedelta(days=30)) == 2
     assert_forgotten(database_text)
     assert "Also Over" not in database_text()
     counts = client.get(f"/v1/events/{event['id']}/availability").json
@@ -106,8 +110,7 @@ def test_retention_anonymises_attendees_of_events_ended_long_enough_ago_and_keep
     erased = [m for m in outbox_messages(rt.engine) if m["type"] == "signup.erased.v1"]
     assert len(erased) == 3
 
-    with rt.sessions.begin() as session:  # a second run finds nothing left to do
-        assert privacy.anonymise_ended_events(session, ends + timedelta(days=31), retention_days=30) == 0
+    assert anonymise(rt, ends + timedelta(days=31)) == 0  # a second run finds nothing left to do
 
 
 def test_retention_keeps_attendees_of_events_not_yet_over(
@@ -115,16 +118,14 @@ def test_retention_keeps_attendees_of_events_not_yet_over(
 ) -> None:
     event = publish()
     register(event["id"], **CONTACT)
-    with rt.sessions.begin() as session:
-        privacy.anonymise_ended_events(session, datetime.now(UTC), retention_days=0)
+    anonymise(rt, datetime.now(UTC), retention_days=0)
     assert "robin.quill" in database_text()
 
 
 def test_an_idempotency_key_is_forgotten_after_a_day(publish: Publish, register: Register, rt: Runtime) -> None:
     event = publish()
     register(event["id"], headers={"Idempotency-Key": "k-1"})
-    with rt.sessions.begin() as session:
-        privacy.anonymise_ended_events(session, datetime.now(UTC) + timedelta(hours=25), retention_days=30)
+    anonymise(rt, datetime.now(UTC) + timedelta(hours=25))
     response = register(event["id"], headers={"Idempotency-Key": "k-1"})
     assert response.status_code == 409  # no replay any more: the same person is simply registered already
     assert response.json["code"] == "already_registered"
@@ -136,8 +137,7 @@ def test_retention_keeps_the_attendees_of_a_postponed_event_whatever_its_old_dat
     event = publish()
     register(event["id"], **CONTACT)
     publish("event.postponed.v1", id=event["id"], version=2, status="postponed", starts_at=event["starts_at"])
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=90), retention_days=30) == 0
+    assert anonymise(rt, event["ends_at"] + timedelta(days=90)) == 0
     assert "robin.quill" in database_text()
 
 
@@ -147,11 +147,9 @@ def test_retention_judges_an_event_moved_later_by_its_new_end(
     event = publish()
     register(event["id"], **CONTACT)
     later = publish("event.updated.v1", id=event["id"], version=2, starts_at=event["starts_at"] + timedelta(days=60))
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=30), retention_days=30) == 0
+    assert anonymise(rt, event["ends_at"] + timedelta(days=30)) == 0
     assert "robin.quill" in database_text()
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, later["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    assert anonymise(rt, later["ends_at"] + timedelta(days=30)) == 1
     assert_forgotten(database_text)
 
 
@@ -161,12 +159,10 @@ def test_retention_covers_registrations_made_after_the_event_was_first_examined(
     event = publish()
     register(event["id"], 1)
     due = event["ends_at"] + timedelta(days=30)
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, due, retention_days=30) == 1
+    assert anonymise(rt, due) == 1
     # Registered afterwards (the clock of this test's job runs ahead of the registrations' own).
     register(event["id"], 2, **CONTACT)
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, due + timedelta(hours=1), retention_days=30) == 1
+    assert anonymise(rt, due + timedelta(hours=1)) == 1
     assert_forgotten(database_text)
 
 
@@ -175,13 +171,10 @@ def test_an_event_moved_later_after_its_attendees_were_anonymised_is_examined_ag
 ) -> None:
     event = publish()
     register(event["id"], 1)
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    assert anonymise(rt, event["ends_at"] + timedelta(days=30)) == 1
     later = publish("event.updated.v1", id=event["id"], version=2, starts_at=event["starts_at"] + timedelta(days=60))
     register(event["id"], 2, **CONTACT)  # someone who comes on the new date
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, event["ends_at"] + timedelta(days=31), retention_days=30) == 0
+    assert anonymise(rt, event["ends_at"] + timedelta(days=31)) == 0
     assert "robin.quill" in database_text()
-    with rt.sessions.begin() as session:
-        assert privacy.anonymise_ended_events(session, later["ends_at"] + timedelta(days=30), retention_days=30) == 1
+    assert anonymise(rt, later["ends_at"] + timedelta(days=30)) == 1
     assert_forgotten(database_text)

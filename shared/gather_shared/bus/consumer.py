@@ -19,7 +19,7 @@ from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import envelope, logs, messages
+from gather_shared import envelope, logs, messages, metrics
 from gather_shared.bus.inbox import Handler, Message, handle_batch, received
 from gather_shared.bus.topology import (
     DEAD_LETTER_TTL_SECONDS,
@@ -49,6 +49,8 @@ PREFETCH = 2 * BATCH_MAX
 PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 #: How often the consumer on the embedded transport (which has no TTL) deletes its expired dead letters.
 EXPIRE_EVERY_SECONDS = 60.0
+#: How often the consumer asks the broker how many messages wait in its queue (its lag, a metric).
+LAG_EVERY_SECONDS = 15.0
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Consumer(ConsumerMixin):
         self.dead_letter_ttl = dead_letter_ttl
         self._local_retries: list[_Retry] = []  # the embedded transport has no TTL: retries wait here
         self._expire_at = 0.0  # when the embedded transport's expired dead letters go next
+        self._lag_at = 0.0  # when the consumer next asks for its queue's length
         self._batch: list[_Pending] = []  # received, not yet handled nor acked
         self._batch_started = 0.0
         self._received = False  # whether a message arrived since the last iteration
@@ -124,6 +127,17 @@ class Consumer(ConsumerMixin):
         if now >= self._expire_at and not is_amqp(self.connection):
             drop_expired(self._publisher, self.queue.dlq, self.dead_letter_ttl)
             self._expire_at = now + min(EXPIRE_EVERY_SECONDS, self.dead_letter_ttl)
+        if now >= self._lag_at:
+            self._lag_at = now + LAG_EVERY_SECONDS
+            self._measure_lag()
+
+    def _measure_lag(self) -> None:
+        try:
+            waiting = self._publisher.default_channel.queue_declare(queue=self.queue.name, passive=True).message_count
+        except Exception:  # a metric: the next look may succeed; consuming goes on
+            log.debug("consumer: could not read the length of %s", self.queue.name, exc_info=True)
+            return
+        metrics.CONSUMER_LAG.labels(self.queue.name).set(waiting)
 
     def on_message(self, message: kombu.Message) -> None:
         body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
@@ -132,6 +146,7 @@ class Consumer(ConsumerMixin):
             message_in = received(body)
         except ValidationError as exc:
             log.error("consumer: invalid message dead-lettered: %s", exc.messages)
+            metrics.MESSAGES.labels("invalid", "dead_lettered").inc()
             self._dead_letter(body, headers | {ERROR_HEADER: json.dumps(exc.messages)[:1000]})
             message.ack()
             return
@@ -149,9 +164,11 @@ class Consumer(ConsumerMixin):
         failed = handle_batch(self.sessions, self.handlers, [pending.message for pending in batch])
         for pending in batch:
             error = failed.get(pending.message.id)
-            if error is not None:
+            if error is None:
+                metrics.MESSAGES.labels(pending.message.type, "handled").inc()
+            else:
                 with logs.message_context(pending.message.id, pending.message.correlation_id):
-                    self._retry_or_dead_letter(pending.body, pending.headers, error)
+                    self._retry_or_dead_letter(pending.message.type, pending.body, pending.headers, error)
             pending.kombu_message.ack()
         self._forget([pending.message for pending in batch if pending.message.id not in failed])
 
@@ -173,14 +190,16 @@ class Consumer(ConsumerMixin):
                 if dropped:
                     log.info("consumer: %d message(s) about an erased registration dropped from %s", dropped, queue)
 
-    def _retry_or_dead_letter(self, body: str, headers: dict[str, Any], error: str) -> None:
+    def _retry_or_dead_letter(self, type_: str, body: str, headers: dict[str, Any], error: str) -> None:
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
         headers = headers | {ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:1000]}
         if attempt > len(self.retry_delays):
+            metrics.MESSAGES.labels(type_, "dead_lettered").inc()
             log.error("consumer: giving up after %d attempts; dead-lettered", attempt)
             self._dead_letter(body, headers)
             return
         delay = self.retry_delays[attempt - 1]
+        metrics.MESSAGES.labels(type_, "retried").inc()
         log.warning("consumer: retry %d in %ss", attempt, delay)
         if is_amqp(self.connection):
             self._publish_copy(body, self.queue.retry_queue(delay), headers)

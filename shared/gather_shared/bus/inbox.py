@@ -13,7 +13,7 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import envelope, logs
+from gather_shared import envelope, logs, metrics
 from gather_shared.bus.topology import sender
 from gather_shared.db import inbox_table, insert, utcnow
 
@@ -97,6 +97,7 @@ def _handle_in(session: Session, handlers: dict[str, Handler], batch: list[Messa
             key = (message.source, message.id)
             if key not in first_time:
                 log.info("consumer: %s already handled; ignored", message.type)
+                metrics.MESSAGES.labels(message.type, "duplicate").inc()
                 continue
             first_time.discard(key)  # a second copy within the same batch is a duplicate too
             handler = handlers.get(message.type)

@@ -15,7 +15,7 @@ import kombu
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import envelope, logs
+from gather_shared import envelope, logs, metrics
 from gather_shared.bus.topology import EXCHANGE, TOPIC_EXCHANGE, declare_topology
 from gather_shared.bus.transport import connect, is_amqp
 from gather_shared.db import is_postgresql, outbox_table, utcnow
@@ -81,6 +81,7 @@ class Relay:
                     outbox_table.c.body,
                     outbox_table.c.correlation_id,
                     outbox_table.c.attempts,
+                    outbox_table.c.created_at,
                 )
                 .where(sa.or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now))
                 .order_by(outbox_table.c.id)
@@ -89,6 +90,8 @@ class Relay:
             if is_postgresql(session):
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
+            # Ordered by id, the first row waited longest: "outbox older than a minute" is an alert.
+            metrics.OUTBOX_OLDEST_SECONDS.set((now - rows[0].created_at).total_seconds() if rows else 0)
             if not rows:
                 return 0
             failed = self._publish(rows)
@@ -117,6 +120,7 @@ class Relay:
                     )
             for row in rows:
                 if row.message_id not in failed:
+                    metrics.MESSAGES.labels(row.type, "published").inc()
                     with logs.message_context(row.message_id, row.correlation_id):
                         log.info("relay: published %s", row.type)
             return len(done)
@@ -153,6 +157,7 @@ class Relay:
                     content_encoding="utf-8",
                     delivery_mode=2,
                     message_id=row.message_id,
+                    headers=_trace_headers(row),
                 )
             return {}
         return self._publish_amqp(conn, rows)
@@ -183,6 +188,7 @@ class Relay:
                 row.body,
                 content_type=envelope.CONTENT_TYPE,
                 content_encoding="utf-8",
+                headers=_trace_headers(row),
                 properties={"delivery_mode": 2, "message_id": row.message_id},
             )
             channel.basic_publish(message, exchange=EXCHANGE, routing_key=row.type, mandatory=True)
@@ -195,3 +201,9 @@ class Relay:
                 raise TimeoutError(f"{len(by_tag)} publisher confirms missing after {CONFIRM_TIMEOUT_SECONDS}s")
             conn.drain_events(timeout=remaining)
         return {mid: reason for mid, reason in settled.items() if reason is not None}
+
+
+def _trace_headers(row: Any) -> dict[str, str]:
+    """The message's W3C `traceparent`, continuing the trace of the request that caused it (logs.traceparent)."""
+    parent = logs.traceparent(row.correlation_id)
+    return {"traceparent": parent} if parent else {}

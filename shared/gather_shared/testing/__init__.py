@@ -32,7 +32,7 @@ from gather_shared.testing.service import (
     module_service,
     outbox_messages,
 )
-from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost, reset_broker
+from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_vhost, reset_broker
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -40,6 +40,7 @@ __all__ = [
     "REPO",
     "SECRET_KEY",
     "Client",
+    "ExchangeSpy",
     "Platform",
     "ServiceUnderTest",
     "deliver",

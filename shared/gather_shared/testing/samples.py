@@ -57,4 +57,5 @@ def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[
         "series_id": None,
         "verification": "contact",
         "registration_opens_at": None,
+        "visibility": "listed",
     } | overrides

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu
 import pytest
 import sqlalchemy as sa
+
+from gather_shared.bus.topology import TOPIC_EXCHANGE
 
 REQUIRE = os.environ.get("GATHER_REQUIRE_SERVICES") == "1"
 
@@ -198,3 +201,29 @@ def _rabbitmqctl(*args: str) -> None:
             return
         time.sleep(1 + attempt)
     raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A message as it went over the broker."""
+
+    headers: dict[str, Any]
+    body: str
+
+
+class ExchangeSpy:
+    """A queue bound to Gather's exchange for every routing key: it keeps a copy of each message published
+    from its creation on, for a test to read what went over the broker."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self.queue = kombu.Queue("test.spy", TOPIC_EXCHANGE, routing_key="#", durable=False)
+        with kombu.Connection(broker_url) as conn:
+            self.queue(conn.default_channel).declare()
+
+    def copies(self) -> list[Copy]:
+        """The copies that arrived since the last call."""
+        with kombu.Connection(self.broker_url) as conn:
+            queue = self.queue(conn.default_channel)
+            messages = list(iter(lambda: queue.get(no_ack=True), None))
+        return [Copy(dict(m.headers or {}), m.body.decode() if isinstance(m.body, bytes) else m.body) for m in messages]

@@ -1,0 +1,101 @@
+"""Prometheus metrics of every Gather process (prometheus-client): what they count, and where each process
+shows them.
+
+- Web services answer `GET /metrics` (gather_shared.web). Under gunicorn every worker counts in files of a
+  directory the master shares with them (prometheus-client's multiprocess mode, set up in
+  deploy/gunicorn.conf.py), so one scrape sees the whole service, whichever worker answers it.
+- Workers (relay, consumer, sender, scheduler) serve them on `GATHER_METRICS_PORT` when it is set (each
+  kind its own port; off by default, as on `make run`).
+
+No label ever holds an id, a contact or a token: routes are labelled by their rule
+(`/v1/signups/<uuid:signup_id>`), messages by their type. docs/operations.md lists the metrics, the
+alert rules in deploy/monitoring/ read them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from werkzeug.exceptions import NotFound
+
+#: Seconds a request took to answer, by route rule, method and status.
+REQUEST_SECONDS = Histogram(
+    "gather_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+#: Messages by type and what happened to them: published (relay, broker confirmed), handled, duplicate
+#: (the inbox had it already), retried, dead_lettered (consumer).
+MESSAGES = Counter("gather_messages_total", "Messages through the bus, by type and outcome", ["type", "outcome"])
+#: Age of the oldest outbox row waiting for the relay, as the relay saw it last; 0 when none waits.
+OUTBOX_OLDEST_SECONDS = Gauge("gather_outbox_oldest_seconds", "Age of the oldest unpublished outbox row")
+#: Messages the broker holds for this consumer's queue, as it said when the consumer last looked.
+CONSUMER_LAG = Gauge("gather_consumer_queue_messages", "Messages waiting in this consumer's queue", ["queue"])
+#: Notifications by kind, channel and the status the sender gave them.
+NOTIFICATIONS = Counter(
+    "gather_notifications_total", "Notifications the sender finished, by outcome", ["kind", "channel", "status"]
+)
+#: How long after its planned time a reminder went out.
+REMINDER_LATENESS_SECONDS = Histogram(
+    "gather_reminder_lateness_seconds",
+    "Seconds between a reminder's planned time and its sending",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600),
+)
+
+#: The setting that makes a worker serve its metrics.
+PORT_SETTING = "GATHER_METRICS_PORT"
+
+
+def instrument(app: Flask) -> None:
+    """Time every request of `app` into REQUEST_SECONDS and serve `GET /metrics`."""
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("metrics_started", None)
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            REQUEST_SECONDS.labels(route, request.method, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+        return response
+
+    app.add_url_rule("/metrics", "metrics", page, methods=["GET"])
+
+
+def page() -> Response:
+    """The metrics in Prometheus' text format: of every gunicorn worker when they share a directory.
+    Only to a scraper that asks the process itself: a request that came through the public gateway (it
+    says who it forwarded, in X-Forwarded-For or Forwarded) is answered 404, so that the public origin
+    never shows them."""
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        raise NotFound()
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def serve_for_worker() -> None:
+    """Serve this worker's metrics on GATHER_METRICS_PORT, in a thread of its own, if that is set."""
+    port = os.environ.get(PORT_SETTING)
+    if port:
+        start_http_server(int(port))
