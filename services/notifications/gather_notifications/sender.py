@@ -445,4 +445,7 @@ def _send_loop(
             # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
             # (A ring while no thread waits is missed; this poll finds its work.)
             with doorbell:
-                doorbell.wait(poll_seconds * (0.5 + random.random()))
+                # Looked at under the doorbell's lock: run() sets `stop` before it rings for everyone, so
+                # a thread that was busy at that ring sees `stop` here instead of sleeping through it.
+                if not stop.is_set():
+                    doorbell.wait(poll_seconds * (0.5 + random.random()))
