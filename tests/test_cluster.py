@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gather_shared.bus.topology import CONSUMERS
 from gather_shared.db import make_engine
 from gather_shared.testing import Client, fresh_pg_database, running_platform, wait_for
 from gather_shared.testing.cluster import RabbitCluster
@@ -113,6 +114,11 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
                 lambda: set(mailbox.recipients()) >= set(statuses),
                 timeout=120,
                 message="an email for every registration",
+            )
+            # Both copies of each consumer consume again, each through a node still up.
+            wait_for(
+                lambda: all(gather_queues(cluster)[q.name]["consumers"] == 2 for q in CONSUMERS.values()),
+                message="two consumers on each queue",
             )
             notifications = make_engine(databases["notifications"])
             with notifications.connect() as conn:

@@ -153,8 +153,10 @@ class RabbitCluster:
         self.start_app(node)
 
     def queues(self, via: Node) -> dict[str, dict[str, object]]:
-        """Every queue, asked of node `via`: its type, leader, members and the members online."""
-        out = self.ctl(via, "list_queues", "name", "type", "leader", "members", "online", "--formatter", "json")
+        """Every queue, asked of node `via`: its type, leader, members, the members online, and how many
+        consumers it has."""
+        columns = ("name", "type", "leader", "members", "online", "consumers")
+        out = self.ctl(via, "list_queues", *columns, "--formatter", "json")
         return {q["name"]: q for q in json.loads(out)}
 
     def node_named(self, name: str) -> Node:
