@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 from functools import partial
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -40,8 +39,11 @@ log = logging.getLogger(__name__)
 #: The PostgreSQL NOTIFY channel on which the consumer wakes the sender when it planned a notification
 #: that is due now (handlers.add_notification; gather_shared.db.notify / listen).
 DUE_NOW_CHANNEL = "gather_notifications_due"
-#: How long a claim lasts: a notification still `sending` after this (its sender died) is claimed again.
-LEASE = timedelta(minutes=5)
+#: How long a claim lasts unless renewed: a notification still `sending` after this is claimed again. A
+#: live sender renews the claims of what it holds every LEASE_RENEW_SECONDS (Leases), however long a
+#: provider takes to answer, so only a dead sender's work is taken over: within LEASE of its death.
+LEASE = timedelta(seconds=20)
+LEASE_RENEW_SECONDS = 5.0
 #: How long to wait for the event's snapshot when a registration message overtook it.
 EVENT_WAIT = timedelta(seconds=5)
 PURGE_EVERY_SECONDS = 60
@@ -136,6 +138,39 @@ def verdict(
     return quiet_until
 
 
+class Leases:
+    """The notifications a sender process holds (claimed, not yet recorded), whose claims it renews.
+
+    The sending threads `hold` a batch once claimed and `release` each notification once its outcome is
+    committed; one thread `renew`s the claims of all those held, apart from the sending threads, so that a
+    provider slow to answer never lets a claim run out while its sender lives."""
+
+    def __init__(self) -> None:
+        self._held: set[uuid.UUID] = set()
+        self._lock = threading.Lock()
+
+    def hold(self, ids: list[uuid.UUID]) -> None:
+        with self._lock:
+            self._held.update(ids)
+
+    def release(self, ids: list[uuid.UUID]) -> None:
+        with self._lock:
+            self._held.difference_update(ids)
+
+    def renew(self, rt: Runtime) -> None:
+        with self._lock:
+            held = list(self._held)
+        if not held:
+            return
+        with rt.sessions.begin() as session:
+            session.execute(
+                sa.update(Notification)
+                # Only what is still `sending`: one just recorded (and released meanwhile) stays as recorded.
+                .where(Notification.id.in_(held), Notification.status == NotificationStatus.SENDING)
+                .values(locked_until=utcnow() + LEASE)
+            )
+
+
 @dataclass
 class _Send:
     """A notification cleared to go, rendered, waiting for its provider call."""
@@ -152,18 +187,26 @@ def _context(notification: Notification) -> AbstractContextManager[None]:
     return message_context(notification.cause_message_id or "-", notification.correlation_id)
 
 
-def send_due(rt: Runtime, now: datetime, limit: int) -> int:
-    """Claim up to `limit` due notifications and send them; returns how many were claimed. Two
-    transactions per batch: one claims the batch (with recipients and events: one query; opt-outs: one
-    more), settles those that do not go and renders the others; the provider calls follow, outside any
-    transaction (no lock is held while a provider answers), the emails over one SMTP connection; one
-    transaction records the outcomes. A bug with one notification (say, in a template) fails that
-    notification, not the batch. At-least-once: a sender dying after the first commit leaves its
-    notifications `sending` until the lease ends, then another claims them."""
+def send_due(rt: Runtime, now: datetime, limit: int, leases: Leases | None = None) -> int:
+    """Claim up to `limit` due notifications and send them; returns how many were claimed. One
+    transaction claims the batch (with recipients and events: one query; opt-outs: one more), settles
+    those that do not go and renders the others; the provider calls follow, outside any transaction (no
+    lock is held while a provider answers), the emails over one SMTP connection, and each outcome is
+    committed as soon as the provider answered. A bug with one notification (say, in a template) fails
+    that notification, not the batch. At-least-once: a sender that dies leaves what it held `sending`;
+    another claims it once its claim, no longer renewed (`leases`), runs out: only the one notification
+    whose provider call was under way may then be sent twice."""
     with rt.sessions.begin() as session:
         rows = _claim(session, now, limit)
         sends = _prepare_batch(rt, session, rows, now)
-    _send_and_record(rt, sends, now)
+    leases = leases or Leases()
+    leases.hold([send.notification.id for send in sends])
+    try:
+        _send_and_record(rt, sends, now, leases)
+    finally:
+        # After a failure (the database gone, say), what is left is no longer renewed: it is claimed
+        # again when its claim runs out.
+        leases.release([send.notification.id for send in sends])
     return len(rows)
 
 
@@ -192,7 +235,8 @@ def _prepare_batch(
     return sends
 
 
-def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
+def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime, leases: Leases | None = None) -> None:
+    """Send each of `sends` and commit its outcome before the next one goes."""
     if not sends:
         return
     with delivery.Mailer(rt.settings) as mailer, delivery.SmsSender(rt.settings) as texter:
@@ -209,45 +253,43 @@ def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime) -> None:
                 with _context(send.notification):
                     log.exception("sender: notification %s could not be sent", send.notification.id)
                 send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
-    with rt.sessions.begin() as session:
-        sent: list[dict[str, object]] = []
-        for send in sends:
-            with _context(send.notification):
-                if send.error is not None:
-                    _failed(session, send, send.error, now)
-                    continue
-                # provider_id: the SMS provider's id for its delivery receipts (None for an email)
-                sent.append({"sent_id": send.notification.id, "sent_provider_id": send.provider_id})
-                log.info("sender: %s %s sent", send.notification.kind, send.notification.channel)
-        if sent:  # one statement, compiled once, run for each (psycopg pipelines them in one round trip)
-            table = cast(sa.Table, Notification.__table__)  # a mapped class's table; declared as any FromClause
-            session.execute(
-                sa.update(table)
-                .where(table.c.id == sa.bindparam("sent_id"))
+            _record(rt, send, now)
+            if leases is not None:
+                leases.release([send.notification.id])
+
+
+def _record(rt: Runtime, send: _Send, now: datetime) -> None:
+    """Commit what became of one provider call: a crash after it sends nothing of it again. (One small
+    transaction per message, one statement when it was sent: far less than the provider call.)"""
+    notification = send.notification
+    # An attendee erased while their message was on its way: the erasure deleted the files it knew of
+    # (after its commit), perhaps before this one was written; so this file goes too.
+    erased_at = sa.select(Recipient.erased_at).where(Recipient.signup_id == notification.signup_id).scalar_subquery()
+    with rt.sessions.begin() as session, _context(notification):
+        if send.error is not None:
+            _failed(session, send, send.error, now)
+            erased = session.scalar(sa.select(erased_at))
+        else:
+            erased = session.scalar(
+                sa.update(Notification)
+                .where(Notification.id == notification.id)
                 .values(
                     sent_at=now,
                     last_error=None,
                     locked_until=None,
-                    provider_id=sa.bindparam("sent_provider_id"),
+                    # the SMS provider's id for its delivery receipts (None for an email)
+                    provider_id=send.provider_id,
                     # A delivery receipt may have overtaken this update; it must not be turned back into `sent`.
                     status=sa.case(
-                        (table.c.status == NotificationStatus.SENDING, NotificationStatus.SENT), else_=table.c.status
+                        (Notification.status == NotificationStatus.SENDING, NotificationStatus.SENT),
+                        else_=Notification.status,
                     ),
-                ),
-                sent,
-            )
-        # An attendee erased while their message was on its way: the erasure deleted the files it knew
-        # of (after its commit), perhaps before this one was written; so this file goes too.
-        signup_ids = {send.notification.signup_id for send in sends}
-        erased = set(
-            session.scalars(
-                sa.select(Recipient.signup_id).where(
-                    Recipient.signup_id.in_(signup_ids), Recipient.erased_at.is_not(None)
                 )
+                .returning(erased_at)
             )
-        )
-        if erased:
-            _discard_after_commit(session, [s.notification.id for s in sends if s.notification.signup_id in erased])
+            log.info("sender: %s %s sent", notification.kind, notification.channel)
+        if erased is not None:
+            _discard_after_commit(session, [notification.id])
 
 
 def _discard_after_commit(session: Session, notification_ids: list[uuid.UUID]) -> None:
@@ -364,21 +406,23 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     concurrently): most of a delivery is waiting for the SMTP server or the SMS API, so a fan-out of
     reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
     others' batches to finish. When the consumer commits a notification that is due now (PostgreSQL
-    NOTIFY), a listener wakes one idle thread; they poll for the rest. This thread erases expired
-    contacts now and then."""
+    NOTIFY), a listener wakes one idle thread; they poll for the rest. One more thread renews the claims
+    of what the threads hold (Leases). This thread erases expired contacts now and then."""
     rules.parse_quiet_hours(rt.settings.sms_quiet_hours)  # a bad setting stops the sender now, not each SMS
     doorbell = threading.Condition()
+    leases = Leases()
 
     def ring() -> None:
         with doorbell:
             doorbell.notify()  # one thread: waking them all would have seven claim nothing
 
     listener = threading.Thread(target=listen, args=(rt.engine, DUE_NOW_CHANNEL, ring, stop), name="listener")
+    renewer = threading.Thread(target=_renew_loop, args=(rt, stop, leases), name="leases")
     workers = [
-        threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds), name=f"sender-{i}")
+        threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds, leases), name=f"sender-{i}")
         for i in range(SEND_WORKERS)
     ]
-    for thread in [listener, *workers]:
+    for thread in [listener, renewer, *workers]:
         thread.start()
     try:
         while not stop.is_set():
@@ -391,20 +435,35 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
         stop.set()
         with doorbell:
             doorbell.notify_all()
-        for thread in [listener, *workers]:
+        for thread in [listener, renewer, *workers]:
             thread.join()
 
 
-def _send_loop(rt: Runtime, stop: threading.Event, doorbell: threading.Condition, poll_seconds: float) -> None:
+def _renew_loop(rt: Runtime, stop: threading.Event, leases: Leases) -> None:
+    while not stop.wait(LEASE_RENEW_SECONDS):
+        try:
+            leases.renew(rt)
+        except Exception:
+            # Tried again at the next beat; a claim runs out only after several missed ones.
+            log.exception("sender: renewing claims failed")
+
+
+def _send_loop(
+    rt: Runtime, stop: threading.Event, doorbell: threading.Condition, poll_seconds: float, leases: Leases
+) -> None:
     while not stop.is_set():
         claimed = 0
         try:
-            claimed = send_due(rt, utcnow(), limit=BATCH_SIZE)
+            claimed = send_due(rt, utcnow(), limit=BATCH_SIZE, leases=leases)
         except Exception:
-            # What was claimed stays `sending` and is claimed again when its lease ends (at-least-once).
+            # What was claimed and not recorded stays `sending`, no longer renewed: it is claimed again
+            # when its claim runs out (at-least-once).
             log.exception("sender: cycle failed")
         if not claimed:
             # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
             # (A ring while no thread waits is missed; this poll finds its work.)
             with doorbell:
-                doorbell.wait(poll_seconds * (0.5 + random.random()))
+                # Looked at under the doorbell's lock: run() sets `stop` before it rings for everyone, so
+                # a thread that was busy at that ring sees `stop` here instead of sleeping through it.
+                if not stop.is_set():
+                    doorbell.wait(poll_seconds * (0.5 + random.random()))

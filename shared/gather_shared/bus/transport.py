@@ -86,9 +86,16 @@ def is_amqp(conn: kombu.Connection) -> bool:
 
 
 def check(url: str) -> None:
-    """Raise if the broker does not answer (for /readyz)."""
+    """Raise if the broker does not answer (for /readyz): no node of a cluster answers."""
     with connect(url) as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
+        conn.ensure_connection(max_retries=every_node_once(conn), timeout=3)
+
+
+def every_node_once(conn: kombu.Connection) -> int:
+    """The retries in which `conn.ensure_connection` tries each node of its failover list (GATHER_BROKER_URL
+    may list a cluster's nodes, `;`-separated) once after the first: kombu moves to the next node at each
+    failure, at once within a round of the list."""
+    return max(len(conn.alt), 1)
 
 
 def drop_expired(conn: kombu.Connection, queue: str, ttl_seconds: float) -> int:

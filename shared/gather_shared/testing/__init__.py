@@ -6,6 +6,8 @@ a test imports from here:
                messages in (`deliver`) and out (`outbox_messages`) without a broker
 - samples.py   a valid event: the HTTP body (`event_body`) and the message snapshot (`event_snapshot`)
 - platform.py  every Procfile process, started as `make run` starts them, and a `Client` for it
+- cluster.py   a 3-node RabbitMQ cluster on this machine (the `rabbit_cluster` fixture)
+- smtp.py      an SMTP server that counts who got which email (lost and duplicated ones)
 """
 
 from gather_shared.testing.platform import (

@@ -72,7 +72,8 @@ class Platform:
     logs: dict[str, Path] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
-        command = procfile()[name]
+        """Start the Procfile process `name`; `name#2` starts a second copy of it (a worker only)."""
+        command = procfile()[name.split("#")[0]]
         if name in WEB:
             port = int(self.urls[name].rsplit(":", 1)[1]) if name in self.urls else free_port()
             command = re.sub(r"--bind \S+", f"--bind 127.0.0.1:{port}", command)
@@ -207,10 +208,16 @@ def process_env(workers: int = 2) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_platform(
-    workdir: Path, database_urls: dict[str, str] | None, broker_url: str | None, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    database_urls: dict[str, str] | None,
+    broker_url: str | None,
+    extra_env: dict[str, str] | None = None,
+    copies: int = 1,
 ) -> Iterator[Platform]:
     """Start every Procfile process in `workdir`. `database_urls` maps service → URL (None: SQLite under
-    var/; a service it does not name, too); `broker_url` None means the embedded filesystem transport."""
+    var/; a service it does not name, too); `broker_url` None means the embedded filesystem transport.
+    `copies`: how many of each worker (relay, consumer, sender, scheduler) run at once, named `name`,
+    `name#2`, …; each web service runs once (with its WEB_CONCURRENCY gunicorn workers)."""
     env = process_env()
     if broker_url:
         env["GATHER_BROKER_URL"] = broker_url
@@ -221,7 +228,12 @@ def running_platform(
     for variable, name in WEB_URL_SETTINGS.items():
         if name in platform.urls:
             env.setdefault(variable, platform.urls[name])
-    with platform.running():
+    names = [
+        name if copy == 1 else f"{name}#{copy}"
+        for name in procfile()
+        for copy in range(1, (1 if name in WEB else copies) + 1)
+    ]
+    with platform.running(names):
         yield platform
 
 

@@ -4,13 +4,14 @@ database per test or per module, and a service's app on it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gather_shared.testing import tiers
+from gather_shared.testing import cluster, tiers
+from gather_shared.testing.cluster import RabbitCluster
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
     RATE_LIMITS_OFF,
@@ -30,9 +31,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return tiers.report_header()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for line in tiers.skipped():
+#: What tests measured, for the summary (the `report` fixture).
+FIGURES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in [*tiers.skipped(), *cluster.skipped()]:
         terminalreporter.write_line(line, yellow=True)
+    for line in config.stash.get(FIGURES, []):
+        terminalreporter.write_line(f"gather: {line}")
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Call it with a line a test measured (say, how many emails were lost or sent twice): pytest's
+    summary prints it after the run, even for a test that passed and whose output was captured."""
+    return request.config.stash.setdefault(FIGURES, []).append
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -50,6 +64,14 @@ def pg_server_url() -> str:
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     return tiers.require("rabbitmq")
+
+
+@pytest.fixture
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """Three RabbitMQ nodes clustered on this machine (testing/cluster.py), stopped and deleted after the
+    test; skipped (failed, with GATHER_REQUIRE_SERVICES=1) where rabbitmq-server cannot run them."""
+    with cluster.rabbit_cluster() as formed:
+        yield formed
 
 
 @pytest.fixture
