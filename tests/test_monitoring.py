@@ -4,14 +4,19 @@ export (gather_shared.metrics): a renamed metric must not leave an alert that ca
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import requests
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from gather_shared import metrics
-from gather_shared.testing import REPO
+from gather_shared.testing import REPO, free_port, wait_for
 
 MONITORING = REPO / "deploy" / "monitoring"
 SAMPLE_SUFFIXES = {Counter: ("_total",), Gauge: ("",), Histogram: ("_bucket", "_count", "_sum")}
@@ -49,3 +54,23 @@ def test_every_dashboard_panel_reads_exported_metrics() -> None:
     used = read(expressions)
     assert used <= set(exported())
     assert {exported()[name] for name in used} == set(exported().values())  # every metric has a panel
+
+
+def test_a_worker_serves_its_metrics_on_the_port_it_is_given(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")} | {"GATHER_METRICS_PORT": str(port)}
+    relay = subprocess.Popen([sys.executable, "-m", "gather_events", "relay"], cwd=tmp_path, env=env)
+    try:
+
+        def scraped() -> str | None:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except requests.ConnectionError:
+                return None
+
+        # The relay found its outbox empty: nothing has waited.
+        page = wait_for(lambda: (text := scraped()) and "gather_outbox_oldest_seconds 0.0" in text and text)
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+    assert "gather_messages_total" in page

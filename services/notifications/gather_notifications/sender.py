@@ -29,6 +29,7 @@ from gather_notifications.store import (
     SmsOptOut,
     contact_hash,
 )
+from gather_shared import metrics
 from gather_shared.db import after_commit, is_postgresql, listen, utcnow
 from gather_shared.logs import message_context
 from gather_shared.service import Runtime
@@ -222,6 +223,7 @@ def _prepare_batch(
                 send = _prepare(rt, session, notification, recipient, event, now, opted_out)
             except Exception as exc:
                 log.exception("sender: notification %s could not be handled", notification.id)
+                metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.FAILED).inc()
                 _update(
                     session,
                     notification.id,
@@ -288,6 +290,10 @@ def _record(rt: Runtime, send: _Send, now: datetime) -> None:
                 .returning(erased_at)
             )
             log.info("sender: %s %s sent", notification.kind, notification.channel)
+            metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.SENT).inc()
+            if notification.kind == NotificationKind.REMINDER and notification.scheduled_for is not None:
+                lateness = (now - notification.scheduled_for).total_seconds()
+                metrics.REMINDER_LATENESS_SECONDS.observe(max(lateness, 0))
         if erased is not None:
             _discard_after_commit(session, [notification.id])
 
@@ -368,6 +374,7 @@ def _settle(
         return
     _update(session, notification.id, status=decision[0], last_error=decision[1])
     log.info("sender: %s %s %s (%s)", notification.kind, notification.channel, *decision)
+    metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, decision[0]).inc()
     if recipient is not None and recipient.erased_at is not None:
         # Claimed again after a sender died mid-delivery, perhaps after writing a file the erasure missed.
         _discard_after_commit(session, [notification.id])
@@ -380,6 +387,7 @@ def _failed(session: Session, send: _Send, exc: delivery.DeliveryError, now: dat
     if exc.transient and attempts < rules.MAX_ATTEMPTS:
         retry_at = now + rules.retry_delay(attempts)
         _update(session, notification.id, status=NotificationStatus.PENDING, scheduled_for=retry_at, last_error=error)
+        metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, "retrying").inc()
         log.warning(
             "sender: %s %s attempt %d failed, retry at %s: %s",
             notification.kind,
@@ -390,6 +398,7 @@ def _failed(session: Session, send: _Send, exc: delivery.DeliveryError, now: dat
         )
     else:
         _update(session, notification.id, status=NotificationStatus.FAILED, last_error=error)
+        metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.FAILED).inc()
         log.error(
             "sender: %s %s failed after %d attempt(s): %s", notification.kind, notification.channel, attempts, error
         )

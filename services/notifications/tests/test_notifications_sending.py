@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from gather_notifications import privacy, sender
 from gather_notifications.store import Notification, Recipient
@@ -96,6 +97,27 @@ def test_a_reminder_goes_out_at_its_due_time_and_not_before(world: World, mailbo
     assert [n.status for n in world.notifications(kind="reminder")] == ["sent", "pending"]
     world.run_sender(due)
     assert [n.status for n in world.notifications(kind="reminder")] == ["sent", "sent"]
+
+
+def test_the_sender_counts_each_outcome_and_how_late_each_reminder_went(world: World, mailbox: Mailbox) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def sent(kind: str) -> float:
+        return sample("gather_notifications_total", kind=kind, channel="email", status="sent")
+
+    def counts() -> list[float]:
+        lateness = [sample("gather_reminder_lateness_seconds_bucket", le=le) for le in ("60.0", "120.0", "+Inf")]
+        return [sent("signup_confirmed"), sent("reminder"), *lateness]
+
+    before = counts()
+    event = world.publish()
+    world.register()
+    world.run_sender(event["starts_at"] - timedelta(hours=1) + timedelta(seconds=90))
+
+    # One confirmation and two reminders sent: the 1-hour one 90 s after its time (the run came late),
+    # the 24-hour one almost a day late.
+    assert [a - b for a, b in zip(counts(), before, strict=True)] == [1, 2, 0, 1, 2]
 
 
 def test_after_a_downtime_overdue_reminders_still_go_before_the_start(world: World, mailbox: Mailbox) -> None:
