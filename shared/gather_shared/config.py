@@ -63,8 +63,8 @@ class Settings:
     @classmethod
     def from_env(cls, service: str) -> Settings:
         env = os.environ
-        broker_url = env.get("GATHER_BROKER_URL") or "filesystem://"
-        database_url = (env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace("{service}", service)
+        broker_url = broker_url_from(env)
+        database_url = database_url_from(env, service)
         return cls(
             service=service,
             broker_url=broker_url,
@@ -97,6 +97,16 @@ class Settings:
             },
             trusted_proxies=trusted_proxies(env.get("GATHER_TRUSTED_PROXIES") or ""),
         )
+
+
+def broker_url_from(env: Mapping[str, str]) -> str:
+    """GATHER_BROKER_URL (the services read it through Settings; the operator's toolkit reads it alone)."""
+    return env.get("GATHER_BROKER_URL") or "filesystem://"
+
+
+def database_url_from(env: Mapping[str, str], service: str) -> str:
+    """GATHER_DATABASE_URL for `service`: its `{service}` replaced by the service's name."""
+    return (env.get("GATHER_DATABASE_URL") or "sqlite:///var/{service}.db").replace("{service}", service)
 
 
 def smtp_url(value: str | None) -> str | None:

@@ -19,6 +19,8 @@ import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -256,6 +258,14 @@ def migrate(engine: Engine, script_location: str) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
+
+
+def migration_versions(engine: Engine, script_location: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The revisions the database is at (empty: never migrated) and the newest ones `script_location` has."""
+    heads = ScriptDirectory.from_config(alembic_config(script_location)).get_heads()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return tuple(sorted(current)), tuple(sorted(heads))
 
 
 @contextlib.contextmanager

@@ -124,7 +124,7 @@ def drop_mentioning(conn: kombu.Connection, queue: str, needle: str) -> int:
     dropped = 0
     for path in Path(options["data_folder_in"]).glob(f"*.{queue}.msg"):
         try:
-            if needle in _stored_body(path.read_bytes()):
+            if needle in stored_body(path.read_bytes()):
                 path.unlink()
                 dropped += 1
         except FileNotFoundError:  # taken by a reader meanwhile
@@ -132,7 +132,7 @@ def drop_mentioning(conn: kombu.Connection, queue: str, needle: str) -> int:
     return dropped
 
 
-def _stored_body(raw: bytes) -> str:
+def stored_body(raw: bytes) -> str:
     """The body of a message as kombu's filesystem transport stores it (base64 inside a JSON payload)."""
     try:
         payload = loads(bytes_to_str(raw))

@@ -1,0 +1,268 @@
+"""The operator's toolkit (`python -m gather_shared admin`, gather_shared.admin) against a real broker and
+real databases: the embedded transport with SQLite, and RabbitMQ (a fresh vhost) with PostgreSQL.
+
+Every listing is read as an attacker would read an operator's terminal log: for a name, an email address,
+a phone number or an organizer's words about someone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import kombu
+import pytest
+import sqlalchemy as sa
+from kombu.transport import filesystem
+from prometheus_client import REGISTRY
+from sqlalchemy.orm import Session
+
+from gather_shared import admin, envelope, messages
+from gather_shared.bus import Consumer, Message, connect, emit, topology
+from gather_shared.bus.deadletters import peek
+from gather_shared.db import bus_metadata, make_engine, migrate, outbox_table, session_factory
+from gather_shared.testing import SECRET_KEY, fresh_pg_database, wait_for
+
+QUEUE = topology.CONSUMERS["notifications"]
+NAME, EMAIL, PHONE, REASON = "Robin Quinn", "robin.quinn@example.org", "+447700900123", "asked to leave by Dr Avery"
+#: What must never be printed, in any form the listings could show it.
+SECRETS = ("Robin", "Quinn", "robin.quinn", "example.org", "7700900123", "Avery", "asked to leave")
+
+
+def removal() -> dict:
+    """signup.removed.v1: a registration, with its contact details and the organizer's reason."""
+    return {
+        "signup_id": uuid.uuid4(),
+        "event_id": uuid.uuid4(),
+        "status": "cancelled",
+        "display_name": NAME,
+        "email": EMAIL,
+        "phone": PHONE,
+        "channels": ["email", "sms"],
+        "created_at": datetime.now(UTC),
+        "reason": REASON,
+    }
+
+
+def removal_body() -> str:
+    return json.dumps(envelope.build("signup.removed.v1", "/gather/signup", messages.dump("signup.removed.v1", removal()), None))
+
+
+def assert_private(output: str) -> None:
+    for secret in SECRETS:
+        assert secret.lower() not in output.lower()
+
+
+@dataclass
+class Bus:
+    broker_url: str
+    engine: sa.Engine
+
+    def publish(self, body: str, routing_key: str, exchange: str = topology.EXCHANGE) -> None:
+        with connect(self.broker_url) as conn:
+            topology.declare_topology(conn, QUEUE)
+            kombu.Producer(conn.default_channel).publish(
+                body, exchange=exchange, routing_key=routing_key, content_type=envelope.CONTENT_TYPE
+            )
+
+
+@pytest.fixture(params=["embedded", "real"])
+def bus(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
+    """A broker and one database, both empty, named by GATHER_BROKER_URL and GATHER_DATABASE_URL as the
+    services read them (every service on the one database: the tests name the service they look at)."""
+    monkeypatch.chdir(tmp_path)  # the embedded transport keeps its files under ./var/broker
+    if request.param == "embedded":
+        filesystem.Transport.global_state.clear()  # kombu remembers bindings per process
+        broker_url, database = "filesystem://", f"sqlite:///{tmp_path}/gather.db"
+        context = None
+    else:
+        broker_url = request.getfixturevalue("clean_amqp_url")
+        context = fresh_pg_database(request.getfixturevalue("pg_server_url"))
+        database = context.__enter__()
+    monkeypatch.setenv("GATHER_BROKER_URL", broker_url)
+    monkeypatch.setenv("GATHER_DATABASE_URL", database)
+    engine = make_engine(database)
+    bus_metadata.create_all(engine)
+    yield Bus(broker_url, engine)
+    engine.dispose()
+    if context is not None:
+        context.__exit__(None, None, None)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """The command's exit status and everything it printed (both streams)."""
+    status = admin.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out + err
+
+
+def duplicates() -> float:
+    return REGISTRY.get_sample_value("gather_messages_total", {"type": "signup.removed.v1", "outcome": "duplicate"}) or 0
+
+
+def test_a_dead_letter_is_listed_without_whom_it_names_then_replayed_after_the_fix_and_handled_once(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handled: list[str] = []
+    fixed = threading.Event()
+
+    def tell_the_attendee(session: Session, message: Message) -> None:
+        if not fixed.is_set():  # the bug: its error quotes the contact, as careless errors do
+            raise ValueError(f"cannot reach {message.data['display_name']!r} at {message.data['email']} / {message.data['phone']}")
+        handled.append(message.id)
+
+    consumer = Consumer(
+        bus.broker_url, QUEUE, session_factory(bus.engine), {"signup.removed.v1": tell_the_attendee}, retry_delays=()
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        body = removal_body()
+        message_id = json.loads(body)["id"]
+        bus.publish(body, "signup.removed.v1")
+        wait_for(lambda: peek(bus.broker_url, QUEUE.dlq), message="the dead letter")
+
+        status, listing = run(capsys, "dead-letters", "list")
+        assert status == 0
+        assert f"{message_id}  signup.removed.v1  from /gather/signup" in listing
+        assert "attempts 1" in listing and "error: ValueError: cannot reach" in listing
+        status, shown = run(capsys, "dead-letters", "show", message_id, "--service", "notifications")
+        assert status == 0
+        for field in ("display_name", "email", "phone", "reason", "signup_id"):
+            assert f'"{field}"' in shown
+        assert_private(listing + shown)
+        # Looking changed nothing: it is still there, once.
+        assert [letter.key for letter in peek(bus.broker_url, QUEUE.dlq)] == [message_id]
+
+        fixed.set()
+        status, output = run(capsys, "dead-letters", "replay", message_id)
+        assert status == 0 and "1 dead letter replayed" in output
+        wait_for(lambda: handled == [message_id], message="the replayed message to be handled")
+        assert peek(bus.broker_url, QUEUE.dlq) == []
+
+        # A copy of a message already handled, replayed again, changes nothing: the inbox knows it.
+        before = duplicates()
+        bus.publish(body, QUEUE.dlq, exchange="")
+        assert run(capsys, "dead-letters", "replay", "--all", "--service", "notifications")[0] == 0
+        wait_for(lambda: duplicates() > before, message="the copy to be recognised")
+        assert handled == [message_id]
+    finally:
+        consumer.should_stop = True
+        thread.join(timeout=10)
+
+
+def test_purge_asks_for_yes_then_empties_the_dead_letter_queue(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    # What a dead-letter queue also holds: a forgery and garbage, each naming someone in its own way.
+    forged = {"id": EMAIL, "source": NAME, "type": PHONE, "time": "now", "data": {EMAIL: REASON, "reason": REASON}}
+    bus.publish(json.dumps(forged), QUEUE.dlq, exchange="")
+    bus.publish(f"not JSON, from {NAME} <{EMAIL}>", QUEUE.dlq, exchange="")
+    bus.publish(removal_body(), QUEUE.dlq, exchange="")
+
+    status, listing = run(capsys, "dead-letters", "list", "--service", "notifications")
+    assert status == 0 and "3 dead letters" in listing
+    status, shown = run(capsys, "dead-letters", "show", peek(bus.broker_url, QUEUE.dlq)[0].key)
+    assert status == 0 and '"reason"' in shown
+    assert_private(listing + shown)
+
+    status, output = run(capsys, "dead-letters", "purge", "--all")
+    assert status == 2 and "would delete 3 dead letters; nothing deleted" in output
+    assert len(peek(bus.broker_url, QUEUE.dlq)) == 3
+
+    one = peek(bus.broker_url, QUEUE.dlq)[1].key
+    assert run(capsys, "dead-letters", "purge", one, "--yes")[0] == 0
+    assert one not in [letter.key for letter in peek(bus.broker_url, QUEUE.dlq)]
+    status, output = run(capsys, "dead-letters", "purge", "--all", "--yes")
+    assert status == 0 and "2 dead letters deleted" in output
+    assert peek(bus.broker_url, QUEUE.dlq) == []
+    assert run(capsys, "dead-letters", "purge", one, "--yes")[0] == 1  # not there (any more): said so
+
+
+def test_stuck_outbox_rows_are_listed_without_their_body(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    with session_factory(bus.engine).begin() as session:
+        stuck = emit(session, "/gather/signup", "signup.removed.v1", removal())
+        fresh = emit(session, "/gather/signup", "signup.removed.v1", removal())
+        session.execute(
+            outbox_table.update()
+            .where(outbox_table.c.message_id == stuck)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=10), attempts=3)
+        )
+
+    status, output = run(capsys, "outbox", "--service", "signup", "--older-than", "60")
+    assert status == 0
+    assert "signup: 1 message waiting longer than 60 s" in output
+    assert stuck in output and "signup.removed.v1" in output and "attempts 3" in output
+    assert fresh not in output
+    assert_private(output)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_per_service(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """GATHER_DATABASE_URL with `{service}`: an empty database for each service."""
+    if request.param == "sqlite":
+        template = f"sqlite:///{tmp_path}/{{service}}.db"
+        monkeypatch.setenv("GATHER_DATABASE_URL", template)
+        yield template
+        return
+    server = sa.engine.make_url(request.getfixturevalue("pg_server_url"))
+    prefix = f"gather_test_{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}_{service}" for service in admin.SERVICES]
+    root = sa.create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with root.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    monkeypatch.setenv("GATHER_SECRET_KEY", SECRET_KEY)  # a migration of notifications reads the settings
+    template = server.set(database=f"{prefix}_SERVICE").render_as_string(hide_password=False).replace("SERVICE", "{service}")
+    monkeypatch.setenv("GATHER_DATABASE_URL", template)
+    try:
+        yield template
+    finally:
+        with root.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        root.dispose()
+
+
+def test_migrations_show_each_database_at_its_head(database_per_service: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from alembic.script import ScriptDirectory
+
+    from gather_shared.db import alembic_config
+
+    locations = {service: str(Path(__import__(f"gather_{service}").__file__).parent / "migrations") for service in admin.SERVICES}
+    heads = {s: ScriptDirectory.from_config(alembic_config(loc)).get_current_head() for s, loc in locations.items()}
+    for service in ("events", "signup", "notifications"):
+        engine = make_engine(database_per_service.replace("{service}", service))
+        migrate(engine, locations[service])
+        engine.dispose()
+    engine = make_engine(database_per_service.replace("{service}", "pages"))
+    engine.connect().close()  # the pages database exists, empty: its service never started
+    engine.dispose()
+
+    status, output = run(capsys, "migrations")
+    assert status == 1  # pages is not migrated
+    for service in ("events", "signup", "notifications"):
+        assert f"{service:<14} {heads[service]} (head)" in output
+    assert f"pages          not migrated; head is {heads['pages']}: run `python -m gather_pages migrate`" in output
+
+    engine = make_engine(database_per_service.replace("{service}", "pages"))
+    migrate(engine, locations["pages"])
+    engine.dispose()
+    status, output = run(capsys, "migrations")
+    assert status == 0
+    assert [line.split()[1:] for line in output.splitlines()] == [[heads[s], "(head)"] for s in admin.SERVICES]
+
+
+def test_the_toolkit_runs_as_a_module_and_explains_itself() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gather_shared", "admin", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for command in ("dead-letters", "outbox", "resend", "migrations"):
+        assert command in done.stdout
+    wrong = subprocess.run([sys.executable, "-m", "gather_shared", "admin", "nonsense"], capture_output=True, timeout=60)
+    assert wrong.returncode == 2
