@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from gather_shared.bus import deadletters
 from gather_shared.bus.outbox import waiting
 from gather_shared.bus.topology import CONSUMERS
-from gather_shared.config import broker_url_from, database_url_from
+from gather_shared.config import VAR_DIR, broker_url_from, database_url_from
 from gather_shared.db import UTCDateTime, make_engine, migration_versions
 from gather_shared.service import keep_files_private
 from gather_shared.vocabulary import NotificationStatus
@@ -52,7 +52,7 @@ _NOTIFICATIONS = sa.table(
 )
 
 
-class _Failure(Exception):
+class _CommandError(Exception):
     """A command that cannot go on: its message is printed, the exit status is FAILED."""
 
 
@@ -71,25 +71,41 @@ def _dlq(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def _broker_url() -> str:
+    url = broker_url_from(os.environ)
+    if url.startswith("filesystem://") and not (VAR_DIR / "broker").is_dir():
+        # Opening the embedded broker creates its folders: an empty new broker would show no dead letters.
+        raise _CommandError(f"no embedded broker here ({VAR_DIR / 'broker'}): run this where `make run` runs")
+    return url
+
+
 def _peek(queue: str) -> list[deadletters.DeadLetter]:
     try:
-        return deadletters.peek(broker_url_from(os.environ), _dlq(queue))
-    except Exception as exc:  # kombu raises many kinds; the operator needs the one line
-        raise _Failure(f"cannot read {_dlq(queue)}: {type(exc).__name__}: {exc}") from exc
+        return deadletters.peek(_broker_url(), _dlq(queue))
+    except _CommandError:
+        raise
+    except Exception as exc:  # kombu raises many kinds (a queue not declared: NotFound); one line says it
+        raise _CommandError(f"cannot read {_dlq(queue)}: {type(exc).__name__}: {exc}") from exc
 
 
 def dead_letters_list(args: argparse.Namespace) -> int:
-    total = 0
+    _broker_url()  # no embedded broker here: one line, not one per queue
+    total, unreadable = 0, False
     for queue in _queues(args.service):
-        letters = _peek(queue)
+        try:
+            letters = _peek(queue)
+        except _CommandError as exc:  # the other queues may still be read
+            print(exc, file=sys.stderr)
+            unreadable = True
+            continue
         total += len(letters)
         _out(f"{_dlq(queue)}: {_count(len(letters), 'dead letter')}")
         for letter in letters:
             _out(f"  {_summary(letter)}")
             if letter.error:
                 _out(f"    error: {_first_line(letter.error, 160)}")
-    _out(f"{_count(total, 'dead letter')} in all")
-    return OK
+    _out(f"{_count(total, 'dead letter')} in {'the queues that could be read' if unreadable else 'all'}")
+    return FAILED if unreadable else OK
 
 
 def dead_letters_show(args: argparse.Namespace) -> int:
@@ -105,7 +121,7 @@ def dead_letters_show(args: argparse.Namespace) -> int:
         _out(f"time:     {letter.time or '(none readable)'}")
         _out(f"attempts: {letter.attempts if letter.attempts is not None else '(not handled: dead-lettered at once)'}")
         _out(f"headers:  {', '.join(letter.header_names) or '(none)'}")
-        _out(f"error:    {letter.error or '(none given)'}")
+        _out(f"error:    {(letter.error or '(none given)').replace(chr(10), chr(10) + ' ' * 10)}")
         data = json.dumps(letter.data, indent=2, ensure_ascii=False) if letter.data is not None else "(none readable)"
         _out(f"data (values that could name someone shown as {deadletters.HIDDEN}):")
         _out("\n".join(f"  {line}" for line in data.splitlines()))
@@ -120,10 +136,7 @@ def dead_letters_replay(args: argparse.Namespace) -> int:
 def dead_letters_purge(args: argparse.Namespace) -> int:
     if not args.yes:
         matching = [
-            letter
-            for queue in _queues(args.service)
-            for letter in _peek(queue)
-            if args.all or letter.key in args.keys
+            letter for queue in _queues(args.service) for letter in _peek(queue) if args.all or letter.key in args.keys
         ]
         _out(f"would delete {_count(len(matching), 'dead letter')}; nothing deleted. Add --yes to delete them.")
         return USAGE
@@ -135,9 +148,13 @@ def _take(args: argparse.Namespace, replay: bool) -> int:
     moved: set[str] = set()
     for queue in _queues(args.service):
         try:
-            taken = deadletters.take(broker_url_from(os.environ), _dlq(queue), keys, queue if replay else None)
+            taken = deadletters.take(_broker_url(), _dlq(queue), keys, queue if replay else None)
+        except _CommandError:
+            raise
         except Exception as exc:
-            raise _Failure(f"cannot {'replay' if replay else 'purge'} {_dlq(queue)}: {type(exc).__name__}: {exc}") from exc
+            raise _CommandError(
+                f"cannot {'replay' if replay else 'purge'} {_dlq(queue)}: {type(exc).__name__}: {exc}"
+            ) from exc
         for letter in taken:
             _out(f"{'replayed to ' + queue if replay else 'deleted from ' + _dlq(queue)}: {_summary(letter)}")
             moved.add(letter.key)
@@ -151,8 +168,7 @@ def _take(args: argparse.Namespace, replay: bool) -> int:
 def _summary(letter: deadletters.DeadLetter) -> str:
     attempts = letter.attempts if letter.attempts is not None else "-"
     return (
-        f"{letter.key}  {letter.type or '?'}  from {letter.source or '?'}  at {letter.time or '?'}  "
-        f"attempts {attempts}"
+        f"{letter.key}  {letter.type or '?'}  from {letter.source or '?'}  at {letter.time or '?'}  attempts {attempts}"
     )
 
 
@@ -204,7 +220,8 @@ def outbox(args: argparse.Namespace) -> int:
         _out(f"{service}: {_count(len(rows), 'message')} waiting longer than {args.older_than:g} s")
         for row in rows:
             retry = f"next try {row.next_attempt_at.isoformat()}" if row.next_attempt_at else "not tried yet"
-            _out(f"  {row.message_id}  {row.type}  written {row.created_at.isoformat()}  attempts {row.attempts}  {retry}")
+            written = row.created_at.isoformat()
+            _out(f"  {row.message_id}  {row.type}  written {written}  attempts {row.attempts}  {retry}")
     _out(f"{_count(total, 'stuck message')} in all")
     return FAILED if failed else OK
 
@@ -217,7 +234,7 @@ def resend(args: argparse.Namespace) -> int:
         return USAGE
     engine = _engine("notifications")
     if engine is None:
-        raise _Failure("the notifications service has no database yet")
+        raise _CommandError("the notifications service has no database yet")
     done = True
     try:
         with engine.begin() as conn:
@@ -235,21 +252,31 @@ def resend(args: argparse.Namespace) -> int:
                         .where(_NOTIFICATIONS.c.id == id_, _NOTIFICATIONS.c.status == NotificationStatus.FAILED)
                         .values(status=NotificationStatus.PENDING, attempts=0, last_error=None, locked_until=None)
                     )
-                    _out(f"notification {id_} ({row.kind} by {row.channel}): failed → pending; the sender sends it next")
+                    _out(
+                        f"notification {id_} ({row.kind} by {row.channel}): failed → pending; the sender sends it next"
+                    )
     finally:
         engine.dispose()
     return OK if done else FAILED
 
 
+def migrations_of(service: str) -> str | None:
+    """Where the service's migrations are (found, not imported: importing a service would wire it up), or
+    None where the service is not installed."""
+    spec = importlib.util.find_spec(f"gather_{service}")
+    if spec is None or spec.origin is None:
+        return None
+    return str(Path(spec.origin).parent / "migrations")
+
+
 def migrations(args: argparse.Namespace) -> int:
     up_to_date = True
-    for service in SERVICES:
-        spec = importlib.util.find_spec(f"gather_{service}")
-        if spec is None or spec.origin is None:
+    for service in _services(args.service):
+        script_location = migrations_of(service)
+        if script_location is None:
             _out(f"{service:<14} gather_{service} is not installed here: cannot tell its newest migration")
             up_to_date = False
             continue
-        script_location = str(Path(spec.origin).parent / "migrations")
         engine = _engine(service)
         if engine is None:
             _out(f"{service:<14} no database yet")
@@ -295,13 +322,19 @@ def parser(prog: str = "gather-admin") -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         return command
 
-    dead_letter_command("list", "list the dead letters: type, id, source, time, attempts, redacted error", dead_letters_list)
+    dead_letter_command(
+        "list", "list the dead letters: type, id, source, time, attempts, redacted error", dead_letters_list
+    )
     show = dead_letter_command(
         "show", "show one dead letter: its data's field names, ids and times, never a contact", dead_letters_show
     )
     show.add_argument("key", help="the id `list` shows (the message's id, or body-<hash>)")
     for name, help_, run in (
-        ("replay", "move dead letters back to their queue, after a fix (already handled ones change nothing)", dead_letters_replay),
+        (
+            "replay",
+            "move dead letters back to their queue, after a fix (already handled ones change nothing)",
+            dead_letters_replay,
+        ),
         ("purge", "delete dead letters for good (asks for --yes)", dead_letters_purge),
     ):
         command = dead_letter_command(name, help_, run)
@@ -328,11 +361,13 @@ def parser(prog: str = "gather-admin") -> argparse.ArgumentParser:
     again.add_argument("ids", nargs="+", metavar="notification_id", help="as GET /v1/notifications shows it")
     again.set_defaults(run=resend)
 
-    commands.add_parser(
+    versions = commands.add_parser(
         "migrations",
         help="show each database's migration version against the newest",
         description="Each service's database: its Alembic revision, and whether it is the newest (head).",
-    ).set_defaults(run=migrations)
+    )
+    versions.add_argument("--service", choices=SERVICES, help="only this service's database")
+    versions.set_defaults(run=migrations)
     return top
 
 
@@ -341,7 +376,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "gather-admin") -> int:
     keep_files_private()  # the embedded broker's folders, if this creates them, are the operator's alone
     try:
         return int(args.run(args))
-    except _Failure as exc:
+    except _CommandError as exc:
         print(exc, file=sys.stderr)
         return FAILED
 

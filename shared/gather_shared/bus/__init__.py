@@ -9,7 +9,8 @@ Guarantees, and where each comes from:
   type, goes to `<queue>.dlq` at once; a failing handler is retried, then dead-lettered.
 
 Modules, in the order a message meets them: outbox (emit), relay (Relay), topology (the exchange, the
-queues, who may send what), consumer (Consumer), inbox (Message, handle); transport (connections).
+queues, who may send what), consumer (Consumer), inbox (Message, handle); transport (connections);
+deadletters (what the operator's toolkit, gather_shared.admin, reads and moves).
 Services import what they need from here; the modules' own constants are imported from the module.
 """
 

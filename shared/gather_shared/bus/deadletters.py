@@ -25,7 +25,7 @@ import kombu
 from gather_shared import envelope, messages
 from gather_shared.bus.consumer import ATTEMPT_HEADER, ERROR_HEADER, PUBLISH_RETRY_POLICY
 from gather_shared.bus.topology import SENDERS
-from gather_shared.bus.transport import stored_body, connect, is_amqp
+from gather_shared.bus.transport import connect, is_amqp, stored_body
 
 #: What is shown in place of a value that may name someone.
 HIDDEN = "…"
@@ -226,8 +226,10 @@ def take(broker_url: str, queue: str, keys: set[str] | None, replay_to: str | No
 
 def _fresh(headers: dict[str, Any]) -> dict[str, Any]:
     """A dead letter's headers without what its dead-lettering added (its trace context stays)."""
-    dropped = {ATTEMPT_HEADER, ERROR_HEADER, "x-death", "x-first-death-exchange", "x-first-death-queue"}
-    return {k: v for k, v in headers.items() if k not in dropped and not k.startswith("x-first-death")}
+    dropped = {ATTEMPT_HEADER, ERROR_HEADER, "x-death", "x-delivery-count"}
+    return {
+        k: v for k, v in headers.items() if k not in dropped and not k.startswith(("x-first-death", "x-last-death"))
+    }
 
 
 def _amqp_messages(channel: Any, queue: str) -> Iterator[tuple[Any, str, dict[str, Any]]]:

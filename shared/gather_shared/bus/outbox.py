@@ -58,9 +58,7 @@ def waiting(engine: Engine, older_than: timedelta) -> list[Waiting]:
         outbox_table.c.next_attempt_at,
     )
     query = (
-        sa.select(*columns)
-        .where(outbox_table.c.created_at < utcnow() - older_than)
-        .order_by(outbox_table.c.created_at)
+        sa.select(*columns).where(outbox_table.c.created_at < utcnow() - older_than).order_by(outbox_table.c.created_at)
     )
     with engine.connect() as conn:
         return [Waiting(*row) for row in conn.execute(query)]
