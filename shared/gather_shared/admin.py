@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from gather_shared.bus import deadletters
 from gather_shared.bus.outbox import waiting
-from gather_shared.bus.topology import CONSUMERS
+from gather_shared.bus.topology import CONSUMERS, ConsumerQueue
 from gather_shared.config import VAR_DIR, broker_url_from, database_url_from
 from gather_shared.db import UTCDateTime, make_engine, migration_versions
 from gather_shared.service import keep_files_private
@@ -63,12 +63,8 @@ def _out(line: str = "") -> None:
 # --- dead letters ---------------------------------------------------------------------------------------
 
 
-def _queues(service: str | None) -> list[str]:
-    return [CONSUMERS[service].name] if service else [q.name for q in CONSUMERS.values()]
-
-
-def _dlq(queue: str) -> str:
-    return f"{queue}.dlq"
+def _queues(service: str | None) -> list[ConsumerQueue]:
+    return [CONSUMERS[service]] if service else list(CONSUMERS.values())
 
 
 def _broker_url() -> str:
@@ -79,13 +75,13 @@ def _broker_url() -> str:
     return url
 
 
-def _peek(queue: str) -> list[deadletters.DeadLetter]:
+def _peek(queue: ConsumerQueue) -> list[deadletters.DeadLetter]:
     try:
-        return deadletters.peek(_broker_url(), _dlq(queue))
+        return deadletters.peek(_broker_url(), queue.dlq)
     except _CommandError:
         raise
     except Exception as exc:  # kombu raises many kinds (a queue not declared: NotFound); one line says it
-        raise _CommandError(f"cannot read {_dlq(queue)}: {type(exc).__name__}: {exc}") from exc
+        raise _CommandError(f"cannot read {queue.dlq}: {type(exc).__name__}: {exc}") from exc
 
 
 def dead_letters_list(args: argparse.Namespace) -> int:
@@ -99,7 +95,7 @@ def dead_letters_list(args: argparse.Namespace) -> int:
             unreadable = True
             continue
         total += len(letters)
-        _out(f"{_dlq(queue)}: {_count(len(letters), 'dead letter')}")
+        _out(f"{queue.dlq}: {_count(len(letters), 'dead letter')}")
         for letter in letters:
             _out(f"  {_summary(letter)}")
             if letter.error:
@@ -119,7 +115,12 @@ def dead_letters_show(args: argparse.Namespace) -> int:
         _out(f"type:     {letter.type or '(not a Gather message type)'}")
         _out(f"source:   {letter.source or '(not a Gather sender)'}")
         _out(f"time:     {letter.time or '(none readable)'}")
-        _out(f"attempts: {letter.attempts if letter.attempts is not None else '(not handled: dead-lettered at once)'}")
+        attempts = (
+            letter.attempts
+            if letter.attempts is not None
+            else "(none counted: invalid, or dead-lettered by the broker)"
+        )
+        _out(f"attempts: {attempts}")
         _out(f"headers:  {', '.join(letter.header_names) or '(none)'}")
         _out(f"error:    {(letter.error or '(none given)').replace(chr(10), chr(10) + ' ' * 10)}")
         data = json.dumps(letter.data, indent=2, ensure_ascii=False) if letter.data is not None else "(none readable)"
@@ -148,15 +149,15 @@ def _take(args: argparse.Namespace, replay: bool) -> int:
     moved: set[str] = set()
     for queue in _queues(args.service):
         try:
-            taken = deadletters.take(_broker_url(), _dlq(queue), keys, queue if replay else None)
+            taken = deadletters.take(_broker_url(), queue.dlq, keys, queue.name if replay else None)
         except _CommandError:
             raise
         except Exception as exc:
             raise _CommandError(
-                f"cannot {'replay' if replay else 'purge'} {_dlq(queue)}: {type(exc).__name__}: {exc}"
+                f"cannot {'replay' if replay else 'purge'} {queue.dlq}: {type(exc).__name__}: {exc}"
             ) from exc
         for letter in taken:
-            _out(f"{'replayed to ' + queue if replay else 'deleted from ' + _dlq(queue)}: {_summary(letter)}")
+            _out(f"{'replayed to ' + queue.name if replay else 'deleted from ' + queue.dlq}: {_summary(letter)}")
             moved.add(letter.key)
     _out(f"{_count(len(moved), 'dead letter')} {'replayed' if replay else 'deleted'}")
     missing = sorted(set(keys or ()) - moved)
