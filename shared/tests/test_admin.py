@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared import admin, envelope, messages
 from gather_shared.bus import Consumer, Message, connect, emit, topology
-from gather_shared.bus.deadletters import peek
+from gather_shared.bus.deadletters import peek, redact_error
 from gather_shared.db import bus_metadata, make_engine, migrate, outbox_table, session_factory
 from gather_shared.testing import SECRET_KEY, fresh_vhost, wait_for
 
@@ -295,3 +295,26 @@ def test_the_toolkit_runs_as_a_module_and_explains_itself(
     status, output = run(capsys, "dead-letters", "list")
     assert status == 1 and "no embedded broker here" in output
     assert not (tmp_path / "var" / "broker").exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (  # a handler's database error, as SQLAlchemy words it (its parameters are hidden by make_engine)
+            'IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "uq_x"\n'
+            "DETAIL:  Key (email)=(robin.quinn@example.org) already exists.",
+            'IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "…"\n'
+            "DETAIL:  Key (email)=(…) already exists.",
+        ),
+        (  # ids and times stay: they are what the operator looks things up by
+            "ValueError: no event 4ff4ef2b-5f1a-4cd7-bb39-5c1c90f7dc5a at 2026-11-29T11:45:53+00:00 for +44 7700 900",
+            "ValueError: no event 4ff4ef2b-5f1a-4cd7-bb39-5c1c90f7dc5a at 2026-11-29T11:45:53+00:00 for …",
+        ),
+        (  # an invalid message's validation errors, whose field names a forger chose
+            json.dumps({"data": {"robin.quinn@example.org": ["Unknown field."], "email": ["Not a valid email."]}}),
+            json.dumps({"data": {"…": ["Unknown field."], "email": ["Not a valid email."]}}, ensure_ascii=False),
+        ),
+    ],
+)
+def test_an_error_keeps_what_explains_it_and_loses_what_names_someone(error: str, shown: str) -> None:
+    assert redact_error(error) == shown

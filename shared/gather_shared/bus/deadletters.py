@@ -135,8 +135,9 @@ def _dead_letter(queue: str, body: str, headers: dict[str, Any]) -> DeadLetter:
     time = env.get("time") if isinstance(env.get("time"), str) and _is_datetime(env["time"]) else None
     attempt = headers.get(ATTEMPT_HEADER)
     error = headers.get(ERROR_HEADER)
-    if error is None and headers.get("x-death"):  # dead-lettered by RabbitMQ (its delivery limit)
-        error = f"dead-lettered by the broker: {headers['x-death'][0].get('reason')}"
+    deaths = headers.get("x-death")
+    if error is None and isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        error = f"dead-lettered by the broker: {deaths[0].get('reason')}"  # RabbitMQ's delivery limit
     return DeadLetter(
         queue=queue,
         key=key,
