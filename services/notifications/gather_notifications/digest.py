@@ -72,16 +72,13 @@ def count(session: Session, kind: str, event_id: uuid.UUID, at: datetime) -> Non
     if kind in ENDED and event is not None and event.status == EventStatus.CANCELLED:
         return
     day = at.astimezone(zone_of(event)).date()
-    column = "registrations" if kind in NEW else "cancellations"
+    new = kind in NEW
+    column = "registrations" if new else "cancellations"
+    # One statement, atomic under concurrent consumers: the day's row, or one more on it.
     session.execute(
         db.insert(session, EventActivity)
-        .values(event_id=event_id, day=day, registrations=0, cancellations=0)
-        .on_conflict_do_nothing(index_elements=["event_id", "day"])
-    )
-    session.execute(
-        sa.update(EventActivity)
-        .where(EventActivity.event_id == event_id, EventActivity.day == day)
-        .values({column: getattr(EventActivity, column) + 1})
+        .values(event_id=event_id, day=day, registrations=int(new), cancellations=int(not new))
+        .on_conflict_do_update(index_elements=["event_id", "day"], set_={column: getattr(EventActivity, column) + 1})
     )
 
 
