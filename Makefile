@@ -28,7 +28,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# HTTP load comes from wrk (C), installed here when missing and this machine can (Debian, as root); without it
+# the benchmarks say so and load the servers from Python threads.
 bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& echo "==> installing wrk" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "==> wrk not found: the HTTP load comes from Python threads"
 	$(BIN)/python -m bench
 
 # A PNG of each attendee page state in docs/screenshots/ (the README's gallery), taken in Chromium by the test

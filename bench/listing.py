@@ -1,8 +1,8 @@
 """Public listing: how many `GET /v1/events?kind=…` the events service answers per second with
 `listing_events` published events (spread over the seven kinds and the coming two months).
 
-Figure: requests/s answered 200, closed loop (`listing_clients` threads back to back for
-`listing_seconds`), the first page of one kind (limit 20).
+Figure: requests/s answered 200, closed loop (`listing_clients` connections back to back for
+`listing_seconds`, from wrk where the machine has it), the first page of one kind (limit 20).
 Baseline: a bare Flask endpoint returning the same rows (the same public JSON of the same events, stored
 as they were answered) from one indexed table, under the same gunicorn command line."""
 
@@ -12,11 +12,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
 from bench import baseline_app
 from bench.harness import Result, Run, databases, gunicorn_app, not_available, progress
-from bench.load import for_duration
+from bench.load import get_rate
 from gather_shared.db import make_engine, session_factory
 from gather_shared.testing import Client, event_body
 
@@ -69,18 +67,8 @@ def every_item(client: Client, kind: str) -> list[dict[str, Any]]:
             return items
 
 
-def answered(outcome: Any) -> int:
-    return sum(1 for r in outcome.results if isinstance(r, requests.Response) and r.status_code == 200)
-
-
 def measure(url: str, run: Run, label: str) -> float:
-    outcome = for_duration(
-        lambda s: s.get(f"{url}/v1/events", params=QUERY, timeout=60),
-        run.sizes.listing_clients,
-        run.sizes.listing_seconds,
-        label,
-    )
-    return answered(outcome) / outcome.seconds
+    return get_rate(f"{url}/v1/events", QUERY, run.sizes.listing_clients, run.sizes.listing_seconds, label)
 
 
 def run(run: Run) -> list[Result]:

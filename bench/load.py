@@ -1,14 +1,19 @@
-"""Load generators. The servers need this machine's few cores, so the clients are threads of the
-benchmark process (each with its own `requests.Session`), not more processes competing for the CPU."""
+"""Load generators. Closed-loop GETs go through `wrk` (C) where the machine has it; the other loads (a burst of
+registrations with unique addresses, paced arrivals) are threads of the benchmark process, each with its own
+`requests.Session`."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -121,3 +126,34 @@ def for_duration(call: Call, clients: int, seconds: float, label: str) -> Outcom
         time.sleep(1)
         progress(f"{label}: {len(results)} requests")
     return Outcome(results, finished, max(finished) - started)
+
+
+#: The HTTP load generator in C (Debian's `wrk`): the figures it drives are not bounded by this process's own
+#: CPU, as the Python threads' are on two cores. `make bench` installs it where it can (Makefile).
+WRK = shutil.which("wrk")
+#: `N requests in 10.00s, …` and `Non-2xx or 3xx responses: M` in wrk's summary.
+_WRK_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(m?s)")
+_WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def get_rate(url: str, params: dict[str, Any], clients: int, seconds: float, label: str) -> float:
+    """Closed loop of GETs for `seconds` with `clients` connections: how many answered 200 per second.
+    With wrk when the machine has it, else with Python threads (said in the progress output)."""
+    url = url if urlsplit(url).path else f"{url}/"  # wrk sends a request line without a path otherwise
+    full = f"{url}?{urlencode(params)}" if params else url
+    if WRK is None:
+        progress(f"{label}: wrk not found, Python threads load the server (they share its cores)")
+        outcome = for_duration(lambda s: s.get(full, timeout=60), clients, seconds, label)
+        ok = sum(1 for r in outcome.results if isinstance(r, requests.Response) and r.status_code == 200)
+        return ok / outcome.seconds
+    threads = max(1, min(2, clients))
+    command = [WRK, f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", full]
+    progress(f"{label}: wrk -t{threads} -c{clients} for {max(1, round(seconds))}s")
+    summary = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    total = _WRK_TOTAL.search(summary)
+    if total is None:
+        raise RuntimeError(f"wrk said nothing countable: {summary!r}")
+    count, duration, unit = int(total.group(1)), float(total.group(2)), total.group(3)
+    failed = _WRK_NON_2XX.search(summary)
+    answered = count - (int(failed.group(1)) if failed else 0)
+    return answered / (duration / 1000 if unit == "ms" else duration)

@@ -2,7 +2,8 @@
 events) and event pages (`GET /events/{id}`, the registration form included) the pages service answers per
 second.
 
-Figure: pages/s answered 200, closed loop (`listing_clients` threads back to back for `listing_seconds`).
+Figure: pages/s answered 200, closed loop (`listing_clients` connections back to back for `listing_seconds`,
+from wrk where the machine has it).
 Baseline: a bare Flask page rendering the same rows from the same database (the pages service's own
 tables, one query, one plain template), under the same gunicorn command line."""
 
@@ -15,7 +16,7 @@ from typing import Any
 import requests
 
 from bench.harness import Result, Run, gunicorn_app, progress
-from bench.load import for_duration
+from bench.load import get_rate
 from gather_pages.handlers import copy_event
 from gather_pages.store import Event, Seats
 from gather_shared.db import make_engine, session_factory
@@ -52,11 +53,7 @@ def seed(database_url: str, n: int) -> list[uuid.UUID]:
 
 
 def measure(url: str, params: dict[str, Any], run: Run, label: str) -> float:
-    outcome = for_duration(
-        lambda s: s.get(url, params=params, timeout=60), run.sizes.listing_clients, run.sizes.listing_seconds, label
-    )
-    answered = sum(1 for r in outcome.results if isinstance(r, requests.Response) and r.status_code == 200)
-    return answered / outcome.seconds
+    return get_rate(url, params, run.sizes.listing_clients, run.sizes.listing_seconds, label)
 
 
 def run(run: Run) -> list[Result]:

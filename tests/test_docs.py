@@ -171,3 +171,44 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
         f"(`NOTIFY` on `{sender.DUE_NOW_CHANNEL}`",
     ):
         assert quoted in notifications
+
+
+#: The rooms every service may have (docs/architecture.md, "Layout of a service").
+ROOMS = {
+    "__init__.py",
+    "__main__.py",
+    "app.py",
+    "bootstrap.py",
+    "api.py",
+    "schemas.py",
+    "announce.py",
+    "handlers.py",
+    "store.py",
+    "templates/",
+    "migrations/",
+}
+
+
+@pytest.mark.parametrize("service", ["events", "signup", "notifications", "pages"])
+def test_the_layout_in_the_architecture_names_every_module_of_each_service_and_only_those(service: str) -> None:
+    text = (REPO / "docs/architecture.md").read_text()
+    [row] = [line for line in text.splitlines() if line.startswith(f"| {service} |")]
+    rule_and_other_cells = "|".join(row.split("|")[2:4])
+    named = set(re.findall(r"`([\w/.]+(?:\.py|/))`", rule_and_other_cells)) - {"gather_shared/calendar.py"}
+    package = REPO / "services" / service / f"gather_{service}"
+    present = {p.name + ("/" if p.is_dir() else "") for p in package.iterdir() if not p.name.startswith((".", "_"))}
+    present = {name for name in present if name.endswith((".py", "/"))} - ROOMS
+    assert named == present
+
+
+def test_the_architecture_names_every_module_of_the_shared_library() -> None:
+    text = (REPO / "docs/architecture.md").read_text()
+    table = text.split("### The shared library", 1)[1].split("\n#", 1)[0]
+    named = set(re.findall(r"`([\w/]+(?:\.py|/))`", table))
+    package = REPO / "shared/gather_shared"
+    modules = {
+        str(path.relative_to(package)).split("/")[-1] if path.parent.name in ("bus", "testing") else path.name
+        for path in package.rglob("*.py")
+        if not path.name.startswith("_")
+    }
+    assert modules <= named | {"bus/", "testing/"}

@@ -1,9 +1,14 @@
-"""The README's walkthrough works exactly as written, against a running platform."""
+"""The README's walkthrough works exactly as written, against a running platform, and its API overview
+names every path the services serve."""
 
 import re
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from gather_shared.testing import ADMIN_TOKEN, REPO, Platform
+from tests.test_service_endpoints import FACTORIES
 
 
 def walkthrough() -> str:
@@ -36,3 +41,22 @@ def test_the_readme_walkthrough_ends_with_the_confirmation_sent_once_the_link_is
     assert lines[2] == "confirmed"
     assert lines[3].endswith(".eml")
     assert lines[-1] == "sent"
+
+
+def normalised(path: str) -> str:
+    """A path with each of its parameters written `{}`: the README's `{id}` is the OpenAPI's `{event_id}`."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+@pytest.mark.parametrize("service", sorted(FACTORIES))
+def test_the_readme_api_overview_names_every_path_a_service_serves(
+    service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{tmp_path}/{service}.db")
+    spec = FACTORIES[service]().test_client().get("/openapi.json").get_json()
+    readme = (REPO / "README.md").read_text()
+    overview = readme.split("## API overview", 1)[1].split("\n## ", 1)[0]
+    rows = [normalised(row) for row in overview.splitlines() if row.startswith(f"| {service} |")]
+
+    missing = [path for path in spec["paths"] if not any(f"{normalised(path)}`" in row for row in rows)]
+    assert not missing, f"not in the README's API overview: {missing}"

@@ -81,6 +81,10 @@ class EventSnapshot(_Base):
     registration_opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
     # Optional: events were all listed before it was sent.
     visibility = fields.String(load_default=Visibility.LISTED, validate=validate.OneOf(list(Visibility)))
+    # Optional, the organizer's opt-ins (docs/notifications.md, "The organizer's digest"): messages from before
+    # them load as no digest and no alert.
+    digest = fields.Boolean(load_default=False)
+    waitlist_alert_at = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
 
 
 class EventPublished(_Base):
@@ -109,6 +113,9 @@ class OrganizerKeyIssued(_Base):
     organizer_id = fields.UUID(required=True)
     name = fields.String(required=True)
     api_key_hash = fields.String(required=True, validate=validate.Length(equal=64))
+    # Optional: where the notifications service sends the organizer's digest and waitlist alert. Messages
+    # from before it load as None (no address known: nothing is sent until the next key message).
+    email = fields.String(allow_none=True, load_default=None)
 
 
 class OrganizerKeyRevoked(_Base):

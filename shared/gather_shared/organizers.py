@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -63,6 +63,10 @@ class OrganizerCopy:
         return organizer, Actor(member.id, member.name, member.role)
 
 
+#: A service's copy of the organizers (its subclass of OrganizerCopy).
+Copy = TypeVar("Copy", bound=OrganizerCopy)
+
+
 def revoked_key_hash() -> str:
     """What an organizer's `api_key_hash` becomes when the admin revokes their keys: no key hashes to it (a
     SHA-256 digest is 64 hex digits, this has a colon), and it is unique, as the events service's column
@@ -71,7 +75,13 @@ def revoked_key_hash() -> str:
 
 
 def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:
-    """Handler for `organizer.key_issued.v1`: keep the hash of the organizer's current API key.
+    """Handler for `organizer.key_issued.v1`: keep the hash of the organizer's current API key (key_kept)."""
+    key_kept(organizer_model, session, message)
+
+
+def key_kept(organizer_model: type[Copy], session: Session, message: Message) -> Copy | None:
+    """Keep the hash of the organizer's current API key from `organizer.key_issued.v1`; returns the organizer,
+    or None when the message was older than the key kept (for a service that keeps more of the message).
 
     A rotation revokes the old key, so a late copy of an older key message (say, a relay retry) must not
     bring it back: the key issued last (the message's time) wins. `organizer_model` is the service's
@@ -83,10 +93,11 @@ def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Me
         organizer.id = data["organizer_id"]
         session.add(organizer)
     elif organizer.key_issued_at is not None and organizer.key_issued_at >= message.time:
-        return
+        return None
     organizer.api_key_hash = data["api_key_hash"]
     organizer.name = data["name"]
     organizer.key_issued_at = message.time
+    return organizer
 
 
 def revoke_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:

@@ -122,7 +122,10 @@ class NotificationKind(StrEnum):
     `verify_contact` carries the link that proves a contact and confirms a registration; `manage_link`
     answers a registration asked for again by a contact already registered, with a fresh link to it;
     `signup_removed` tells an attendee that the organizer removed their registration, and why;
-    `announcement` carries a short message the event's organizer wrote to its registrants."""
+    `announcement` carries a short message the event's organizer wrote to its registrants. Two kinds go to an
+    event's organizer, not to an attendee, and only if the organizer opted in on the event
+    (gather_notifications.digest): `organizer_digest`, a day's new registrations and cancellations as counts,
+    and `waitlist_alert`, once, when the waitlist reaches the event's `waitlist_alert_at`."""
 
     VERIFY_CONTACT = "verify_contact"
     MANAGE_LINK = "manage_link"
@@ -136,6 +139,8 @@ class NotificationKind(StrEnum):
     EVENT_CANCELLED = "event_cancelled"
     ANNOUNCEMENT = "announcement"
     REMINDER = "reminder"
+    ORGANIZER_DIGEST = "organizer_digest"
+    WAITLIST_ALERT = "waitlist_alert"
 
 
 class NotificationStatus(StrEnum):

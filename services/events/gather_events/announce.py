@@ -41,6 +41,8 @@ def snapshot(event: Event) -> dict[str, Any]:
         "verification": event.verification,
         "registration_opens_at": event.registration_opens_at,
         "visibility": event.visibility,
+        "digest": event.digest,
+        "waitlist_alert_at": event.waitlist_alert_at,
     }
 
 
@@ -60,12 +62,18 @@ def updated(session: Session, event: Event, changes: dict[str, dict[str, Any]]) 
 
 def key_issued(session: Session, organizer: Organizer) -> None:
     """`organizer.key_issued.v1`: the hash of the organizer's new key, so that the other services can
-    authorise it without asking (docs/authorisation.md)."""
+    authorise it without asking (docs/authorisation.md), and the account's email address, where the
+    notifications service sends the digests the organizer opts in to."""
     emit(
         session,
         SOURCE,
         "organizer.key_issued.v1",
-        {"organizer_id": organizer.id, "name": organizer.name, "api_key_hash": organizer.api_key_hash},
+        {
+            "organizer_id": organizer.id,
+            "name": organizer.name,
+            "api_key_hash": organizer.api_key_hash,
+            "email": organizer.email,
+        },
     )
 
 

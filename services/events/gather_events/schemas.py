@@ -191,6 +191,24 @@ class EventFields(Schema):
             "only (GET /v1/events/{id} and its calendar), in none of them. Only the organizer's own views show it"
         },
     )
+    digest = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: one email a day to the organizer's address with the event's new registrations "
+            "and cancellations of the day before, as counts (no names, no contacts). Only the organizer's own "
+            "views show it"
+        },
+    )
+    waitlist_alert_at = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=1_000_000),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "an email to the organizer's address, once, when the waitlist reaches this many "
+            "people; null: no alert. Only the organizer's own views show it"
+        },
+    )
 
     @validates("timezone")
     def _timezone(self, value: str, **_: Any) -> None:
@@ -354,6 +372,8 @@ class OrganizerEvent(PublicEvent):
 
     online_url = fields.String(allow_none=True)
     visibility = fields.String()
+    digest = fields.Boolean()
+    waitlist_alert_at = fields.Integer(allow_none=True)
     edited_alone = fields.Boolean(
         metadata={"description": "a date of a series changed on its own: a change of the whole series leaves it alone"}
     )

@@ -126,6 +126,10 @@ class Event(Base):
     visibility: Mapped[str] = mapped_column(
         sa.String(20), default=Visibility.LISTED, server_default=Visibility.LISTED.value
     )
+    #: The organizer's opt-ins: a daily email of the new registrations and cancellations as counts, and an
+    #: alert when the waitlist reaches this many (None: no alert). Sent by the notifications service.
+    digest: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    waitlist_alert_at: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Derived from title, summary and tags on every write (see _index), for the listing's q and tag filters.

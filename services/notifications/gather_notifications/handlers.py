@@ -14,7 +14,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import privacy, rules, sender
+from gather_notifications import digest, privacy, rules, sender
 from gather_notifications.store import UNIQUE_NOTIFICATION, Event, EventChange, Notification, Organizer, Recipient
 from gather_shared import copies, db, logs, messages, organizers
 from gather_shared.bus import Handler, Message
@@ -214,6 +214,8 @@ def on_event_status(kind: str, offsets: tuple[timedelta, ...], session: Session,
 
 
 def on_registration(kind: str, offsets: tuple[timedelta, ...], session: Session, message: Message) -> None:
+    # Counted for the organizer's digest whatever the order messages arrive in (each message once: the inbox).
+    digest.count(session, kind, message.data["event_id"], message.time)
     recipient = keep_recipient(session, message)
     if recipient is None:
         return
@@ -267,11 +269,18 @@ def erase_contact(session: Session, message: Message) -> None:
     privacy.forget(session, [recipient], message.time, "contact erased at the attendee's request")
 
 
+def keep_organizer(session: Session, message: Message) -> None:
+    """The organizer's key, and the address its digests and waitlist alerts go to (when the message has it)."""
+    organizer = organizers.key_kept(Organizer, session, message)
+    if organizer is not None and message.data["email"] is not None:
+        organizer.email = message.data["email"]
+
+
 def handlers(settings: Settings) -> dict[str, Handler]:
     """The table: message type → handler. Reminder offsets come from the settings."""
     offsets = rules.parse_offsets(settings.reminder_offsets)
     return {
-        "organizer.key_issued.v1": partial(organizers.keep_key, Organizer),
+        "organizer.key_issued.v1": keep_organizer,
         "organizer.key_revoked.v1": partial(organizers.revoke_key, Organizer),
         "organizer.member_key_issued.v1": partial(organizers.keep_member_key, Organizer),
         "organizer.member_removed.v1": partial(organizers.remove_member, Organizer),
@@ -288,4 +297,5 @@ def handlers(settings: Settings) -> dict[str, Handler]:
         "signup.verification_requested.v1": partial(on_link_requested, NotificationKind.VERIFY_CONTACT),
         "signup.manage_link_requested.v1": partial(on_link_requested, NotificationKind.MANAGE_LINK),
         "signup.erased.v1": erase_contact,
+        "signup.availability_changed.v1": digest.alert_if_waitlist_reached,
     }

@@ -10,11 +10,10 @@ registration after a cancellation is a new entry. Never a manage link: a calenda
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Any
+from types import SimpleNamespace
+from typing import cast
 
 import icalendar
 
@@ -36,23 +35,6 @@ METHODS = {
 }
 
 
-@dataclass
-class _Entry:
-    """An event's snapshot as gather_shared.calendar.vevent wants it (calendar.CalendarEvent)."""
-
-    id: uuid.UUID
-    version: int
-    updated_at: datetime
-    starts_at: datetime
-    ends_at: datetime
-    timezone: str
-    title: str
-    summary: str | None
-    description: str | None
-    venue: dict[str, Any] | None
-    status: str
-
-
 def uid(recipient: Recipient) -> str:
     return f"registration-{recipient.signup_id}@{calendar.UID_DOMAIN}"
 
@@ -69,19 +51,23 @@ def invitation(
     join = online_url and i18n.translations(lang).gettext("Join online: %(online_url)s") % {"online_url": online_url}
     description = "\n\n".join(part for part in (snap["summary"], join) if part)
     status = EventStatus.CANCELLED if method == "CANCEL" else snap["status"]
+    # The event as a calendar entry wants it: the snapshot's fields, typed as gather_shared.calendar reads them.
     item = calendar.vevent(
-        _Entry(
-            id=event.id,
-            version=snap["version"],
-            updated_at=now,
-            starts_at=datetime.fromisoformat(snap["starts_at"]),
-            ends_at=datetime.fromisoformat(snap["ends_at"]),
-            timezone=snap["timezone"],
-            title=snap["title"],
-            summary=description or None,
-            description=None,
-            venue=snap.get("venue"),
-            status=status,
+        cast(
+            calendar.CalendarEvent,
+            SimpleNamespace(
+                id=event.id,
+                version=snap["version"],
+                updated_at=now,
+                starts_at=datetime.fromisoformat(snap["starts_at"]),
+                ends_at=datetime.fromisoformat(snap["ends_at"]),
+                timezone=snap["timezone"],
+                title=snap["title"],
+                summary=description or None,
+                description=None,
+                venue=snap.get("venue"),
+                status=status,
+            ),
         )
     )
     item.pop("uid")

@@ -8,7 +8,7 @@ unsubscribe, all under GATHER_PUBLIC_URL (the attendee pages). They live only in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email import charset, policy
 from email.header import Header
 from email.message import Message
@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_date
+
 from gather_notifications import i18n, rules
 from gather_notifications.invitation import invitation
-from gather_notifications.store import Announcement, Event, Notification, Recipient
+from gather_notifications.store import Announcement, Event, Notification, OrganizerNotice, Recipient
 from gather_shared import tokens
 from gather_shared.config import Settings
 from gather_shared.vocabulary import ONLINE_FORMATS, EventFormat, NotificationKind, RegistrationStatus
@@ -237,6 +239,35 @@ def email(
     if ctx["unsubscribe_url"]:
         message["List-Unsubscribe"] = f"<{one_click_unsubscribe_url(settings, recipient)}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    return message
+
+
+def organizer_email(settings: Settings, notice: OrganizerNotice, event: Event, to: str, now: datetime) -> Message:
+    """The email of an organizer's digest or waitlist alert (gather_notifications.digest), in the event's
+    language: plain text, counts only. No link: nothing in it is anyone's to follow but the organizer's API."""
+    snap = event.snapshot
+    lang = i18n.language(snap.get("language"))
+    zone = ZoneInfo(snap["timezone"])
+    figures = dict(notice.figures)
+    if "day" in figures:
+        figures["day"] = format_date(
+            date.fromisoformat(figures["day"]), i18n.DATE_PATTERNS[lang][0], i18n.LOCALES[lang]
+        )
+    ctx = {
+        "lang": lang,
+        "title": snap["title"],
+        "organizer": snap["organizer_name"],
+        "when": i18n.when(datetime.fromisoformat(snap["starts_at"]), zone, lang),
+        **figures,
+    }
+    template = f"email/{notice.kind}.txt"
+    message = _text_part(_block(template, "body", ctx) + "\n", "plain")
+    message["Subject"] = Header(_block(template, "subject", ctx), header_name="Subject").encode()
+    message["From"] = settings.email_from
+    message["To"] = to
+    message["Date"] = format_datetime(now)
+    message["Content-Language"] = lang
+    message["Message-ID"] = f"<{notice.id}@{urlparse(settings.notifications_url).hostname or 'gather'}>"
     return message
 
 

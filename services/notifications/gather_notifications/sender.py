@@ -18,7 +18,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gather_notifications import delivery, privacy, render, rules
+from gather_notifications import delivery, digest, privacy, render, rules
 from gather_notifications.store import (
     Announcement,
     EmailOptOut,
@@ -416,7 +416,8 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
     reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
     others' batches to finish. When the consumer commits a notification that is due now (PostgreSQL
     NOTIFY), a listener wakes one idle thread; they poll for the rest. One more thread renews the claims
-    of what the threads hold (Leases). This thread erases expired contacts now and then."""
+    of what the threads hold (Leases). This thread erases expired contacts and sends the organizers' digests
+    and waitlist alerts (gather_notifications.digest) every PURGE_EVERY_SECONDS."""
     rules.parse_quiet_hours(rt.settings.sms_quiet_hours)  # a bad setting stops the sender now, not each SMS
     doorbell = threading.Condition()
     leases = Leases()
@@ -439,6 +440,10 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
                 privacy.forget_expired_contacts(rt, utcnow())
             except Exception:
                 log.exception("sender: erasing expired contacts failed")
+            try:
+                digest.send_due(rt, utcnow())
+            except Exception:
+                log.exception("sender: sending the organizers' digests failed")
             stop.wait(PURGE_EVERY_SECONDS)
     finally:
         stop.set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,9 @@ class Organizer(OrganizerCopy, Base):
     """Copied from `organizer.key_issued.v1`: enough to authorise an organizer's members for the notification log."""
 
     member_keys = MemberKey
+    #: The account's address (`organizer.key_issued.v1` `email`): where its digests and waitlist alerts go.
+    #: None until a key message that carries it arrives.
+    email: Mapped[str | None] = mapped_column(sa.String(320))
 
 
 class Event(Base):
@@ -111,6 +114,51 @@ class Announcement(Base):
     body: Mapped[str] = mapped_column(sa.String(2000))
     #: The registration statuses it went to: confirmed, waitlisted or both.
     audience: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventActivity(Base):
+    """How many registrations an event gained and lost on one day of its own time zone, counted from the
+    registration messages, for the organizer's digest (gather_notifications.digest). Numbers only, never
+    who: the row goes once its day is over (into the digest, if the organizer opted in)."""
+
+    __tablename__ = "event_activity"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    registrations: Mapped[int] = mapped_column(default=0)
+    cancellations: Mapped[int] = mapped_column(default=0)
+
+
+#: One organizer notice per (event, kind, key): the key is the day a digest covers (ISO date), or the
+#: waitlist size an alert was set at, so each goes once whatever the redeliveries and sender passes.
+UNIQUE_ORGANIZER_NOTICE = ("event_id", "kind", "key")
+
+
+class OrganizerNotice(Base):
+    """An email to an event's organizer, not to an attendee (kinds organizer_digest and waitlist_alert).
+    Not a Notification: those are one per registration (signup_id), and these belong to no registration.
+    `figures` holds the counts it says, fixed when it is planned; nothing about any attendee."""
+
+    __tablename__ = "organizer_notices"
+    __table_args__ = (
+        sa.UniqueConstraint(*UNIQUE_ORGANIZER_NOTICE, name="uq_organizer_notices_once"),
+        sa.Index("ix_organizer_notices_due", "status", "scheduled_for"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID]
+    kind: Mapped[str] = mapped_column(sa.String(30))
+    key: Mapped[str] = mapped_column(sa.String(20))
+    #: {registrations, cancellations, day} for a digest; {waitlisted, threshold} for an alert.
+    figures: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
+    #: While `sending`: when a sender that died mid-delivery loses its claim.
+    locked_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

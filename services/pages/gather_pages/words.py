@@ -57,7 +57,12 @@ def features_of(accessibility: dict[str, Any] | None) -> list[Any]:
 
 def places(seats: Places) -> str:
     """ "3 places left", "Full – waiting list open"…: what the listing and the event page say."""
-    closed = {Closed.CANCELLED: _("Cancelled"), Closed.POSTPONED: _("Postponed"), Closed.STARTED: _("Started")}
+    closed = {
+        Closed.CANCELLED: _("Cancelled"),
+        Closed.POSTPONED: _("Postponed"),
+        Closed.STARTED: _("Started"),
+        Closed.NOT_YET_OPEN: _("Registration not open yet"),  # the event's page says when it opens
+    }
     if seats.closed in closed:
         return closed[seats.closed]
     if seats.remaining is None:

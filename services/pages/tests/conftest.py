@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,9 +20,29 @@ from gather_pages.handlers import handlers
 from gather_pages.store import metadata
 from gather_shared import testing
 from gather_shared.service import Runtime
+from gather_shared.testing import Client, Platform, running_platform
 
 #: Nothing answers here: a test that reaches the signup or notifications API sees it down.
 NOBODY = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The whole platform as separate processes, once for a test module, sending reminders at the module's
+    OFFSETS before an event (GATHER_REMINDER_OFFSETS)."""
+    settings = {"GATHER_REMINDER_OFFSETS": request.module.OFFSETS}
+    with running_platform(tmp_path_factory.mktemp("platform"), None, None, settings) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def api(platform: Platform) -> Client:
+    return Client(platform)
+
+
+@pytest.fixture(scope="module")
+def organizer_key(api: Client) -> str:
+    return api.organizer()["api_key"]
 
 
 @pytest.fixture(scope="session")

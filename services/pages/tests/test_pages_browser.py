@@ -25,7 +25,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from gather_pages.app import CSRF_COOKIE
-from gather_shared.testing import REPO, Client, Platform, messages_to, running_platform, wait_for
+from gather_shared.testing import REPO, Client, Platform, messages_to, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -75,22 +75,6 @@ def browser() -> Iterator[Browser]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with running_platform(tmp_path_factory.mktemp("platform"), None, None, {"GATHER_REMINDER_OFFSETS": OFFSETS}) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def api(platform: Platform) -> Client:
-    return Client(platform)
-
-
-@pytest.fixture(scope="module")
-def organizer_key(api: Client) -> str:
-    return api.organizer()["api_key"]
 
 
 class Person:

@@ -153,6 +153,9 @@ def test_before_registration_opens_the_page_says_when_it_opens_in_the_events_tim
     madrid = publish(registration_opens_at=opens, starts_at=starts, timezone="Europe/Madrid", language="es")
     spanish = read(client.get(f"/events/{madrid['id']}")).text()
     assert "La inscripción se abre el sábado, 1 de junio de 2030, 10:00 (hora de verano de Europa central)." in spanish
+    # The listing says so in a word, not "places left": its page says when.
+    listing = read(client.get("/", query_string={"q": london["title"]}))
+    assert "Registration not open yet" in listing.text() and "places left" not in listing.text()
 
 
 def test_a_registration_sent_before_registration_opens_is_told_kindly_when_to_come_back(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from gather_shared.testing import Client, Platform, running_platform, wait_for
+from gather_shared.testing import Client, Platform, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,22 +28,6 @@ pytestmark = pytest.mark.slow
 OFFSETS = "3595s"
 
 Read = Callable[[Any], Any]
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with running_platform(tmp_path_factory.mktemp("platform"), None, None, {"GATHER_REMINDER_OFFSETS": OFFSETS}) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def api(platform: Platform) -> Client:
-    return Client(platform)
-
-
-@pytest.fixture(scope="module")
-def organizer_key(api: Client) -> str:
-    return api.organizer()["api_key"]
 
 
 class Browser:

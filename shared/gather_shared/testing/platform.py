@@ -260,6 +260,16 @@ class Client:
         assert response.status_code == 201, response.text
         return response.json()
 
+    def key_statuses(self, key: str, event_id: str) -> dict[str, int]:
+        """What each API answers an organizer call with `key` about `event_id`: 200 where the service knows
+        the key (and the event), 401 where it does not (yet, or any more)."""
+        calls = {
+            "events": ("GET", "events", "/v1/organizers/me"),
+            "signup": ("GET", "signup", f"/v1/events/{event_id}/signups"),
+            "notifications": ("GET", "notifications", f"/v1/notifications?event_id={event_id}"),
+        }
+        return {name: self.call(*call, token=key).status_code for name, call in calls.items()}
+
     def published_event(self, api_key: str, **overrides: Any) -> dict[str, Any]:
         response = self.call("POST", "events", "/v1/events", api_key, json=event_body(**overrides))
         assert response.status_code == 201, response.text
