@@ -31,6 +31,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return tiers.report_header()
 
 
+#: The fixtures that start the whole platform (or a broker cluster) as separate processes: a test using one
+#: is in the `slow` tier, which `-m "not slow"` leaves out while one works (CI runs every tier).
+PLATFORM_FIXTURES = frozenset({"platform", "embedded_platform", "real_platform", "rabbit_cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PLATFORM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 #: What tests measured, for the summary (the `report` fixture).
 FIGURES = pytest.StashKey[list[str]]()
 
