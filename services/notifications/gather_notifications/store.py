@@ -135,7 +135,20 @@ class EventActivity(Base):
 UNIQUE_ORGANIZER_NOTICE = ("event_id", "kind", "key")
 
 
-class OrganizerNotice(Base):
+class Delivery:
+    """Where a message stands on its way out, for the sender: the columns a notification and an organizer's
+    notice share."""
+
+    status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
+    #: While `sending`: when a sender that died mid-delivery loses its claim (see docs/notifications.md).
+    locked_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+
+
+class OrganizerNotice(Delivery, Base):
     """An email to an event's organizer, not to an attendee (kinds organizer_digest and waitlist_alert).
     Not a Notification: those are one per registration (signup_id), and these belong to no registration.
     `figures` holds the counts it says, fixed when it is planned; nothing about any attendee."""
@@ -152,13 +165,6 @@ class OrganizerNotice(Base):
     key: Mapped[str] = mapped_column(sa.String(20))
     #: {registrations, cancellations, day} for a digest; {waitlisted, threshold} for an alert.
     figures: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
-    attempts: Mapped[int] = mapped_column(default=0)
-    scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
-    #: While `sending`: when a sender that died mid-delivery loses its claim.
-    locked_until: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -202,7 +208,7 @@ UNIQUE_NOTIFICATION = (
 )
 
 
-class Notification(Base):
+class Notification(Delivery, Base):
     __tablename__ = "notifications"
     __table_args__ = (
         sa.UniqueConstraint(*UNIQUE_NOTIFICATION, name="uq_notifications_once"),
@@ -222,13 +228,6 @@ class Notification(Base):
     link_request: Mapped[int] = mapped_column(default=0, server_default="0")
     #: The event's announcement it carries (Announcement.number), for kind announcement; 0 for every other.
     announcement: Mapped[int] = mapped_column(default=0, server_default="0")
-    status: Mapped[str] = mapped_column(sa.String(20), default=NotificationStatus.PENDING)
-    attempts: Mapped[int] = mapped_column(default=0)
-    scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
-    #: While `sending`: when a sender that died mid-delivery loses its claim (see docs/notifications.md).
-    locked_until: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
     #: The SMS provider's id for the message, to match its delivery receipts.
     provider_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
