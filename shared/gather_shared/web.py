@@ -472,6 +472,9 @@ def find_by_token_hash(lookup: Callable[[str], Any]) -> Any:
 class FoundByKey(Protocol):
     """A service's table of organizers (its own, or its copy: gather_shared.organizers.OrganizerCopy)."""
 
+    @property
+    def id(self) -> uuid.UUID: ...
+
     @classmethod
     def by_key_hash(cls, session: Session, key_hash: str) -> tuple[Self, Actor] | None:
         """The organizer one of whose members' current key hashes to `key_hash`, and that member."""
@@ -491,6 +494,34 @@ def bearer_organizer(session: Session, organizers: type[_Organizer]) -> _Organiz
     """The organizer account whose member's current API key is the bearer token (bearer_member)."""
     found = bearer_member(session, organizers)
     return None if found is None else found[0]
+
+
+class OwnedEvent(Protocol):
+    """A service's table of events (its own, or its copy): each knows its organizer."""
+
+    @property
+    def organizer_id(self) -> uuid.UUID: ...
+
+
+_Event = TypeVar("_Event", bound=OwnedEvent)
+
+
+def organizers_event(
+    session: Session, organizers: type[_Organizer], events: type[_Event], event_id: uuid.UUID, forbidden: str
+) -> tuple[_Organizer, Actor, _Event]:
+    """The event `event_id`, if the bearer token is the key of a member (any role) of its organizer's
+    account, with that account and member; else 401 (no such key), 404 (no such event) or 403 `forbidden`
+    (another account's event)."""
+    found = bearer_member(session, organizers)
+    if found is None:
+        raise unauthorized("This call needs the event organizer's API key.")
+    organizer, actor = found
+    event = session.get(events, event_id)
+    if event is None:
+        raise Problem(404, "not_found", "No such event.")
+    if event.organizer_id != organizer.id:
+        raise Problem(403, "forbidden", forbidden)
+    return organizer, actor, event
 
 
 def current_runtime() -> Runtime:

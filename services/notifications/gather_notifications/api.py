@@ -64,14 +64,9 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
 def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organizer, Event]:
     """The caller, an organizer, and their event: 401 without a valid key, 404 for an event this service
     does not know, 403 for another organizer's."""
-    organizer = web.bearer_organizer(session, Organizer)
-    if organizer is None:
-        raise web.unauthorized("This call needs the event organizer's API key.")
-    event = session.get(Event, event_id)
-    if event is None:
-        raise web.Problem(404, "not_found", "No such event.")
-    if event.organizer_id != organizer.id:
-        raise web.Problem(403, "forbidden", "That event belongs to another organizer.")
+    organizer, _, event = web.organizers_event(
+        session, Organizer, Event, event_id, "That event belongs to another organizer."
+    )
     return organizer, event
 
 

@@ -278,15 +278,9 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
 def _organizers_event(session: Session, event_id: uuid.UUID) -> tuple[Event, Actor]:
     """The event, if the bearer token is the key of a member (any role) of its organizer's account, and
     that member; else 401, 404 or 403."""
-    found = web.bearer_member(session, Organizer)
-    if found is None:
-        raise web.unauthorized("This call needs the event organizer's API key.")
-    organizer, actor = found
-    event = session.get(Event, event_id)
-    if event is None:
-        raise web.Problem(404, "not_found", "No such event.")
-    if event.organizer_id != organizer.id:
-        raise web.Problem(403, "forbidden", "Only the event's organizer may see or change its attendees.")
+    _, actor, event = web.organizers_event(
+        session, Organizer, Event, event_id, "Only the event's organizer may see or change its attendees."
+    )
     return event, actor
 
 
