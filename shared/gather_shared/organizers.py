@@ -60,6 +60,12 @@ class OrganizerCopy:
         organizer = session.get(cls, member.organizer_id) if member is not None else None
         if member is None or organizer is None:
             return None
+        if (
+            is_revoked(organizer.api_key_hash)
+            and organizer.key_issued_at is not None
+            and member.key_issued_at <= organizer.key_issued_at
+        ):
+            return None  # issued before the admin revoked the account: revoked with it, whatever came late
         return organizer, Actor(member.id, member.name, member.role)
 
 
@@ -104,6 +110,9 @@ def revoke_key(organizer_model: type[OrganizerCopy], session: Session, message: 
     """Handler for `organizer.key_revoked.v1`: the organizer's key, and every member's, stops working here.
     Ordered like keep_key: a late copy of a key issued before the revocation finds a newer time kept, and
     changes nothing."""
+    # The organizer's row first: keep_member_key locks it too, so a member key handled at the same moment
+    # is either committed before the members are read here (and revoked with them) or sees the revocation.
+    organizer = session.get(organizer_model, message.data["organizer_id"], with_for_update=True)
     members = organizer_model.member_keys
     for member in session.scalars(
         sa.select(members)
@@ -112,7 +121,6 @@ def revoke_key(organizer_model: type[OrganizerCopy], session: Session, message: 
     ):
         member.api_key_hash = revoked_key_hash()
         member.key_issued_at = message.time
-    organizer = session.get(organizer_model, message.data["organizer_id"], with_for_update=True)
     if organizer is None:
         organizer = organizer_model()
         organizer.id = message.data["organizer_id"]
@@ -128,7 +136,7 @@ def keep_member_key(organizer_model: type[OrganizerCopy], session: Session, mess
     key or the member's removal was kept already, or the admin revoked the account's keys after this one
     was issued (a revoked account's own key carries a revoked hash, set at the revocation's time)."""
     data = message.data
-    organizer = session.get(organizer_model, data["organizer_id"])
+    organizer = session.get(organizer_model, data["organizer_id"], with_for_update=True)  # see revoke_key
     if (
         organizer is not None
         and is_revoked(organizer.api_key_hash)

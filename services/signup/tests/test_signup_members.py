@@ -12,6 +12,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from gather_shared import web
+from gather_shared.service import Runtime
+from gather_signup.store import MemberKey
 
 Publish = Callable[..., dict[str, Any]]
 Register = Callable[..., Any]
@@ -86,6 +88,27 @@ def test_revoking_the_accounts_keys_stops_its_members_keys_too(
     # A member key issued before the revocation, arriving after it, stays revoked.
     member_key_issued(send, "late-key", uuid.uuid4(), at=datetime.now(UTC) - timedelta(minutes=3))
     assert attendee_list(client, event, "late-key").status_code == 401
+
+
+def test_a_member_key_written_in_a_race_with_the_revocation_still_opens_nothing(
+    publish: Publish, send: Send, client: FlaskClient, rt: Runtime
+) -> None:
+    """Two consumers at once on PostgreSQL: the member's key committed just after the revocation read the
+    account's members. The row is there with a working hash; the account's revocation, newer, still wins."""
+    event = publish()
+    send("organizer.key_revoked.v1", {"organizer_id": ACCOUNT})
+    with rt.sessions.begin() as session:
+        session.add(
+            MemberKey(
+                id=uuid.uuid4(),
+                organizer_id=ACCOUNT,
+                name="Mallory",
+                role="owner",
+                api_key_hash=web.hash_secret("raced-key"),
+                key_issued_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        )
+    assert attendee_list(client, event, "raced-key").status_code == 401
 
 
 def test_another_accounts_member_may_not_see_or_change_the_attendee_list(
