@@ -37,7 +37,7 @@ from gather_events.store import (
 from gather_shared import audit, keyset, organizers, ratelimit, web
 from gather_shared.audit import Actor
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import LISTED_EVENT_STATUSES, AuditAction, EventStatus, MemberRole
+from gather_shared.vocabulary import LISTED_EVENT_STATUSES, AuditAction, EventStatus, MemberRole, Visibility
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
@@ -616,10 +616,12 @@ def get_series(series_id: uuid.UUID) -> Response:
     """Every date of a recurring event."""
     with web.current_runtime().sessions() as session:
         viewer = web.bearer_organizer(session, Organizer)
+        # An unlisted date is found by its own link only: a series lists it to its organizer alone.
         events = [
             event
             for event in session.scalars(sa.select(Event).where(Event.series_id == series_id).order_by(*ORDER))
             if visible_to(event, viewer)
+            and (event.visibility == Visibility.LISTED or (viewer is not None and event.organizer_id == viewer.id))
         ]
         if not events:
             raise web.Problem(404, "not_found", "No such series.")

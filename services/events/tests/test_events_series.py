@@ -163,3 +163,16 @@ def test_only_the_series_organizer_may_change_it(client: Any, key: str) -> None:
     assert client.call("PATCH", path, json={"title": "x"}).status_code == 401
     assert client.call("PATCH", "/v1/series/00000000-0000-0000-0000-000000000000", key, json={}).status_code == 404
     assert {d["title"] for d in series(client, first["series_id"])} == {first["title"]}
+
+
+def test_an_unlisted_date_of_a_series_is_listed_by_the_series_to_its_organizer_only(client: Any, key: str) -> None:
+    first = weekly(client, key).json
+    assert client.call("POST", f"/v1/series/{first['series_id']}/publish", key).status_code == 200
+    dates = series(client, first["series_id"], key)
+    closed = client.call("PATCH", f"/v1/events/{dates[1]['id']}", key, json={"visibility": "unlisted"})
+    assert closed.status_code == 200, closed.json
+
+    public = series(client, first["series_id"])
+    assert dates[1]["id"] not in {d["id"] for d in public} and len(public) == 3
+    assert dates[1]["id"] in {d["id"] for d in series(client, first["series_id"], key)}
+    assert client.call("GET", f"/v1/events/{dates[1]['id']}").status_code == 200  # its own link still works
