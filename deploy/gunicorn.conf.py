@@ -37,6 +37,12 @@ def on_starting(server: Any) -> None:
         settings_or_exit(module.removeprefix("gather_"))
 
 
+def when_ready(server: Any) -> None:
+    from gather_shared import metrics
+
+    metrics.serve_for_gunicorn()  # GATHER_METRICS_PORT: the workers' counts, never on the port people reach
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 

@@ -110,25 +110,21 @@ def test_every_file_parses_and_every_file_a_kustomization_names_exists() -> None
             assert target.is_file() or (target / "kustomization.yaml").is_file(), f"{kustomization}: {name}"
 
 
-def test_prometheus_scrapes_each_worker_on_its_metrics_port_and_each_web_service_under_its_path() -> None:
+def test_prometheus_scrapes_every_process_on_its_metrics_port_which_no_service_routes() -> None:
     base = [doc for path in sorted((K8S / "base").glob("*.yaml")) for doc in documents(path)]
     settings = dict(line.split("=", 1) for line in (K8S / "base/settings.env").read_text().splitlines() if "=" in line)
-    workers = {
+    processes = {
         doc["metadata"]["name"]: doc["spec"]["template"]["spec"]["containers"][0]
         for doc in base
-        if doc["kind"] == "Deployment" and doc["spec"]["template"]["spec"]["containers"][0]["command"][0] == "python"
+        if doc["kind"] == "Deployment"
     }
-    assert set(workers) == {name for name in procfile() if name not in WEB_PATHS}
-    for name, worker in workers.items():
-        assert {"name": "metrics", "containerPort": int(settings["GATHER_METRICS_PORT"])} in worker["ports"], name
-
-    monitors = {doc["metadata"]["name"]: doc for doc in base if doc["kind"] == "PodMonitor"}
-    assert [e["port"] for e in monitors["gather-workers"]["spec"]["podMetricsEndpoints"]] == ["metrics"]
-    web = {
-        endpoint["relabelings"][0]["regex"]: endpoint["path"]
-        for endpoint in monitors["gather-web"]["spec"]["podMetricsEndpoints"]
-    }
-    assert web == {name: f"{prefix}/metrics" for name, prefix in WEB_PATHS.items()}
+    assert set(processes) == set(procfile())
+    for name, process in processes.items():
+        assert {"name": "metrics", "containerPort": int(settings["GATHER_METRICS_PORT"])} in process["ports"], name
+    (monitor,) = [doc for doc in base if doc["kind"] == "PodMonitor"]
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    routed = {str(port["targetPort"]) for doc in base if doc["kind"] == "Service" for port in doc["spec"]["ports"]}
+    assert "metrics" not in routed and settings["GATHER_METRICS_PORT"] not in routed
 
 
 def test_no_secret_value_is_written_in_the_manifests() -> None:
@@ -279,7 +275,7 @@ def each_web_process_is_probed_served_and_routed_on_the_one_origin(built: tuple[
     for name, prefix in WEB_PATHS.items():
         web = container(deployments[name])
         port = web_port(name)
-        assert web["ports"] == [{"name": "http", "containerPort": port}]
+        assert {"name": "http", "containerPort": port} in web["ports"]
         assert web["readinessProbe"]["httpGet"] == {"path": f"{prefix}/readyz", "port": "http"}
         assert web["livenessProbe"]["httpGet"] == {"path": f"{prefix}/healthz", "port": "http"}
         assert env(deployments[name]).get("SCRIPT_NAME", {}).get("value", "") == prefix

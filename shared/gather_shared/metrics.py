@@ -1,11 +1,11 @@
 """Prometheus metrics of every Gather process (prometheus-client): what they count, and where each process
 shows them.
 
-- Web services answer `GET /metrics` (gather_shared.web). Under gunicorn every worker counts in files of a
-  directory the master shares with them (prometheus-client's multiprocess mode, set up in
-  deploy/gunicorn.conf.py), so one scrape sees the whole service, whichever worker answers it.
-- Workers (relay, consumer, sender, scheduler) serve them on `GATHER_METRICS_PORT` when it is set (each
-  kind its own port; off by default, as on `make run`).
+- Every process serves them on `GATHER_METRICS_PORT` when it is set (off by default, as on `make run`), a
+  port of their own, never the port people reach: a web service's gunicorn master serves the counts of all
+  its workers there (they count in files of a directory the master shares with them: prometheus-client's
+  multiprocess mode, set up in deploy/gunicorn.conf.py); a worker (relay, consumer, sender, scheduler)
+  serves its own.
 
 No label ever holds an id, a contact or a token: routes are labelled by their rule
 (`/v1/signups/<uuid:signup_id>`), messages by their type. docs/operations.md lists the metrics, the
@@ -18,17 +18,13 @@ import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
     start_http_server,
 )
-from werkzeug.exceptions import NotFound
 
 #: Seconds a request took to answer, by route rule, method and status.
 REQUEST_SECONDS = Histogram(
@@ -60,7 +56,7 @@ PORT_SETTING = "GATHER_METRICS_PORT"
 
 
 def instrument(app: Flask) -> None:
-    """Time every request of `app` into REQUEST_SECONDS and serve `GET /metrics`."""
+    """Time every request of `app` into REQUEST_SECONDS."""
 
     @app.before_request
     def _start_clock() -> None:
@@ -76,22 +72,14 @@ def instrument(app: Flask) -> None:
             )
         return response
 
-    app.add_url_rule("/metrics", "metrics", page, methods=["GET"])
 
-
-def page() -> Response:
-    """The metrics in Prometheus' text format: of every gunicorn worker when they share a directory.
-    Only to a scraper that asks the process itself: a request that came through the public gateway (it
-    says who it forwarded, in X-Forwarded-For or Forwarded) is answered 404, so that the public origin
-    never shows them."""
-    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
-        raise NotFound()
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+def serve_for_gunicorn() -> None:
+    """In a gunicorn master: serve the counts of all its workers on GATHER_METRICS_PORT, if that is set."""
+    port = os.environ.get(PORT_SETTING)
+    if port:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        start_http_server(int(port), registry=registry)
 
 
 def serve_for_worker() -> None:
