@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared import admin, envelope, messages
 from gather_shared.bus import Consumer, Message, connect, emit, topology
-from gather_shared.bus.deadletters import peek, redact_error
+from gather_shared.bus.deadletters import _dead_letter, peek, redact_error
 from gather_shared.db import bus_metadata, make_engine, migrate, outbox_table, session_factory
 from gather_shared.testing import SECRET_KEY, fresh_vhost, wait_for
 
@@ -318,3 +318,19 @@ def test_the_toolkit_runs_as_a_module_and_explains_itself(
 )
 def test_an_error_keeps_what_explains_it_and_loses_what_names_someone(error: str, shown: str) -> None:
     assert redact_error(error) == shown
+
+
+def test_a_forged_dead_letter_shows_none_of_what_its_forger_wrote() -> None:
+    """Whoever can publish to the broker chooses a letter's keys, numbers, headers and death reason: none of
+    them is printed, only what Gather's own schemas and RabbitMQ's own words allow."""
+    body = {
+        "type": "signup.confirmed.v1",
+        "data": {"Robin_Quinn_robin_example_org": True, "ph": [447700, 900123], "email": "robin@example.org"},
+    }
+    headers = {"x-death": [{"reason": "Robin Quinn"}], "Robin-Quinn": 1}
+    letter = _dead_letter("gather.notifications.dlq", json.dumps(body), headers)
+
+    shown = repr((letter.type, letter.error, letter.data, letter.header_names))
+    for secret in ("Robin", "Quinn", "robin", "447700", "900123"):
+        assert secret not in shown
+    assert letter.type == "signup.confirmed.v1" and "email" in letter.data and "x-death" in letter.header_names

@@ -34,7 +34,39 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _DATETIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 _SAFE_TEXT = re.compile(f"{_UUID}|{_DATETIME}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+def _field_names(schema: Any) -> set[str]:
+    """Every field name a message schema declares, its nested schemas' included."""
+    names = set()
+    for name, declared in schema._declared_fields.items():
+        names.add(name)
+        nested = getattr(declared, "nested", None) or getattr(getattr(declared, "inner", None), "nested", None)
+        if isinstance(nested, type):
+            names |= _field_names(nested)
+    return names
+
+
+#: The field names a message may have: a data key outside them is shown as HIDDEN (a forger chooses keys).
+_FIELDS = frozenset(name for schema in messages.SCHEMAS.values() for name in _field_names(schema))
+#: The headers Gather and RabbitMQ put on a dead letter: any other header's name is shown as HIDDEN.
+_HEADERS = frozenset(
+    {
+        ATTEMPT_HEADER,
+        ERROR_HEADER,
+        "traceparent",
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-delivery-count",
+    }
+)
+#: Why RabbitMQ itself dead-letters a message; any other reason is shown as HIDDEN.
+_BROKER_REASONS = frozenset({"rejected", "expired", "maxlen", "delivery_limit"})
 #: Numbers up to this are shown (a capacity, a version, a position); a longer one may be a phone number.
 _SAFE_NUMBER = 1_000_000
 
@@ -95,9 +127,10 @@ def shape(value: Any) -> Any:
     if isinstance(value, str):
         return value if _SAFE_TEXT.fullmatch(value) else HIDDEN
     if isinstance(value, dict):
-        return {(k if _NAME.fullmatch(str(k)) else HIDDEN): shape(v) for k, v in value.items()}
+        return {(k if k in _FIELDS else HIDDEN): shape(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [shape(v) for v in value]
+        # No message has a list of numbers: a number split into a list's small ones may be a phone's.
+        return [HIDDEN if isinstance(v, int | float) and not isinstance(v, bool) else shape(v) for v in value]
     return HIDDEN
 
 
@@ -137,7 +170,8 @@ def _dead_letter(queue: str, body: str, headers: dict[str, Any]) -> DeadLetter:
     error = headers.get(ERROR_HEADER)
     deaths = headers.get("x-death")
     if error is None and isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        error = f"dead-lettered by the broker: {deaths[0].get('reason')}"  # RabbitMQ's delivery limit
+        reason = deaths[0].get("reason")
+        error = f"dead-lettered by the broker: {reason if reason in _BROKER_REASONS else HIDDEN}"
     return DeadLetter(
         queue=queue,
         key=key,
@@ -147,7 +181,7 @@ def _dead_letter(queue: str, body: str, headers: dict[str, Any]) -> DeadLetter:
         attempts=int(attempt) if isinstance(attempt, int | str) and str(attempt).isdigit() else None,
         error=redact_error(str(error)) if error is not None else None,
         data=shape(env["data"]) if "data" in env else None,
-        header_names=tuple(sorted(k if _HEADER_NAME.fullmatch(k) else HIDDEN for k in headers)),
+        header_names=tuple(sorted(k if k in _HEADERS else HIDDEN for k in headers)),
         _body=body,
         _headers=headers,
     )
