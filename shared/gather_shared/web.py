@@ -524,6 +524,25 @@ def organizers_event(
     return organizer, actor, event
 
 
+def checked_first(
+    check: Callable[[Session, uuid.UUID], Any],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator that runs `check(session, event_id)` (which answers 401, 404 or 403) before anything else:
+    a caller who may not act on the event learns nothing, not even what input is valid. (Placed under
+    @blp.route, above @blp.arguments, so it runs before the body is parsed.)"""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            with current_runtime().sessions() as session:
+                check(session, kwargs["event_id"])
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
 def current_runtime() -> Runtime:
     """The service's Runtime (settings, engine, sessions), as its app factory registered it."""
     from flask import current_app

@@ -70,6 +70,10 @@ def organizers_own_event(session: Session, event_id: uuid.UUID) -> tuple[Organiz
     return organizer, event
 
 
+#: 401, 404 or 403 before the body is read (gather_shared.web.checked_first).
+event_organizer_only = web.checked_first(organizers_own_event)
+
+
 # --- the notification log ---------------------------------------------------------------------------
 
 
@@ -110,6 +114,7 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/events/<uuid:event_id>/announcements", methods=["POST"])
 @ratelimit.limited(ratelimit.PER_KEY)
+@event_organizer_only
 @blp.arguments(AnnouncementIn)
 @blp.response(202, AnnouncementOut)
 @blp.alt_response(401, description="No organizer key, or not a valid one.")

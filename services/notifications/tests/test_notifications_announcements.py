@@ -144,6 +144,8 @@ def test_only_the_events_organizer_may_announce(world: World, client: FlaskClien
         response = announce(client, key, event["id"], to=["confirmed"])
         assert response.status_code == status, key
         assert response.mimetype == "application/problem+json"
+        # Who may not announce learns nothing, not even what a valid announcement looks like.
+        assert announce(client, key, event["id"], to=["everyone"]).status_code == status, key
     assert announce(client, mine, uuid.uuid4(), to=["confirmed"]).status_code == 404
     assert announce(client, other, uuid.uuid4(), to=["confirmed"]).status_code == 404
     assert world.notifications(kind="announcement") == []

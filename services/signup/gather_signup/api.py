@@ -284,18 +284,8 @@ def _organizers_event(session: Session, event_id: uuid.UUID) -> tuple[Event, Act
     return event, actor
 
 
-def event_organizer_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401, 404 or 403 before anything else: a caller who may not act on the event learns nothing, not even
-    what input is valid. (Placed under @blp.route, above @blp.arguments, so it runs before the body is
-    parsed.)"""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        with web.current_runtime().sessions() as session:
-            _organizers_event(session, kwargs["event_id"])
-        return view(*args, **kwargs)
-
-    return checked
+#: 401, 404 or 403 before the body is read (gather_shared.web.checked_first).
+event_organizer_only = web.checked_first(_organizers_event)
 
 
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
