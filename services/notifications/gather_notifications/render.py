@@ -7,6 +7,7 @@ unsubscribe, all under GATHER_PUBLIC_URL (the attendee pages). They live only in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import charset, policy
@@ -157,9 +158,11 @@ def context(
     announcement = details.announcement
     message_subject, message = (announcement.subject, announcement.body) if announcement else ("", "")
     if snap["online_url"] and not confirmed:
-        # An organizer may paste the link into a message to everyone: only the confirmed may read it.
-        message_subject = message_subject.replace(snap["online_url"], gettext(LINK_WITHHELD))
-        message = message.replace(snap["online_url"], gettext(LINK_WITHHELD))
+        # An organizer may paste the link into a message to everyone: only the confirmed may read it, nor
+        # anything else on the meeting's host (the link written without https://, in capitals, or a new one).
+        withheld = gettext(LINK_WITHHELD)
+        message_subject = meeting_links(snap["online_url"]).sub(withheld, message_subject)
+        message = meeting_links(snap["online_url"]).sub(withheld, message)
     return {
         "lang": lang,
         "kind": notification.kind,
@@ -300,3 +303,11 @@ def sms(
         # The organizer's words are what may be shortened (the email has them whole); the title stays.
         return rules.fit_sms(lambda message: template.render(ctx | {"message": message}).strip(), ctx["message"])
     return rules.fit_sms(lambda title: template.render(ctx | {"title": title}).strip(), ctx["title"])
+
+
+def meeting_links(online_url: str) -> re.Pattern[str]:
+    """Every mention of the online meeting's link, or of any other address on its host, in a text."""
+    host = urlparse(online_url).hostname
+    if not host:
+        return re.compile(re.escape(online_url))
+    return re.compile(rf"(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)*{re.escape(host)}(?::\d+)?[^\s<>\"']*", re.IGNORECASE)
