@@ -20,8 +20,6 @@ from gather_shared.testing.cluster import RabbitCluster
 from gather_shared.testing.smtp import Mailbox, smtp_sink
 from gather_shared.testing.tiers import declare_every_queue
 
-pytestmark = pytest.mark.slow
-
 #: Registrations taken at once (201), each with one email: its confirmation.
 AT_ONCE = {"kind": "workshop", "verification": "none", "capacity": None}
 #: Registrations made after each step (a node stopped, back, another killed) before the next one.

@@ -13,8 +13,6 @@ from gather_notifications import sender
 from gather_shared.testing import Client, Platform, running_platform, wait_for
 from gather_shared.testing.smtp import Mailbox, smtp_sink
 
-pytestmark = pytest.mark.slow
-
 AT_ONCE = {"kind": "workshop", "verification": "none", "capacity": None}
 REGISTRATIONS = 20
 

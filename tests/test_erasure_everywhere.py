@@ -29,8 +29,6 @@ from gather_shared.bus.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from gather_shared.db import sqlalchemy_url
 from gather_shared.testing import Client, Platform, fresh_pg_database, running_platform, wait_for
 
-pytestmark = pytest.mark.slow
-
 #: Every service's database on the real tier (the attendee pages keep theirs, SQLite, under var/).
 SERVICES = ("events", "signup", "notifications", "pages")
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
-import pytest
 import sqlalchemy as sa
 
 from gather_shared import envelope, messages
@@ -20,8 +19,6 @@ from gather_shared.testing import Client, Platform, wait_for
 
 #: These tests count registrations taken at once (201): an event that asks no verification of contacts.
 AT_ONCE = {"kind": "workshop", "verification": "none"}
-
-pytestmark = pytest.mark.slow
 
 
 def sent_confirmations(client: Client, event_id: str) -> list[dict]:

@@ -27,8 +27,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from gather_pages.app import CSRF_COOKIE
 from gather_shared.testing import REPO, Client, Platform, messages_to, wait_for
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path("/usr/bin/chromium")
 #: Headless in a container: no sandbox (root), no GPU, and none of Chromium's own calls home, so that the
 #: only requests are the pages'.

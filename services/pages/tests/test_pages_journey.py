@@ -21,8 +21,6 @@ import requests
 
 from gather_shared.testing import Client, Platform, wait_for
 
-pytestmark = pytest.mark.slow
-
 #: Reminders go out 3595 s before an event: one starting in an hour gets its reminder within seconds, with
 #: the unsubscribe link in it. (Events a week away, as most here, get theirs next week: never.)
 OFFSETS = "3595s"
