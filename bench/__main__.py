@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import email_latency, harness, listing, pages, pipeline, reminders, signup_rush
+from bench import email_latency, harness, idle, listing, pages, pipeline, reminders, signup_rush
 from bench.harness import Result, Run
 from bench.sinks import SmsSink, SmtpSink
 
 BENCHMARKS: dict[str, Callable[[Run], list[Result]]] = {
+    "idle": idle.run,  # first: on a platform nothing has used yet
     "signup_rush": signup_rush.run,
     "pipeline": pipeline.run,
     "email_latency": email_latency.run,

@@ -11,10 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import kombu
 import requests
@@ -54,7 +54,7 @@ class Sizes:
     """How much work each benchmark does. `FULL` is what the issue asks for; `TINY` only proves the
     harness still runs end to end (the smoke test)."""
 
-    rush_registrations: int
+    rush_seconds: float
     rush_clients: int
     pipeline_messages: int
     email_rate: int
@@ -63,11 +63,12 @@ class Sizes:
     listing_events: int
     listing_seconds: float
     listing_clients: int
+    idle_seconds: float
 
 
 FULL = Sizes(
-    rush_registrations=1000,
-    rush_clients=1000,
+    rush_seconds=10,
+    rush_clients=64,
     pipeline_messages=5000,
     email_rate=100,
     email_seconds=10,
@@ -75,10 +76,11 @@ FULL = Sizes(
     listing_events=5000,
     listing_seconds=10,
     listing_clients=16,
+    idle_seconds=30,
 )
 TINY = Sizes(
-    rush_registrations=60,
-    rush_clients=20,
+    rush_seconds=2,
+    rush_clients=4,
     pipeline_messages=200,
     email_rate=20,
     email_seconds=1,
@@ -86,6 +88,7 @@ TINY = Sizes(
     listing_events=20,
     listing_seconds=1,
     listing_clients=4,
+    idle_seconds=2,
 )
 
 
@@ -296,10 +299,15 @@ def platform(run: Run, **extra_env: str) -> Iterator[Platform]:
             yield started
 
 
+class Served(NamedTuple):
+    url: str  # the base URL
+    pid: int  # gunicorn's master, leader of the process group of it and its workers
+
+
 @contextlib.contextmanager
-def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[str]:
+def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[Served]:
     """Serve a baseline WSGI app (`module:factory()` under bench/) with exactly the command line the
-    Procfile gives the services: same gunicorn config file, same worker count. Yields its base URL."""
+    Procfile gives the services: same gunicorn config file, same worker count."""
     argv = shlex.split(procfile()["signup"])
     port = free_port()
     argv = [str(Path(sys.executable).parent / argv[0]), *argv[1:-1], "--pythonpath", str(BENCH_ROOT), app]
@@ -325,7 +333,7 @@ def gunicorn_app(run: Run, app: str, env: dict[str, str]) -> Iterator[str]:
             )
             if process.poll() is not None:
                 raise RuntimeError(f"baseline {app} exited:\n{log.read_text()[-2000:]}")
-            yield url
+            yield Served(url, process.pid)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -358,21 +366,74 @@ def open_event(client: Client, **overrides: Any) -> dict[str, Any]:
     return event
 
 
-# --- memory -----------------------------------------------------------------------------------------
+# --- memory and CPU, from /proc ----------------------------------------------------------------------
 
 
-def rss_mb(platform: Platform) -> dict[str, float]:
-    """Resident memory of each Procfile process with its children (a gunicorn master and its workers):
-    every process of its process group, as each was started in a session of its own."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    groups = {process.pid: name for name, process in platform.processes.items()}
-    totals = dict.fromkeys(groups.values(), 0.0)
+@dataclass(frozen=True)
+class _Stat:
+    pid: int
+    pgrp: int
+    cpu_seconds: float  # user + system, its own and its reaped children's
+    rss_mb: float
+
+
+def _stats() -> Iterator[_Stat]:
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended while we looked
-        pgrp, rss_pages = int(fields[2]), int(fields[21])
-        if pgrp in groups:
-            totals[groups[pgrp]] += rss_pages * page / 1024 / 1024
-    return {name: round(mb, 1) for name, mb in totals.items()}
+        cpu = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        yield _Stat(int(stat.parent.name), int(fields[2]), cpu, int(fields[21]) * page / 1024 / 1024)
+
+
+def _by_process(platform: Platform, value: Callable[[_Stat], float]) -> dict[str, float]:
+    """`value` summed over each Procfile process with its children (a gunicorn master and its workers):
+    every process of its process group, as each was started in a session of its own."""
+    groups = {process.pid: name for name, process in platform.processes.items()}
+    totals = dict.fromkeys(groups.values(), 0.0)
+    for stat in _stats():
+        if stat.pgrp in groups:
+            totals[groups[stat.pgrp]] += value(stat)
+    return totals
+
+
+def rss_mb(platform: Platform) -> dict[str, float]:
+    """Resident memory of each Procfile process with its children."""
+    return {name: round(mb, 1) for name, mb in _by_process(platform, lambda s: s.rss_mb).items()}
+
+
+def cpu_seconds(platform: Platform) -> dict[str, float]:
+    """CPU seconds each Procfile process with its children has used so far."""
+    return _by_process(platform, lambda s: s.cpu_seconds)
+
+
+def group_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the process group that `pid` leads (a baseline's gunicorn)."""
+    return sum(s.cpu_seconds for s in _stats() if s.pgrp == pid)
+
+
+def backends_cpu_seconds(database_urls: Iterable[str]) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend now connected to these databases (readable in
+    /proc whoever runs PostgreSQL), by process id: `used_since` tells what they used between two looks."""
+    urls = list(database_urls)
+    names = [sa.make_url(sqlalchemy_url(url)).database for url in urls]
+    engine = sa.create_engine(sqlalchemy_url(urls[0]), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            pids = set(
+                conn.scalars(
+                    sa.text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"),
+                    {"names": names},
+                )
+            )
+    finally:
+        engine.dispose()
+    return {s.pid: s.cpu_seconds for s in _stats() if s.pid in pids}
+
+
+def used_since(before: dict[Any, float], after: dict[Any, float]) -> float:
+    """CPU seconds used between two looks, by what is in `after` (what appeared since counts whole; what
+    ended since is not seen: the figures are a floor)."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())

@@ -113,7 +113,8 @@ def run(run: Run) -> list[Result]:
                 ],
             )
         engine.dispose()
-        with gunicorn_app(run, "bench.baseline_app:listing_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as url:
+        env = {"BENCH_DATABASE_URL": urls["baseline"]}
+        with gunicorn_app(run, "bench.baseline_app:listing_app()", env) as (url, _):
             base = measure(url, run, "baseline listing")
     progress(f"public listing baseline: {base:,.0f} req/s")
     return [

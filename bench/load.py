@@ -1,12 +1,13 @@
-"""Load generators. Closed-loop GETs go through `wrk` (C) where the machine has it; the other loads (a burst of
-registrations with unique addresses, paced arrivals) are threads of the benchmark process, each with its own
-`requests.Session`."""
+"""Load generators. Closed loops (GETs, and registrations with unique addresses) go through `wrk` (C) where the
+machine has it; paced arrivals, and the closed loops on a machine without wrk, are threads of the benchmark
+process, each with its own `requests.Session`."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -150,10 +151,73 @@ def get_rate(url: str, params: dict[str, Any], clients: int, seconds: float, lab
     command = [WRK, f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", full]
     progress(f"{label}: wrk -t{threads} -c{clients} for {max(1, round(seconds))}s")
     summary = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    count, took, failed = _wrk_summary(summary)
+    return (count - failed) / took
+
+
+#: wrk's script for `post_rate`: each thread numbers its requests, so every registration has an address of its own
+#: (`rush-<thread>-<n>@example.org`), and takes the paths given after `--` in turn (the events of a rush).
+_UNIQUE_POSTS = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  paths, n = args, 0
+end
+function request()
+  n = n + 1
+  local body = string.format(
+    '{"display_name":"Rusher","email":"rush-%d-%d@example.org","channels":["email"]}', tid, n)
+  return wrk.format("POST", paths[(n % #paths) + 1], {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+@dataclass
+class Posted:
+    succeeded: int  # answered 2xx
+    failed: int  # answered otherwise, or not at all
+    seconds: float
+
+    def per_second(self) -> float:
+        return self.succeeded / self.seconds
+
+
+def post_rate(base_url: str, paths: Sequence[str], clients: int, seconds: float, label: str) -> Posted:
+    """Closed loop of registrations with unique addresses for `seconds` from `clients` connections, the
+    paths taken in turn. With wrk when the machine has it, else with Python threads (said in the output)."""
+    if WRK is None:
+        progress(f"{label}: wrk not found, Python threads load the server (they share its cores)")
+        numbers = iter(range(10**9))
+
+        def call(s: requests.Session) -> Any:
+            n = next(numbers)
+            body = {"display_name": "Rusher", "email": f"rush-{n}@example.org", "channels": ["email"]}
+            return s.post(f"{base_url}{paths[n % len(paths)]}", json=body, timeout=60)
+
+        outcome = for_duration(call, clients, seconds, label)
+        ok = sum(1 for r in outcome.results if isinstance(r, requests.Response) and r.ok)
+        return Posted(ok, len(outcome.results) - ok, outcome.seconds)
+    duration = max(1, round(seconds))
+    threads = max(1, min(2, clients))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(_UNIQUE_POSTS)
+        script.flush()
+        command = [WRK, f"-t{threads}", f"-c{clients}", f"-d{duration}s", "--timeout", "30s", "-s", script.name]
+        progress(f"{label}: wrk -t{threads} -c{clients} for {duration}s, unique addresses")
+        summary = subprocess.run([*command, base_url, "--", *paths], capture_output=True, text=True, check=True).stdout
+    count, took, failed = _wrk_summary(summary)
+    return Posted(count - failed, failed, took)
+
+
+def _wrk_summary(summary: str) -> tuple[int, float, int]:
+    """(answers, seconds, answers other than 2xx/3xx) from wrk's summary; a request that got no answer
+    (wrk's "Socket errors") is not among the answers."""
     total = _WRK_TOTAL.search(summary)
     if total is None:
         raise RuntimeError(f"wrk said nothing countable: {summary!r}")
     count, duration, unit = int(total.group(1)), float(total.group(2)), total.group(3)
     failed = _WRK_NON_2XX.search(summary)
-    answered = count - (int(failed.group(1)) if failed else 0)
-    return answered / (duration / 1000 if unit == "ms" else duration)
+    return count, duration / 1000 if unit == "ms" else duration, int(failed.group(1)) if failed else 0

@@ -77,7 +77,7 @@ def run(run: Run) -> list[Result]:
         "listing": measure(pages, QUERY, run, "attendee listing"),
         "event": measure(event_url, {}, run, "attendee event page"),
     }
-    with gunicorn_app(run, "bench.baseline_app:pages_app()", {"BENCH_DATABASE_URL": database_url}) as url:
+    with gunicorn_app(run, "bench.baseline_app:pages_app()", {"BENCH_DATABASE_URL": database_url}) as (url, _):
         bases = {
             "listing": measure(url, QUERY, run, "baseline listing page"),
             "event": measure(f"{url}/events/{ids[0]}", {}, run, "baseline event page"),
