@@ -11,7 +11,7 @@ from gather_notifications import sender
 from gather_notifications.handlers import handlers as notifications_handlers
 from gather_pages.handlers import handlers as pages_handlers
 from gather_shared import messages
-from gather_shared.bus import consumer, relay, topology
+from gather_shared.bus import consumer, outbox, relay, topology, transport
 from gather_shared.config import Settings
 from gather_shared.testing import REPO
 from gather_signup.handlers import handlers as signup_handlers
@@ -155,7 +155,15 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
     for quoted in (
         f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-        f"every {_ms(relay.RELAY_POLL_IDLE_SECONDS)} once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s",
+        f"Once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s it sleeps",
+        f"at most once every {outbox.TELL_RELAY_EVERY_SECONDS:g} s per process",
+        f"looking anyway every {relay.RELAY_LOOK_ANYWAY_SECONDS:g} s",
+        f"on SQLite it looks every {_ms(relay.RELAY_POLL_IDLE_SECONDS)}",
+        f"`NOTIFY` on `{outbox.OUTBOX_CHANNEL}`",
+        f"it waits up to {consumer.IDLE_WAIT_SECONDS:g} s for the broker",
+        f"polled every {_ms(transport.FILESYSTEM_POLL_SECONDS)}",
+        f"`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
+        f"On SQLite the clock looks every {_ms(sender.POLL_SECONDS)}",
         f"nothing more came within {_ms(consumer.BATCH_WAIT_SECONDS)}, at {consumer.BATCH_MAX} messages",
         f"has waited {_ms(consumer.BATCH_MAX_AGE_SECONDS)}",
         f"may send it {consumer.PREFETCH} unacked messages",
@@ -163,12 +171,12 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     ):
         assert quoted in architecture
     notifications = " ".join((REPO / "docs/notifications.md").read_text().split())
-    low, high = sender.POLL_SECONDS * 0.5, sender.POLL_SECONDS * 1.5  # the threads' jittered pause
     for quoted in (
         f"The sender runs {sender.SEND_WORKERS} threads",
         f"a batch of up to {sender.BATCH_SIZE} due",
-        f"looks again after {low * 1000:g}–{high * 1000:g} ms",
-        f"(`NOTIFY` on `{sender.DUE_NOW_CHANNEL}`",
+        f"(`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
+        f"at most {sender.LOOK_ANYWAY_SECONDS:g} s",
+        f"the clock looks every {_ms(sender.POLL_SECONDS)}",
     ):
         assert quoted in notifications
 

@@ -9,6 +9,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -211,6 +212,14 @@ def listen(engine: Engine, channel: str, ring: Callable[[], None], stop: threadi
         except psycopg.Error:
             log.warning("listening on %s failed; reconnecting in 1 s", channel, exc_info=True)
             stop.wait(1.0)
+
+
+def wait_for_bell(bell: threading.Event, stop: threading.Event, seconds: float) -> None:
+    """Sleep until `bell` is set (by `listen`'s `ring`, say), `stop` is set or `seconds` have passed; `stop`
+    is looked at every second, so a process asked to stop does not sleep through it."""
+    end = time.monotonic() + seconds
+    while not (bell.is_set() or stop.is_set()) and (left := end - time.monotonic()) > 0:
+        bell.wait(min(left, 1.0))
 
 
 #: The bus tables every service carries, defined once: the outbox (messages waiting for the relay) and

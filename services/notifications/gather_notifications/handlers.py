@@ -115,8 +115,7 @@ def add_notification(
         )
         .on_conflict_do_nothing(index_elements=list(UNIQUE_NOTIFICATION))
     )
-    if scheduled_for <= db.utcnow():
-        db.notify(session, sender.DUE_NOW_CHANNEL)  # the sender need not wait for its next poll
+    db.notify(session, sender.PLANNED_CHANNEL)  # wakes the sender: it sends now, or learns when to
 
 
 def plan(

@@ -5,7 +5,6 @@ records the outcome. Delivery is at-least-once; docs/notifications.md says why a
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import uuid
 from collections.abc import Sequence
@@ -30,16 +29,17 @@ from gather_notifications.store import (
     contact_hash,
 )
 from gather_shared import metrics
-from gather_shared.db import after_commit, is_postgresql, listen, utcnow
+from gather_shared.db import after_commit, is_postgresql, listen, utcnow, wait_for_bell
 from gather_shared.logs import message_context
 from gather_shared.service import Runtime
 from gather_shared.vocabulary import Channel, EventStatus, NotificationKind, NotificationStatus, RegistrationStatus
 
 log = logging.getLogger(__name__)
 
-#: The PostgreSQL NOTIFY channel on which the consumer wakes the sender when it planned a notification
-#: that is due now (handlers.add_notification; gather_shared.db.notify / listen).
-DUE_NOW_CHANNEL = "gather_notifications_due"
+#: The PostgreSQL NOTIFY channel on which the consumer tells the sender that it planned notifications
+#: (handlers.add_notification; gather_shared.db.notify / listen): an idle thread claims at once, and the
+#: clock looks again for when the next one falls due.
+PLANNED_CHANNEL = "gather_notifications_planned"
 #: How long a claim lasts unless renewed: a notification still `sending` after this is claimed again. A
 #: live sender renews the claims of what it holds every LEASE_RENEW_SECONDS (Leases), however long a
 #: provider takes to answer, so only a dead sender's work is taken over: within LEASE of its death.
@@ -52,10 +52,11 @@ PURGE_EVERY_SECONDS = 60
 SEND_WORKERS = 8
 #: Notifications per batch (one thread, one SMTP connection, one transaction to record the outcomes).
 BATCH_SIZE = 50
-#: Each thread's pause when nothing was due: the threads poll out of step, so work that falls due (a
-#: reminder) waits about POLL_SECONDS / SEND_WORKERS; work due at once rings the doorbell instead (see
-#: run). An idle claim is one indexed query (ix_notifications_due); with work due a thread claims again
-#: at once.
+#: The sender's clock sleeps until the next notification falls due (a reminder, a retry, a claim that runs
+#: out), until a NOTIFY on PLANNED_CHANNEL, or for LOOK_ANYWAY_SECONDS at most: nothing polls. On SQLite,
+#: which has no NOTIFY, it looks every POLL_SECONDS; and while work is due it looks again after
+#: POLL_SECONDS, waking one more idle thread if the work is still there.
+LOOK_ANYWAY_SECONDS = 30.0
 POLL_SECONDS = 0.5
 
 
@@ -410,29 +411,37 @@ def _update(session: Session, notification_id: uuid.UUID, **values: object) -> N
     )
 
 
-def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
+def run(rt: Runtime, stop: threading.Event, look_every: float | None = None) -> None:
     """SEND_WORKERS threads, each claiming and delivering its own batches (claim_due is safe to run
     concurrently): most of a delivery is waiting for the SMTP server or the SMS API, so a fan-out of
     reminders goes out in parallel, and a thread that is free picks up new work without waiting for the
-    others' batches to finish. When the consumer commits a notification that is due now (PostgreSQL
-    NOTIFY), a listener wakes one idle thread; they poll for the rest. One more thread renews the claims
-    of what the threads hold (Leases). This thread erases expired contacts and sends the organizers' digests
-    and waitlist alerts (gather_notifications.digest) every PURGE_EVERY_SECONDS."""
+    others' batches to finish. Idle threads sleep until they are woken: by the consumer's NOTIFY when it
+    planned a notification (PostgreSQL), by the clock thread when one falls due, or by a thread whose batch
+    was full (more is due: it wakes another). One more thread renews the claims of what the threads hold
+    (Leases). This thread erases expired contacts and sends the organizers' digests and waitlist alerts
+    (gather_notifications.digest) every PURGE_EVERY_SECONDS. `look_every`: the clock's longest sleep
+    (default: LOOK_ANYWAY_SECONDS on PostgreSQL, POLL_SECONDS on SQLite)."""
     rules.parse_quiet_hours(rt.settings.sms_quiet_hours)  # a bad setting stops the sender now, not each SMS
-    doorbell = threading.Condition()
+    if look_every is None:
+        look_every = LOOK_ANYWAY_SECONDS if is_postgresql(rt.engine) else POLL_SECONDS
+    doorbell = threading.Condition()  # the idle sending threads wait on it
+    clock = threading.Event()  # set: the clock looks again for when the next notification falls due
     leases = Leases()
 
-    def ring() -> None:
-        with doorbell:
-            doorbell.notify()  # one thread: waking them all would have seven claim nothing
+    def planned() -> None:
+        clock.set()
+        _wake_one(doorbell)
 
-    listener = threading.Thread(target=listen, args=(rt.engine, DUE_NOW_CHANNEL, ring, stop), name="listener")
-    renewer = threading.Thread(target=_renew_loop, args=(rt, stop, leases), name="leases")
-    workers = [
-        threading.Thread(target=_send_loop, args=(rt, stop, doorbell, poll_seconds, leases), name=f"sender-{i}")
-        for i in range(SEND_WORKERS)
+    threads = [
+        threading.Thread(target=listen, args=(rt.engine, PLANNED_CHANNEL, planned, stop), name="listener"),
+        threading.Thread(target=_clock_loop, args=(rt, stop, doorbell, clock, look_every), name="clock"),
+        threading.Thread(target=_renew_loop, args=(rt, stop, leases), name="leases"),
+        *(
+            threading.Thread(target=_send_loop, args=(rt, stop, doorbell, clock, leases), name=f"sender-{i}")
+            for i in range(SEND_WORKERS)
+        ),
     ]
-    for thread in [listener, renewer, *workers]:
+    for thread in threads:
         thread.start()
     try:
         while not stop.is_set():
@@ -449,8 +458,46 @@ def run(rt: Runtime, stop: threading.Event, poll_seconds: float = POLL_SECONDS) 
         stop.set()
         with doorbell:
             doorbell.notify_all()
-        for thread in [listener, renewer, *workers]:
+        for thread in threads:
             thread.join()
+
+
+def _wake_one(doorbell: threading.Condition) -> None:
+    with doorbell:
+        doorbell.notify()  # one thread: waking them all would have seven claim nothing
+
+
+def next_due(rt: Runtime) -> datetime | None:
+    """When the sender next has work: the earliest pending notification's time, or the earliest claim
+    that runs out (a sender died holding it); None when there is nothing to send at all."""
+    with rt.sessions() as session:
+        times = [
+            session.scalar(sa.select(sa.func.min(column)).where(Notification.status == status))
+            for column, status in (
+                (Notification.scheduled_for, NotificationStatus.PENDING),
+                (Notification.locked_until, NotificationStatus.SENDING),
+            )
+        ]
+    return min((t for t in times if t is not None), default=None)
+
+
+def _clock_loop(
+    rt: Runtime, stop: threading.Event, doorbell: threading.Condition, clock: threading.Event, look_every: float
+) -> None:
+    while not stop.is_set():
+        clock.clear()  # before looking: news from now on makes it look again
+        try:
+            due_at = next_due(rt)
+        except Exception:
+            log.exception("sender: looking for the next notification due failed")
+            due_at = None
+        now = utcnow()
+        if due_at is not None and due_at <= now:
+            _wake_one(doorbell)
+            wait = min(look_every, POLL_SECONDS)
+        else:
+            wait = look_every if due_at is None else min(look_every, (due_at - now).total_seconds())
+        wait_for_bell(clock, stop, wait)
 
 
 def _renew_loop(rt: Runtime, stop: threading.Event, leases: Leases) -> None:
@@ -463,8 +510,9 @@ def _renew_loop(rt: Runtime, stop: threading.Event, leases: Leases) -> None:
 
 
 def _send_loop(
-    rt: Runtime, stop: threading.Event, doorbell: threading.Condition, poll_seconds: float, leases: Leases
+    rt: Runtime, stop: threading.Event, doorbell: threading.Condition, clock: threading.Event, leases: Leases
 ) -> None:
+    worked = False
     while not stop.is_set():
         claimed = 0
         try:
@@ -473,11 +521,18 @@ def _send_loop(
             # What was claimed and not recorded stays `sending`, no longer renewed: it is claimed again
             # when its claim runs out (at-least-once).
             log.exception("sender: cycle failed")
-        if not claimed:
-            # Jittered, so the idle threads poll out of step instead of all together every POLL_SECONDS.
-            # (A ring while no thread waits is missed; this poll finds its work.)
-            with doorbell:
-                # Looked at under the doorbell's lock: run() sets `stop` before it rings for everyone, so
-                # a thread that was busy at that ring sees `stop` here instead of sleeping through it.
-                if not stop.is_set():
-                    doorbell.wait(poll_seconds * (0.5 + random.random()))
+        if claimed >= BATCH_SIZE:
+            _wake_one(doorbell)  # a full batch: more is due, and an idle thread can share it
+        if claimed:
+            worked = True
+            continue
+        if worked:
+            # What this thread sent may have been rescheduled (a retry, quiet hours): the clock looks again.
+            worked = False
+            clock.set()
+        with doorbell:
+            # Looked at under the doorbell's lock: run() sets `stop` before it rings for everyone, so a thread
+            # that was busy at that ring sees `stop` here instead of sleeping through it. The timeout only
+            # covers a ring that came while no thread waited: the clock rings again while work is due.
+            if not stop.is_set():
+                doorbell.wait(LOOK_ANYWAY_SECONDS)

@@ -11,6 +11,7 @@ import heapq
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,10 @@ ERROR_HEADER = "x-gather-error"
 BATCH_WAIT_SECONDS = 0.005
 BATCH_MAX_AGE_SECONDS = 0.05
 BATCH_MAX = 50
+#: How long an idle consumer (no batch pending) waits for the broker before it looks at its timers and at
+#: whether it should stop: the broker pushes messages, so waiting longer costs no latency, and an idle
+#: consumer wakes once a second instead of 200 times (docs/benchmarks.md, "Idle").
+IDLE_WAIT_SECONDS = 1.0
 #: Unacked messages the broker may send a consumer: two batches, so that the next batch is already
 #: arriving while one is handled (with one batch, each waited for the broker after the previous ack).
 PREFETCH = 2 * BATCH_MAX
@@ -102,10 +107,30 @@ class Consumer(ConsumerMixin):
         self._batch_started = 0.0
         self._received = False  # whether a message arrived since the last iteration
 
-    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
-        # Each iteration waits at most BATCH_WAIT_SECONDS for the next message (kombu delivers one per
-        # iteration): an iteration that got none ends the batch.
-        super().run(_tokens, safety_interval=BATCH_WAIT_SECONDS, **kwargs)
+    def consume(self, *args: Any, **kwargs: Any) -> Iterator[None]:
+        """kombu's ConsumerMixin.consume, but the wait for the broker depends on the batch: with messages
+        pending, BATCH_WAIT_SECONDS (kombu delivers one per iteration, and an iteration that got none ends
+        the batch); without, up to IDLE_WAIT_SECONDS, or until the next timer is due."""
+        with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+            while not self.should_stop:
+                self.on_iteration()
+                try:
+                    conn.drain_events(timeout=self._wait_seconds())
+                except TimeoutError:  # socket.timeout: nothing arrived
+                    conn.heartbeat_check()
+                except OSError:
+                    if not self.should_stop:
+                        raise
+                else:
+                    yield
+
+    def _wait_seconds(self) -> float:
+        if self._batch:
+            return BATCH_WAIT_SECONDS
+        timers = [self._lag_at] + ([self._local_retries[0].due] if self._local_retries else [])
+        if not is_amqp(self.connection):
+            timers.append(self._expire_at)
+        return max(BATCH_WAIT_SECONDS, min(IDLE_WAIT_SECONDS, min(timers) - time.monotonic()))
 
     def on_connection_revived(self) -> None:
         # Messages received on the lost connection were never acked: the broker delivers them again.

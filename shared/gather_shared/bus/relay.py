@@ -16,20 +16,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gather_shared import envelope, logs, metrics
+from gather_shared.bus.outbox import OUTBOX_CHANNEL, TELL_RELAY_EVERY_SECONDS
 from gather_shared.bus.topology import EXCHANGE, TOPIC_EXCHANGE, declare_topology
 from gather_shared.bus.transport import connect, is_amqp
-from gather_shared.db import is_postgresql, outbox_table, utcnow
+from gather_shared.db import is_postgresql, listen, outbox_table, utcnow, wait_for_bell
 
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_SECONDS = 10
 RELAY_BACKOFF_MAX_SECONDS = 300
-#: How often the relay looks for new outbox rows: often while messages keep coming (a row waits half
-#: of this on average, a hop in every journey's latency), less often once it has been idle for a while,
-#: so that an idle service costs next to nothing.
+#: The relay looks for new outbox rows every RELAY_POLL_BUSY_SECONDS while messages keep coming (a row
+#: waits half of this on average, a hop in every journey's latency), until it has published nothing for
+#: RELAY_BUSY_SECONDS. Then, on PostgreSQL, it sleeps until a process that wrote to the outbox NOTIFYs it
+#: (outbox.py says why at most every TELL_RELAY_EVERY_SECONDS, hence the busy time is longer), looking
+#: anyway every RELAY_LOOK_ANYWAY_SECONDS for rows whose retry came due; on SQLite, which has no NOTIFY, it
+#: looks every RELAY_POLL_IDLE_SECONDS.
 RELAY_POLL_BUSY_SECONDS = 0.005
-RELAY_POLL_IDLE_SECONDS = 0.05
-RELAY_BUSY_SECONDS = 2.0
+RELAY_BUSY_SECONDS = 2 * TELL_RELAY_EVERY_SECONDS
+RELAY_LOOK_ANYWAY_SECONDS = 5.0
+RELAY_POLL_IDLE_SECONDS = 0.25
 
 
 class Relay:
@@ -48,9 +53,14 @@ class Relay:
         self._channel: Any = None
 
     def run(self, stop: threading.Event) -> None:
+        engine = self.sessions.kw["bind"]
+        bell = threading.Event()  # rung by each commit that wrote to the outbox (PostgreSQL)
+        listener = threading.Thread(target=listen, args=(engine, OUTBOX_CHANNEL, bell.set, stop), name="listener")
+        listener.start()
         backoff = 0.5
         last_published = 0.0
         while not stop.is_set():
+            bell.clear()  # before looking: a commit from now on rings again
             try:
                 published = self.publish_batch()
             except Exception:
@@ -62,11 +72,14 @@ class Relay:
             backoff = 0.5
             now = time.monotonic()
             if published:
-                last_published = now
+                last_published = now  # and look again at once: more may be waiting
             elif now - last_published < RELAY_BUSY_SECONDS:
                 stop.wait(RELAY_POLL_BUSY_SECONDS)
+            elif is_postgresql(engine):
+                wait_for_bell(bell, stop, RELAY_LOOK_ANYWAY_SECONDS)
             else:
                 stop.wait(RELAY_POLL_IDLE_SECONDS)
+        listener.join()
         self._close()
 
     def publish_batch(self) -> int:

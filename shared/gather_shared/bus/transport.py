@@ -64,6 +64,9 @@ class _AtomicFilesystemTransport(filesystem.Transport):
     Channel = _AtomicFilesystemChannel
 
 
+FILESYSTEM_POLL_SECONDS = 0.1
+
+
 def connect(url: str, **transport_options: Any) -> kombu.Connection:
     if url.startswith("filesystem://"):
         # Absolute: a process (or a test) that changes directory later must keep the same broker.
@@ -71,6 +74,9 @@ def connect(url: str, **transport_options: Any) -> kombu.Connection:
         for folder in (data, control):
             folder.mkdir(parents=True, exist_ok=True)
         transport_options |= {
+            # How often an idle consumer looks in the folder (kombu's default: once a second): the
+            # embedded default polls, gently; RabbitMQ pushes.
+            "polling_interval": FILESYSTEM_POLL_SECONDS,
             "data_folder_in": str(data),
             "data_folder_out": str(data),
             "control_folder": str(control),
