@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gather_shared.bus import emit
+from gather_shared.bus.outbox import outbox_row as _outbox_row
 from gather_signup.bootstrap import SOURCE
 from gather_signup.store import Event, Signup
 
@@ -31,6 +32,12 @@ def registration(signup: Signup, waitlist_position: int | None = None) -> dict[s
         "token_version": signup.token_version,
         "created_at": signup.created_at,
     }
+
+
+def outbox_row(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The outbox row of one of this service's messages, for a statement that writes it itself
+    (seats.register_at_once)."""
+    return _outbox_row(SOURCE, type_, data)
 
 
 def registered(session: Session, signup: Signup, waitlist_position: int | None) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared import audit, keyset, ratelimit, tokens, web
 from gather_shared.audit import Actor
-from gather_shared.db import utcnow
+from gather_shared.db import is_postgresql, utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, AuditAction, MemberRole, Verification
 from gather_signup import details, idempotency, privacy, seats, verification
@@ -149,6 +149,10 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
         "timezone": body["timezone"],
         "consent_reminders": body["consent"]["reminders"],
     }
+    if web.bearer_token() is None and request.headers.get("Idempotency-Key") is None and is_postgresql(rt.engine):
+        at_once = seats.register_at_once(rt.engine, event_id, details, now)
+        if at_once is not None:
+            return _registered(*at_once)
     with rt.sessions.begin() as session:
         event = seats.visible_event(seats.lock_event(session, event_id))
         if not _taken_at_once(session, event):

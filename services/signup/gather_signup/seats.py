@@ -40,6 +40,14 @@ no seat, no place in the waitlist and no arrival number, only its contact (the u
 its link `admit`s it like a new registration: it arrives then, and takes a seat by the same rule.
 
 What a refusal means to a caller over HTTP is api.py's business: the rules raise their own errors.
+
+On PostgreSQL a public registration for an event that takes it at once has a path of its own,
+`register_at_once`: one statement applies rules 1–3 (the lock, the counts, the number) exactly as
+`register` does, writes the registration and both its messages, and commits by itself. The event's lock
+is then held only inside PostgreSQL, for the time of that statement and its commit: never across a round
+trip to a web worker that must first be scheduled again (docs/benchmarks.md, "Signup rush"). Whatever it
+does not take (a draft, a closed or full event, one that asks for verification) goes the general way,
+which says why.
 """
 
 from __future__ import annotations
@@ -52,11 +60,13 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gather_shared.bus.outbox import tell_relay
 from gather_shared.errors import Refusal
-from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, EventStatus, RegistrationStatus
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, EventStatus, RegistrationStatus, Verification
 from gather_signup import announce
 from gather_signup.store import Event, Signup
 
@@ -149,6 +159,103 @@ def register(session: Session, event: Event, details: dict[str, Any], now: datet
     signup = Signup(id=uuid.uuid4(), event_id=event.id, status=status, created_at=now, updated_at=now, **details)
     session.add(signup)
     return _arrive(session, event, signup, status)
+
+
+#: `register_at_once`'s statement. `locked` takes the event's lock (rule 1) and decides from its counts,
+#: read under it, whether a seat is free (rule 2, as newcomer_status); `counted` numbers the arrival and
+#: counts it (rules 2 and 3); the registration and its two messages are written from what `counted` returned.
+#: The message bodies are made in Python beforehand (outbox_row), one per possible status; the statement
+#: picks one and fills in what only the lock decides: the waitlist position and the counts.
+_AT_ONCE = sa.text(
+    """
+    WITH locked AS (
+        SELECT id, (capacity IS NULL OR confirmed < capacity) AS seat
+        FROM events
+        WHERE id = :event_id AND verification = :at_once AND status = :published
+          AND (registration_opens_at IS NULL OR registration_opens_at <= :now) AND :now < starts_at
+        FOR UPDATE
+    ), counted AS (
+        UPDATE events AS e
+        SET arrivals = e.arrivals + 1,
+            confirmed = e.confirmed + CASE WHEN locked.seat THEN 1 ELSE 0 END,
+            waitlisted = e.waitlisted + CASE WHEN locked.seat THEN 0 ELSE 1 END,
+            seats_seq = e.seats_seq + 1
+        FROM locked
+        WHERE e.id = locked.id AND (locked.seat OR e.waitlist_enabled)
+        RETURNING e.id, e.arrivals, e.capacity, e.confirmed, e.waitlisted, e.waitlist_enabled, e.seats_seq,
+            CASE WHEN locked.seat THEN :confirmed ELSE :waitlisted END AS status
+    ), registration AS (
+        INSERT INTO signups (id, event_id, arrival, status, display_name, email, phone, channels, timezone,
+                             consent_reminders, token_version, link_requests, created_at, updated_at)
+        SELECT :signup_id, id, arrivals, status, :display_name, :email, :phone, :channels, :timezone,
+               :consent_reminders, 1, 0, :now, :now
+        FROM counted
+    ), messages AS (
+        INSERT INTO outbox (message_id, type, body, correlation_id, created_at, attempts)
+        SELECT :confirmed_id, :confirmed_type, :confirmed_body, :correlation_id, :now, 0
+        FROM counted WHERE status = :confirmed
+        UNION ALL
+        SELECT :waitlisted_id, :waitlisted_type,
+               jsonb_set(CAST(:waitlisted_body AS jsonb), '{data,waitlist_position}', to_jsonb(waitlisted))::text,
+               :correlation_id, :now, 0
+        FROM counted WHERE status = :waitlisted
+        UNION ALL
+        SELECT :available_id, :available_type,
+               jsonb_set(CAST(:available_body AS jsonb), '{data}', jsonb_build_object(
+                   'event_id', CAST(id AS text), 'capacity', capacity, 'confirmed', confirmed,
+                   'waitlisted', waitlisted, 'waitlist_enabled', waitlist_enabled, 'seq', seats_seq))::text,
+               :correlation_id, :now, 0
+        FROM counted
+    )
+    SELECT status, waitlisted FROM counted
+    """
+).bindparams(
+    sa.bindparam("event_id", type_=Signup.__table__.c.event_id.type),
+    sa.bindparam("signup_id", type_=Signup.__table__.c.id.type),
+    sa.bindparam("now", type_=Signup.__table__.c.created_at.type),
+    sa.bindparam("channels", type_=Signup.__table__.c.channels.type),
+)
+
+
+def register_at_once(engine: Engine, event_id: uuid.UUID, details: dict[str, Any], now: datetime) -> Registered | None:
+    """`register` in one statement that commits by itself (PostgreSQL), for a public registration of an
+    event that takes it at once (`verification: none`): confirmed while a seat is free, else waitlisted;
+    AlreadyRegistered. None, having changed nothing, when the event does not take it so (no such event, a
+    draft, closed, full without a waitlist, or verification asked): the caller goes the general way."""
+    signup = Signup(
+        id=uuid.uuid4(), event_id=event_id, created_at=now, updated_at=now, token_version=1, erased_at=None, **details
+    )
+    rows = {}
+    for status, position in ((RegistrationStatus.CONFIRMED, None), (RegistrationStatus.WAITLISTED, 1)):
+        signup.status = status  # a waitlisted one's position (1 here) is filled in by the statement
+        rows[status] = announce.outbox_row(f"signup.{status}.v1", announce.registration(signup, position))
+    available = announce.outbox_row(
+        "signup.availability_changed.v1",
+        {"event_id": event_id, "capacity": None, "confirmed": 0, "waitlisted": 0, "waitlist_enabled": True, "seq": 1},
+    )
+    params: dict[str, Any] = {
+        "event_id": event_id,
+        "at_once": Verification.NONE,
+        "published": EventStatus.PUBLISHED,
+        "now": now,
+        "confirmed": RegistrationStatus.CONFIRMED,
+        "waitlisted": RegistrationStatus.WAITLISTED,
+        "signup_id": signup.id,
+        "correlation_id": available["correlation_id"],
+        **details,
+    }
+    for name, row in (*rows.items(), ("available", available)):
+        params |= {f"{name}_id": row["message_id"], f"{name}_type": row["type"], f"{name}_body": row["body"]}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try:
+            decided = conn.execute(_AT_ONCE, params).one_or_none()
+        except IntegrityError as exc:  # only the contact indexes can refuse a new registration
+            raise AlreadyRegistered("This email address or phone number is already registered.") from exc
+    if decided is None:
+        return None
+    tell_relay(engine)
+    signup.status = decided.status
+    return Registered(signup, decided.waitlisted if decided.status == RegistrationStatus.WAITLISTED else None)
 
 
 def admit(session: Session, event: Event, signup: Signup, now: datetime) -> Registered:

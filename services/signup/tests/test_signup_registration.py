@@ -59,6 +59,45 @@ def test_registrations_beyond_capacity_are_waitlisted_with_their_place_in_the_qu
     assert [m["waitlist_position"] for m in waitlisted] == [1, 2, 3]
 
 
+def test_registrations_announce_the_same_whichever_way_their_seat_was_decided(
+    publish: Publish, register: Register, rt: Runtime
+) -> None:
+    # On PostgreSQL a public registration is decided by one statement (seats.register_at_once); one sent
+    # with an Idempotency-Key goes the general way. Mixed on one event, their messages must not differ.
+    event = publish(capacity=1)
+    register(event["id"], 1)
+    register(event["id"], 2, headers={"Idempotency-Key": "second"})
+    register(event["id"], 3)
+    register(event["id"], 4, headers={"Idempotency-Key": "fourth"})
+    sent = outbox_messages(rt.engine)[1:]  # after the counts announced when the event was published
+    registered = [(m["type"], m["data"]["display_name"], m["data"]["waitlist_position"]) for m in sent[::2]]
+    assert registered == [
+        ("signup.confirmed.v1", "Attendee 1", None),
+        ("signup.waitlisted.v1", "Attendee 2", 1),
+        ("signup.waitlisted.v1", "Attendee 3", 2),
+        ("signup.waitlisted.v1", "Attendee 4", 3),
+    ]
+    for message in sent[::2]:
+        assert set(message["data"]) == set(sent[0]["data"])
+        assert str(message["data"]["event_id"]) == str(event["id"])
+        assert message["data"]["status"] == message["type"].split(".")[1]
+        assert message["data"]["channels"] == ["email"] and message["data"]["token_version"] == 1
+    availability = [m["data"] for m in sent[1::2]]
+    assert {m["type"] for m in sent[1::2]} == {"signup.availability_changed.v1"}
+    assert [
+        (a["capacity"], a["confirmed"], a["waitlisted"], a["waitlist_enabled"], a["seq"]) for a in availability
+    ] == [
+        (1, 1, 0, True, 2),
+        (1, 1, 1, True, 3),
+        (1, 1, 2, True, 4),
+        (1, 1, 3, True, 5),
+    ]
+    assert {str(a["event_id"]) for a in availability} == {str(event["id"])}
+    with rt.engine.connect() as conn:
+        arrivals = conn.execute(sa.select(Signup.display_name, Signup.arrival).order_by(Signup.arrival)).all()
+    assert [tuple(row) for row in arrivals] == [(f"Attendee {n}", n) for n in range(1, 5)]
+
+
 def test_an_event_without_capacity_confirms_everyone(publish: Publish, register: Register) -> None:
     event = publish(capacity=None)
     assert {register(event["id"], n).json["status"] for n in range(1, 5)} == {"confirmed"}
