@@ -62,13 +62,12 @@ def due_at(day: date, zone: ZoneInfo) -> datetime:
 # --- counting and planning (the consumer's transaction) ---------------------------------------------
 
 
-def count(session: Session, kind: str, event_id: uuid.UUID, at: datetime) -> None:
-    """Count one registration message of `kind` for the day (the event's) it happened on. The consumer's
-    inbox applies each message once, so a redelivery is not counted twice. An event's own cancellation
-    cancels its registrations: those are not the attendees' doing, and are not counted."""
+def count(session: Session, kind: str, event: Event | None, event_id: uuid.UUID, at: datetime) -> None:
+    """Count one registration message of `kind` for the day (the event's, when its copy is here) it happened
+    on. The consumer's inbox applies each message once, so a redelivery is not counted twice. An event's own
+    cancellation cancels its registrations: those are not the attendees' doing, and are not counted."""
     if kind not in NEW | ENDED:
         return
-    event = session.get(Event, event_id)
     if kind in ENDED and event is not None and event.status == EventStatus.CANCELLED:
         return
     day = at.astimezone(zone_of(event)).date()
