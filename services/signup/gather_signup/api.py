@@ -19,7 +19,6 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from gather_shared import audit, keyset, ratelimit, tokens, web
-from gather_shared.audit import Actor
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, AuditAction, MemberRole, Verification
@@ -275,17 +274,13 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
 # --- the organizer's attendee list ------------------------------------------------------------------
 
 
-def _organizers_event(session: Session, event_id: uuid.UUID) -> tuple[Event, Actor]:
-    """The event, if the bearer token is the key of a member (any role) of its organizer's account, and
-    that member; else 401, 404 or 403."""
-    _, actor, event = web.organizers_event(
-        session, Organizer, Event, event_id, "Only the event's organizer may see or change its attendees."
-    )
-    return event, actor
-
+#: The 403 of web.organizers_event: the attendee list is the event's organizer's.
+NOT_THE_ORGANIZER = "Only the event's organizer may see or change its attendees."
 
 #: 401, 404 or 403 before the body is read (gather_shared.web.checked_first).
-event_organizer_only = web.checked_first(_organizers_event)
+event_organizer_only = web.checked_first(
+    lambda session, event_id: web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
+)
 
 
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
@@ -303,7 +298,7 @@ def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUI
     cancelled changes nothing."""
     rt = web.current_runtime()
     with rt.sessions.begin() as session:
-        event, actor = _organizers_event(session, event_id)
+        _, actor, event = web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
         removed = seats.remove(session, event.id, signup_id, body["reason"], utcnow())
         if removed is None:
             raise web.Problem(404, "not_found", "The event has no such registration.")
@@ -332,7 +327,7 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
     rt = web.current_runtime()
     as_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     with rt.sessions.begin() as session:
-        event, actor = _organizers_event(session, event_id)
+        _, actor, event = web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
         audit.record(
             session,
             AuditEntry,
