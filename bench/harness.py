@@ -65,28 +65,20 @@ class Sizes:
     listing_clients: int
 
 
-FULL = Sizes(
-    rush_registrations=1000,
-    rush_clients=1000,
-    pipeline_messages=5000,
-    email_rate=100,
-    email_seconds=10,
-    reminders=10000,
-    listing_events=5000,
-    listing_seconds=10,
-    listing_clients=16,
-)
-TINY = Sizes(
-    rush_registrations=60,
-    rush_clients=20,
-    pipeline_messages=200,
-    email_rate=20,
-    email_seconds=1,
-    reminders=10,
-    listing_events=20,
-    listing_seconds=1,
-    listing_clients=4,
-)
+#: Each size as (FULL, TINY): the two presets side by side.
+_PRESETS = {
+    "rush_registrations": (1000, 60),
+    "rush_clients": (1000, 20),
+    "pipeline_messages": (5000, 200),
+    "email_rate": (100, 20),
+    "email_seconds": (10, 1),
+    "reminders": (10000, 10),
+    "listing_events": (5000, 20),
+    "listing_seconds": (10, 1),
+    "listing_clients": (16, 4),
+}
+FULL = Sizes(**{name: full for name, (full, _) in _PRESETS.items()})
+TINY = Sizes(**{name: tiny for name, (_, tiny) in _PRESETS.items()})
 
 
 #: When reminders go out before an event starts, on the benchmark's platform: long enough that a

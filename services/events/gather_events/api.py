@@ -569,25 +569,34 @@ def publish_event(event_id: uuid.UUID) -> Event:
     return event_step(event_id, domain.PUBLISH, None)
 
 
-@blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+def step_with_reason(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The route of a step an organizer takes on an event with a reason (postpone, cancel): the body, the
+    reason, is read only once the caller is known (organizer_only); the answer is the event."""
+    decorators = (
+        blp.route(path, methods=["POST"]),
+        ratelimit.limited(ratelimit.PER_KEY),
+        problems(401, 403, 404, 409),
+        organizer_only,
+        blp.arguments(schemas.Reason),
+        blp.response(200, schemas.OrganizerEvent),
+        blp.doc(security=BEARER),
+    )
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):  # the innermost first, as stacked decorators apply
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
+@step_with_reason("/events/<uuid:event_id>/postpone")
 def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
     return event_step(event_id, domain.POSTPONE, body["reason"])
 
 
-@blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+@step_with_reason("/events/<uuid:event_id>/cancel")
 def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Cancel a published or postponed event, for good. For one date of a series, too."""
     return event_step(event_id, domain.CANCEL, body["reason"])
