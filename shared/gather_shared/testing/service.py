@@ -39,6 +39,9 @@ class ServiceUnderTest:
     create_app: Callable[[], Any]
     metadata: sa.MetaData
     env: dict[str, str] = field(default_factory=dict)  # settings beyond the database and the secrets
+    #: Its message handlers' table, made from the settings (`gather_<name>.handlers.handlers`), for the
+    #: plugin's `send`; None for a service whose tests send it no message that way.
+    handlers: Callable[[Any], dict[str, Any]] | None = None
 
 
 @contextlib.contextmanager
