@@ -10,7 +10,6 @@ import csv
 import functools
 import io
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,8 +38,6 @@ from gather_signup.schemas import (
 from gather_signup.store import AuditEntry, Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
-
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 #: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
@@ -290,7 +287,7 @@ event_organizer_only = web.checked_first(
 @event_organizer_only
 @blp.arguments(RemovalIn)
 @blp.response(200, RemovedOut)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
     """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
     kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
@@ -361,16 +358,8 @@ def _owners_account(session: Session, organizer_id: uuid.UUID) -> None:
         raise web.Problem(403, "forbidden", "Only an owner of the account may read its audit log.")
 
 
-def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """_owners_account before anything else, as event_organizer_only does for the event's organizer."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        with web.current_runtime().sessions() as session:
-            _owners_account(session, kwargs["organizer_id"])
-        return view(*args, **kwargs)
-
-    return checked
+#: _owners_account before anything else, as event_organizer_only does for the event's organizer.
+owner_only = web.checked_first(_owners_account, "organizer_id")
 
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
@@ -380,7 +369,7 @@ def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
 @owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log of its attendee lists (an owner), oldest first: who exported which event's
     list, or removed which registration, and when. The events service keeps the log of events, members and
