@@ -46,23 +46,24 @@ problems = functools.partial(web.problems, blp)
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 
 
+#: The refusals answered with a status, a code and their own words, nothing more.
+PLAIN_REFUSALS: dict[type[Refusal], tuple[int, str]] = {
+    seats.EventNotOpen: (404, "not_found"),
+    seats.RegistrationClosed: (409, "registration_closed"),
+    seats.EventFull: (409, "event_full"),
+    seats.AlreadyRegistered: (409, "already_registered"),
+    verification.LinkGone: (410, "link_expired"),
+    verification.LinkUnknown: (404, "not_found"),
+    details.NotChangeable: (409, "registration_cancelled"),
+}
+
+
 def as_problem(refusal: Refusal) -> web.Problem:
     """The rules' refusals as HTTP answers: the one place this service maps them."""
+    for kind, (status, code) in PLAIN_REFUSALS.items():
+        if isinstance(refusal, kind):
+            return web.Problem(status, code, str(refusal))
     match refusal:
-        case seats.EventNotOpen():
-            return web.Problem(404, "not_found", str(refusal))
-        case seats.RegistrationClosed():
-            return web.Problem(409, "registration_closed", str(refusal))
-        case seats.EventFull():
-            return web.Problem(409, "event_full", str(refusal))
-        case seats.AlreadyRegistered():
-            return web.Problem(409, "already_registered", str(refusal))
-        case verification.LinkGone():
-            return web.Problem(410, "link_expired", str(refusal))
-        case verification.LinkUnknown():
-            return web.Problem(404, "not_found", str(refusal))
-        case details.NotChangeable():
-            return web.Problem(409, "registration_cancelled", str(refusal))
         case details.ChannelWithoutContact():
             return web.Problem(422, "validation_error", str(refusal), errors={"channels": [str(refusal)]})
         case idempotency.KeyInvalid():
@@ -77,12 +78,18 @@ def as_problem(refusal: Refusal) -> web.Problem:
 web.answer_refusals(blp, as_problem)
 
 
-def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+def _place(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+    """What every answer about one registration starts with (schemas._Place): whose place, where it stands."""
     return {
         "id": signup.id,
         "event_id": signup.event_id,
         "status": signup.status,
         "waitlist_position": waitlist_position,
+    }
+
+
+def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+    return _place(signup, waitlist_position) | {
         "display_name": signup.display_name,
         "email": signup.email,
         "phone": signup.phone,
@@ -113,11 +120,7 @@ def _taken_at_once(session: Session, event: Event) -> bool:
 
 def _registered(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
     """The answer that gives the attendee their place: with the manage token, signed now (never stored)."""
-    return {
-        "id": signup.id,
-        "event_id": signup.event_id,
-        "status": signup.status,
-        "waitlist_position": waitlist_position,
+    return _place(signup, waitlist_position) | {
         "manage_token": tokens.manage_token(web.current_runtime().settings.secret_key, signup.id, signup.token_version),
         "created_at": signup.created_at,
     }
