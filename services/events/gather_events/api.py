@@ -560,16 +560,19 @@ def publish_event(event_id: uuid.UUID) -> Event:
     return event_step(event_id, domain.PUBLISH, None)
 
 
-def step_with_reason(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The route of a step an organizer takes on an event with a reason (postpone, cancel): the body, the
-    reason, is read only once the caller is known (organizer_only); the answer is the event."""
+def step_with_reason(
+    path: str, answer: type[Schema], *statuses: int
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The route of a step an organizer takes with a reason (postponing or cancelling an event, cancelling a
+    series): the body, the reason, is read only once the caller is known (organizer_only). It answers with
+    `answer`, or one of the problems `statuses`."""
     decorators = (
         blp.route(path, methods=["POST"]),
         ratelimit.limited(ratelimit.PER_KEY),
-        problems(401, 403, 404, 409),
+        problems(*statuses),
         organizer_only,
         blp.arguments(schemas.Reason),
-        blp.response(200, schemas.OrganizerEvent),
+        blp.response(200, answer),
         blp.doc(security=web.BEARER),
     )
 
@@ -581,13 +584,13 @@ def step_with_reason(path: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return decorate
 
 
-@step_with_reason("/events/<uuid:event_id>/postpone")
+@step_with_reason("/events/<uuid:event_id>/postpone", schemas.OrganizerEvent, 401, 403, 404, 409)
 def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
     return event_step(event_id, domain.POSTPONE, body["reason"])
 
 
-@step_with_reason("/events/<uuid:event_id>/cancel")
+@step_with_reason("/events/<uuid:event_id>/cancel", schemas.OrganizerEvent, 401, 403, 404, 409)
 def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Cancel a published or postponed event, for good. For one date of a series, too."""
     return event_step(event_id, domain.CANCEL, body["reason"])
@@ -660,13 +663,7 @@ def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
     return series_step(series_id, domain.PUBLISH, None)
 
 
-@blp.route("/series/<uuid:series_id>/cancel", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=web.BEARER)
+@step_with_reason("/series/<uuid:series_id>/cancel", schemas.OrganizerSeries, 401, 403, 404)
 def cancel_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
     """Cancel every published or postponed date of a series that has not ended. (One date: cancel that
     event.)"""
