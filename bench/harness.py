@@ -66,30 +66,21 @@ class Sizes:
     idle_seconds: float
 
 
-FULL = Sizes(
-    rush_seconds=10,
-    rush_clients=64,
-    pipeline_messages=5000,
-    email_rate=100,
-    email_seconds=10,
-    reminders=10000,
-    listing_events=5000,
-    listing_seconds=10,
-    listing_clients=16,
-    idle_seconds=30,
-)
-TINY = Sizes(
-    rush_seconds=2,
-    rush_clients=4,
-    pipeline_messages=200,
-    email_rate=20,
-    email_seconds=1,
-    reminders=10,
-    listing_events=20,
-    listing_seconds=1,
-    listing_clients=4,
-    idle_seconds=2,
-)
+#: Each size as (FULL, TINY): the two presets side by side.
+_PRESETS = {
+    "rush_seconds": (10, 2),
+    "rush_clients": (64, 4),
+    "pipeline_messages": (5000, 200),
+    "email_rate": (100, 20),
+    "email_seconds": (10, 1),
+    "reminders": (10000, 10),
+    "listing_events": (5000, 20),
+    "listing_seconds": (10, 1),
+    "listing_clients": (16, 4),
+    "idle_seconds": (30, 2),
+}
+FULL = Sizes(**{name: full for name, (full, _) in _PRESETS.items()})
+TINY = Sizes(**{name: tiny for name, (_, tiny) in _PRESETS.items()})
 
 
 #: When reminders go out before an event starts, on the benchmark's platform: long enough that a

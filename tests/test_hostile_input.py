@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -22,27 +22,24 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gather_events.app import create_app as events_app
 from gather_events.store import Organizer
 from gather_events.store import metadata as events_metadata
 from gather_notifications.api import provider_signature
-from gather_notifications.app import create_app as notifications_app
 from gather_notifications.handlers import handlers as notifications_handlers
 from gather_notifications.store import EmailOptOut
 from gather_notifications.store import metadata as notifications_metadata
 from gather_shared import testing, tokens, web
 from gather_shared.testing import ADMIN_TOKEN, deliver
-from gather_signup.app import create_app as signup_app
 from gather_signup.handlers import handlers as signup_handlers
 from gather_signup.store import metadata as signup_metadata
 
 ORGANIZER_KEY = "organizer-key-0123456789abcdef"
 SMS_AUTH_TOKEN = "twilio-auth-token"
 NOTIFICATIONS_URL = "https://notifications.gather.example"
-FACTORIES: dict[str, tuple[Callable[[], Flask], sa.MetaData]] = {
-    "events": (events_app, events_metadata),
-    "signup": (signup_app, signup_metadata),
-    "notifications": (notifications_app, notifications_metadata),
+METADATA: dict[str, sa.MetaData] = {
+    "events": events_metadata,
+    "signup": signup_metadata,
+    "notifications": notifications_metadata,
 }
 #: Every way to break a line or hide a control character in text meant for one line.
 NOT_ONE_LINE = [
@@ -75,15 +72,15 @@ def apps(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     }
     built: dict[str, Flask] = {}
     with contextlib.ExitStack() as stack:
-        for service, (factory, _) in FACTORIES.items():
+        for service in testing.API_SERVICES:
             stack.enter_context(testing.module_service(request, tmp_path_factory, service, **env))
-            built[service] = factory()  # reads the settings module_service just set
+            built[service] = testing.create_app(service)  # reads the settings module_service just set
         yield built
         for app in built.values():
             app.extensions["gather_runtime"].engine.dispose()
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=testing.API_SERVICES)
 def service(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -92,7 +89,7 @@ def fresh(apps: dict[str, Flask], service: str) -> FlaskClient:
     """The service's app on empty tables, knowing ORGANIZER_KEY (and, for events, its organizer)."""
     app = apps[service]
     rt = app.extensions["gather_runtime"]
-    testing.empty_tables(rt.engine, FACTORIES[service][1])
+    testing.empty_tables(rt.engine, METADATA[service])
     if service == "events":
         with rt.sessions.begin() as session:
             session.add(

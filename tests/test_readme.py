@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gather_shared.testing import ADMIN_TOKEN, REPO, Platform
-from tests.test_service_endpoints import FACTORIES
+from gather_shared.testing import ADMIN_TOKEN, API_SERVICES, REPO, Platform, create_app
 
 
 def walkthrough() -> str:
@@ -48,12 +47,12 @@ def normalised(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path)
 
 
-@pytest.mark.parametrize("service", sorted(FACTORIES))
+@pytest.mark.parametrize("service", API_SERVICES)
 def test_the_readme_api_overview_names_every_path_a_service_serves(
     service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{tmp_path}/{service}.db")
-    spec = FACTORIES[service]().test_client().get("/openapi.json").get_json()
+    spec = create_app(service).test_client().get("/openapi.json").get_json()
     readme = (REPO / "README.md").read_text()
     overview = readme.split("## API overview", 1)[1].split("\n## ", 1)[0]
     rows = [normalised(row) for row in overview.splitlines() if row.startswith(f"| {service} |")]

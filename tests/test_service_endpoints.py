@@ -1,15 +1,11 @@
 """What the contract says every service serves: health, readiness, its OpenAPI document with every path
 of the contract, and the interactive docs."""
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
-from gather_events.app import create_app as events_app
-from gather_notifications.app import create_app as notifications_app
-from gather_signup.app import create_app as signup_app
+from gather_shared.testing import API_SERVICES, create_app
 
 CONTRACT_PATHS = {
     "events": {
@@ -43,19 +39,14 @@ CONTRACT_PATHS = {
         ("post", "/v1/sms/status"),
     },
 }
-FACTORIES: dict[str, Callable[[], Flask]] = {
-    "events": events_app,
-    "signup": signup_app,
-    "notifications": notifications_app,
-}
 
 
-@pytest.mark.parametrize("service", sorted(FACTORIES))
+@pytest.mark.parametrize("service", API_SERVICES)
 def test_each_service_serves_health_readiness_its_contract_in_openapi_and_docs(
     service: str, service_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/{service}.db")
-    client = FACTORIES[service]().test_client()
+    client = create_app(service).test_client()
 
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
@@ -69,7 +60,7 @@ def test_the_verification_link_documents_its_expired_and_unknown_answers(
     service_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/signup.db")
-    spec = signup_app().test_client().get("/openapi.json").get_json()
+    spec = create_app("signup").test_client().get("/openapi.json").get_json()
 
     answers = spec["paths"]["/v1/verifications/{token}"]["post"]["responses"]
     assert {"200", "404", "410"} <= set(answers)

@@ -59,6 +59,13 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value
 
 
+class TypeMap:
+    """Mixed into each service's declarative base, `class Base(TypeMap, DeclarativeBase)`: the column types of
+    its annotations, the same in every service (times UTC-aware on every backend, dicts and lists JSON)."""
+
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+
+
 def is_postgresql(bind: Engine | Session) -> bool:
     """Whether `bind` (an engine, or the one a session uses) is PostgreSQL; Gather's other database is
     SQLite. The one place that tells them apart."""

@@ -80,14 +80,10 @@ def revoked_key_hash() -> str:
     return f"revoked:{secrets.token_hex(24)}"
 
 
-def keep_key(organizer_model: type[OrganizerCopy], session: Session, message: Message) -> None:
-    """Handler for `organizer.key_issued.v1`: keep the hash of the organizer's current API key (key_kept)."""
-    key_kept(organizer_model, session, message)
-
-
-def key_kept(organizer_model: type[Copy], session: Session, message: Message) -> Copy | None:
-    """Keep the hash of the organizer's current API key from `organizer.key_issued.v1`; returns the organizer,
-    or None when the message was older than the key kept (for a service that keeps more of the message).
+def keep_key(organizer_model: type[Copy], session: Session, message: Message) -> Copy | None:
+    """Handler for `organizer.key_issued.v1`: keep the hash of the organizer's current API key. Returns the
+    organizer, or None when the message was older than the key kept (for a service that keeps more of the
+    message).
 
     A rotation revokes the old key, so a late copy of an older key message (say, a relay retry) must not
     bring it back: the key issued last (the message's time) wins. `organizer_model` is the service's

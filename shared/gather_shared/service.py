@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -69,6 +70,28 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def run_every(
+    seconds: float,
+    stop: threading.Event,
+    sessions: sessionmaker[Session],
+    job: Callable[[Session], str | None],
+    log: logging.Logger,
+    failed: str,
+) -> None:
+    """A scheduled job's loop: `job` in a transaction of its own, now and then every `seconds` until `stop` is
+    set. What it returns, if anything, goes to `log` once committed; when it fails, `failed` does, with the
+    exception, and the job is tried again at the next run."""
+    while not stop.is_set():
+        try:
+            with sessions.begin() as session:
+                done = job(session)
+            if done:
+                log.info(done)
+        except Exception:
+            log.exception(failed)
+        stop.wait(seconds)
 
 
 def run_relay(rt: Runtime) -> None:

@@ -169,6 +169,11 @@ class ProblemApi(Api):
         return response
 
 
+#: What a route that takes an API key (or the admin token) says in its OpenAPI operation,
+#: `@blp.doc(security=web.BEARER)`: the `bearer` scheme create_app declares.
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
 def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
     service, settings, engine = rt.settings.service, rt.settings, rt.engine
     app = Flask(f"gather_{service}")
@@ -525,17 +530,17 @@ def organizers_event(
 
 
 def checked_first(
-    check: Callable[[Session, uuid.UUID], Any],
+    check: Callable[[Session, uuid.UUID], Any], parameter: str = "event_id"
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator that runs `check(session, event_id)` (which answers 401, 404 or 403) before anything else:
-    a caller who may not act on the event learns nothing, not even what input is valid. (Placed under
-    @blp.route, above @blp.arguments, so it runs before the body is parsed.)"""
+    """A decorator that runs `check(session, <the route's `parameter`>)` (which answers 401, 404 or 403)
+    before anything else: a caller who may not act on the event (or account) learns nothing, not even what
+    input is valid. (Placed under @blp.route, above @blp.arguments, so it runs before the body is parsed.)"""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
             with current_runtime().sessions() as session:
-                check(session, kwargs["event_id"])
+                check(session, kwargs[parameter])
             return view(*args, **kwargs)
 
         return checked

@@ -41,7 +41,6 @@ from gather_shared.vocabulary import LISTED_EVENT_STATUSES, AuditAction, EventSt
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Organizers and their events")
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 CALENDAR_LIMIT = 500  # a subscribed calendar cannot page: the next CALENDAR_LIMIT events
 ICS_RESPONSE = {
     "200": {"description": "An RFC 5545 calendar", "content": {"text/calendar": {"schema": {"type": "string"}}}}
@@ -110,16 +109,8 @@ def owners_account(session: Session, organizer_id: uuid.UUID) -> tuple[Organizer
     return organizer, actor
 
 
-def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """owners_account before anything else, as organizer_only does for every organizer."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        with web.current_runtime().sessions() as session:
-            owners_account(session, kwargs["organizer_id"])
-        return view(*args, **kwargs)
-
-    return checked
+#: owners_account before anything else, as organizer_only does for every organizer.
+owner_only = web.checked_first(owners_account, "organizer_id")
 
 
 def audited(
@@ -261,7 +252,7 @@ def member_view(organizer: Organizer, member: Member | None) -> dict[str, Any]:
 @problems(401)
 @blp.arguments(schemas.OrganizerIn)
 @blp.response(201, schemas.OrganizerWithKey)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
     """Create an organizer (admin). The API key is shown this once."""
     rt = web.current_runtime()
@@ -278,7 +269,7 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
 @ratelimit.limited(ratelimit.ADMIN)
 @problems(401, 404)
 @blp.response(200, schemas.OrganizerOut)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
     """Revoke every API key of the organizer's account (admin), its members' too, say when one was stolen:
     they stop working here at once, and in the other services as soon as they receive the news, within
@@ -301,7 +292,7 @@ def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @blp.response(200, schemas.WhoAmI)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def who_am_i() -> dict[str, Any]:
     """The organizer account of this API key, and the member who holds it."""
     with web.current_runtime().sessions() as session:
@@ -313,7 +304,7 @@ def who_am_i() -> dict[str, Any]:
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @blp.response(201, schemas.OrganizerWithKey)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def rotate_key() -> dict[str, Any]:
     """Issue a new API key to the member who calls, shown this once; the key used for this call stops
     working at once here, and in the other services as soon as they receive the news."""
@@ -333,7 +324,7 @@ def rotate_key() -> dict[str, Any]:
 @organizer_only
 @blp.arguments(schemas.OwnListingArgs, location="query")
 @blp.response(200, schemas.OrganizerPage)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def own_events(args: dict[str, Any]) -> dict[str, Any]:
     """The organizer's own events, drafts and past ones included, ordered by start."""
     with web.current_runtime().sessions() as session:
@@ -364,7 +355,7 @@ def account_member(session: Session, organizer: Organizer, member_id: uuid.UUID)
 @owner_only
 @blp.arguments(schemas.MemberIn)
 @blp.response(201, schemas.MemberWithKey)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """Add a member to the account (an owner): their API key is shown this once. An `owner` may do
     everything, including members, keys and the audit log; a `facilitator` runs events, their attendee lists
@@ -382,7 +373,7 @@ def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @blp.response(200, schemas.MemberList)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's members (an owner): its first owner, then the others in the order they were added."""
     with web.current_runtime().sessions() as session:
@@ -397,7 +388,7 @@ def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @blp.response(200, schemas.MemberOut)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     """Remove a member from the account (an owner): their key stops working here at once, and in the other
     services as soon as they receive the news. The first owner stays (409 `first_owner`): an account always
@@ -418,7 +409,7 @@ def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, An
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @blp.response(201, schemas.MemberWithKey)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     """Revoke a member's key and issue them a new one (an owner), shown this once: say when a key was lost
     or leaked. The old key stops working here at once, and in the other services as soon as they receive
@@ -438,7 +429,7 @@ def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[st
 @owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log (an owner), oldest first: who created, changed, published, postponed or
     cancelled which event, added or removed which member, issued or revoked which key, and when. The
@@ -457,7 +448,7 @@ def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 @organizer_only
 @blp.arguments(schemas.EventCreate)
 @blp.response(201, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def create_event(body: dict[str, Any]) -> Event:
     """Create a draft event; with `recurrence`, a series of drafts (the first one is returned, and the
     whole series is at /v1/series/{series_id})."""
@@ -521,7 +512,7 @@ def get_event(event_id: uuid.UUID) -> Response:
 @organizer_only
 @blp.arguments(schemas.EventFields(partial=True))
 @blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Change an event. Each change of a non-draft event is announced with the old and new values; a new
     time brings a postponed event back to published. A date of a series changed here is left alone by later
@@ -563,31 +554,43 @@ def change(session: Session, event: Event, body: dict[str, Any], actor: Actor) -
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404, 409)
 @blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def publish_event(event_id: uuid.UUID) -> Event:
     """Publish a draft: it becomes visible and open for registration."""
     return event_step(event_id, domain.PUBLISH, None)
 
 
-@blp.route("/events/<uuid:event_id>/postpone", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+def step_with_reason(
+    path: str, answer: type[Schema], *statuses: int
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The route of a step an organizer takes with a reason (postponing or cancelling an event, cancelling a
+    series): the body, the reason, is read only once the caller is known (organizer_only). It answers with
+    `answer`, or one of the problems `statuses`."""
+    decorators = (
+        blp.route(path, methods=["POST"]),
+        ratelimit.limited(ratelimit.PER_KEY),
+        problems(*statuses),
+        organizer_only,
+        blp.arguments(schemas.Reason),
+        blp.response(200, answer),
+        blp.doc(security=web.BEARER),
+    )
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):  # the innermost first, as stacked decorators apply
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
+@step_with_reason("/events/<uuid:event_id>/postpone", schemas.OrganizerEvent, 401, 403, 404, 409)
 def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
     return event_step(event_id, domain.POSTPONE, body["reason"])
 
 
-@blp.route("/events/<uuid:event_id>/cancel", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=BEARER)
+@step_with_reason("/events/<uuid:event_id>/cancel", schemas.OrganizerEvent, 401, 403, 404, 409)
 def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Cancel a published or postponed event, for good. For one date of a series, too."""
     return event_step(event_id, domain.CANCEL, body["reason"])
@@ -634,7 +637,7 @@ def get_series(series_id: uuid.UUID) -> Response:
 @organizer_only
 @blp.arguments(schemas.SeriesFields(partial=True))
 @blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
     """Change every date of a series that has not started, is not cancelled and was not changed on its own
     (by `PATCH /v1/events/{id}`). Each date's change is announced as its own, with the old and new values,
@@ -654,19 +657,13 @@ def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
     """Publish every draft date of a series that has not ended."""
     return series_step(series_id, domain.PUBLISH, None)
 
 
-@blp.route("/series/<uuid:series_id>/cancel", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
-@organizer_only
-@blp.arguments(schemas.Reason)
-@blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=BEARER)
+@step_with_reason("/series/<uuid:series_id>/cancel", schemas.OrganizerSeries, 401, 403, 404)
 def cancel_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
     """Cancel every published or postponed date of a series that has not ended. (One date: cancel that
     event.)"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,13 @@ SUPPORTED_TIMES = validate.Range(
     error="Must be between the years 2000 and 2100.",
 )
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # a BCP 47 language tag, e.g. en, pt-BR
+
+
+def one_of(values: Iterable[str], description: str | None = None, **options: Any) -> Text:
+    """Text that must be one of `values` (a vocabulary's), with its `description` for the OpenAPI document."""
+    if description is not None:
+        options["metadata"] = {"description": description}
+    return Text(validate=validate.OneOf(list(values)), **options)
 
 
 class Link(fields.Url):
@@ -80,13 +88,11 @@ class WhoAmI(OrganizerOut):
 
 class MemberIn(Schema):
     name = Line(required=True, validate=validate.Length(min=1, max=200))
-    role = Text(
+    role = one_of(
+        MemberRole,
+        description="owner: everything, including members, keys and the audit log; facilitator: events, their "
+        "attendee lists and announcements",
         required=True,
-        validate=validate.OneOf(list(MemberRole)),
-        metadata={
-            "description": "owner: everything, including members, keys and the audit log; facilitator: events, "
-            "their attendee lists and announcements"
-        },
     )
 
 
@@ -134,7 +140,7 @@ class EventFields(Schema):
     title = Line(required=True, validate=validate.Length(min=1, max=200))
     summary = Line(validate=validate.Length(max=500), load_default=None, allow_none=True)
     description = Text(validate=validate.Length(max=20000), load_default=None, allow_none=True)
-    kind = Text(required=True, validate=validate.OneOf(list(EventKind)))
+    kind = one_of(EventKind, required=True)
     tags = fields.List(
         Tag(validate=[validate.Length(min=1, max=40), validate.Regexp(TAG_PATTERN)]),
         validate=validate.Length(max=20),
@@ -147,7 +153,7 @@ class EventFields(Schema):
         validate=validate.Length(max=64),
         metadata={"description": "IANA time zone name, e.g. Europe/London"},
     )
-    format = Text(required=True, validate=validate.OneOf(list(EventFormat)))
+    format = one_of(EventFormat, required=True)
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
     online_url = Link(
         schemes={"https"},
@@ -169,13 +175,11 @@ class EventFields(Schema):
     )
     accessibility = fields.Nested(AccessibilitySchema, load_default=None, allow_none=True)
     resources = fields.List(fields.Nested(ResourceSchema), validate=validate.Length(max=20), load_default=list)
-    verification = Text(
-        validate=validate.OneOf(list(Verification)),
+    verification = one_of(
+        Verification,
+        description="contact: a public registration is taken once the attendee follows the link sent to their "
+        "email or phone; none: at once (never for a support_group)",
         load_default=Verification.CONTACT,
-        metadata={
-            "description": "contact: a public registration is taken once the attendee follows the link sent "
-            "to their email or phone; none: at once (never for a support_group)"
-        },
     )
     registration_opens_at = fields.AwareDateTime(
         validate=SUPPORTED_TIMES,
@@ -183,13 +187,11 @@ class EventFields(Schema):
         allow_none=True,
         metadata={"description": "before it, registration is closed; null: open once published"},
     )
-    visibility = Text(
-        validate=validate.OneOf(list(Visibility)),
+    visibility = one_of(
+        Visibility,
+        description="listed: in the listing, its calendar and search; unlisted: reachable by its link only "
+        "(GET /v1/events/{id} and its calendar), in none of them. Only the organizer's own views show it",
         load_default=Visibility.LISTED,
-        metadata={
-            "description": "listed: in the listing, its calendar and search; unlisted: reachable by its link "
-            "only (GET /v1/events/{id} and its calendar), in none of them. Only the organizer's own views show it"
-        },
     )
     digest = fields.Boolean(
         load_default=False,
@@ -260,9 +262,9 @@ class Reason(Schema):
 
 class ListingArgs(Schema):
     q = Text(validate=validate.Length(max=200), metadata={"description": "words in title, summary or tags"})
-    kind = Text(validate=validate.OneOf(list(EventKind)))
+    kind = one_of(EventKind)
     tag = Tag(validate=validate.Length(min=1, max=40))
-    format = Text(validate=validate.OneOf(list(EventFormat)))
+    format = one_of(EventFormat)
     starts_after = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "inclusive"})
     starts_before = fields.AwareDateTime(validate=SUPPORTED_TIMES, metadata={"description": "exclusive"})
 
@@ -277,7 +279,7 @@ class PublicListingArgs(ListingArgs, PageArgs):
 
 
 class OwnListingArgs(ListingArgs, PageArgs):
-    status = Text(validate=validate.OneOf(list(EventStatus)))
+    status = one_of(EventStatus)
 
 
 # --- events out -------------------------------------------------------------------------------------

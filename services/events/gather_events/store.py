@@ -12,12 +12,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from gather_events import domain
 from gather_shared import audit, ratelimit
 from gather_shared.audit import Actor
-from gather_shared.db import UTCDateTime, utcnow
+from gather_shared.db import TypeMap, utcnow
 from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, MemberRole, Verification, Visibility
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+class Base(TypeMap, DeclarativeBase):
+    pass
 
 
 metadata = Base.metadata

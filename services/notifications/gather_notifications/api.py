@@ -95,7 +95,7 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
 @ratelimit.limited(ratelimit.PER_KEY)
 @blp.arguments(NotificationQuery, location="query")
 @blp.response(200, NotificationPage)
-@blp.doc(security=[{"bearer": []}])
+@blp.doc(security=web.BEARER)
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
@@ -124,7 +124,7 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     429,
     description=f"Past {announcements.MAX_PER_DAY} announcements in 24 hours (`too_many_announcements`, Retry-After).",
 )
-@blp.doc(security=[{"bearer": []}])
+@blp.doc(security=web.BEARER)
 def announce(body: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
     """Send a message to the event's registrants.
 

@@ -279,7 +279,7 @@ def erase_contact(session: Session, message: Message) -> None:
 
 def keep_organizer(session: Session, message: Message) -> None:
     """The organizer's key, and the address its digests and waitlist alerts go to (when the message has it)."""
-    organizer = organizers.key_kept(Organizer, session, message)
+    organizer = organizers.keep_key(Organizer, session, message)
     if organizer is not None and message.data["email"] is not None:
         organizer.email = message.data["email"]
 

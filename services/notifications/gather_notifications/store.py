@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import ratelimit
-from gather_shared.db import UTCDateTime, utcnow
+from gather_shared.db import TypeMap, utcnow
 from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import NotificationStatus
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+class Base(TypeMap, DeclarativeBase):
+    pass
 
 
 metadata = Base.metadata

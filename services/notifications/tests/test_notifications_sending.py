@@ -189,13 +189,18 @@ def test_a_notification_whose_sender_died_is_sent_by_another_after_the_lease(wor
     assert world.kinds(world.notifications()) == [("signup_confirmed", "email", "sent")]
 
 
-def test_a_temporary_smtp_refusal_is_retried_later_with_backoff(world: World, mailbox: Mailbox) -> None:
+def first_attempt(world: World, mailbox: Mailbox, reply: str) -> Notification:
+    """A registration's confirmation after the sender's first attempt, which the SMTP server answered `reply`."""
     world.publish()
     world.register(consent_reminders=False)
-    mailbox.replies = ["451 4.3.0 Try again later"]
+    mailbox.replies = [reply]
     world.run_sender(world.now)
-
     [notification] = world.notifications()
+    return notification
+
+
+def test_a_temporary_smtp_refusal_is_retried_later_with_backoff(world: World, mailbox: Mailbox) -> None:
+    notification = first_attempt(world, mailbox, "451 4.3.0 Try again later")
     assert (notification.status, notification.attempts) == ("pending", 1)
     assert "451" in notification.last_error
     assert world.now + timedelta(seconds=15) <= notification.scheduled_for <= world.now + timedelta(seconds=30)
@@ -207,11 +212,7 @@ def test_a_temporary_smtp_refusal_is_retried_later_with_backoff(world: World, ma
 
 
 def test_a_permanent_smtp_refusal_fails_at_once(world: World, mailbox: Mailbox) -> None:
-    world.publish()
-    world.register(consent_reminders=False)
-    mailbox.replies = ["550 5.1.1 No such user"]
-    world.run_sender(world.now)
-    [notification] = world.notifications()
+    notification = first_attempt(world, mailbox, "550 5.1.1 No such user")
     assert (notification.status, notification.attempts) == ("failed", 1)
     assert "550" in notification.last_error
 
@@ -240,17 +241,18 @@ def test_an_unreachable_smtp_server_is_retried(world: World) -> None:
     assert "connection" in notification.last_error.lower()
 
 
-def unsubscribe_token(world: World, registration: dict[str, Any]) -> str:
-    """The token of the unsubscribe link in this registration's reminders (signed, not stored)."""
-    return tokens.unsubscribe_token(world.rt.settings.secret_key, registration["signup_id"])
+def registered(world: World) -> tuple[dict[str, Any], str]:
+    """An event with one registration, and the token of the unsubscribe link in its reminders (signed, not
+    stored)."""
+    event = world.publish()
+    registration = world.register()
+    return event, tokens.unsubscribe_token(world.rt.settings.secret_key, registration["signup_id"])
 
 
 def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(
     world: World, mailbox: Mailbox, client: FlaskClient
 ) -> None:
-    event = world.publish()
-    registration = world.register()
-    token = unsubscribe_token(world, registration)
+    event, token = registered(world)
     assert client.post(f"/v1/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
     world.change_status("cancelled", at=event["starts_at"] - timedelta(hours=30))
@@ -264,9 +266,7 @@ def test_an_unsubscribed_address_still_hears_that_the_event_was_cancelled(
 def test_the_unsubscribe_page_suppresses_reminders_with_the_reason(
     world: World, mailbox: Mailbox, client: FlaskClient
 ) -> None:
-    event = world.publish()
-    registration = world.register()
-    token = unsubscribe_token(world, registration)
+    event, token = registered(world)
     page = client.get(f"/v1/unsubscribe/{token}")  # the link in the email, followed in a browser
     assert page.status_code == 200 and '<form method="post">' in page.text
     assert client.post(f"/v1/unsubscribe/{token}").status_code == 200  # its button
@@ -281,9 +281,7 @@ def test_following_the_unsubscribe_link_alone_unsubscribes_nobody(
     world: World, mailbox: Mailbox, client: FlaskClient
 ) -> None:
     # Mail scanners and link previews fetch every link of a message: only a POST may unsubscribe.
-    event = world.publish()
-    registration = world.register()
-    token = unsubscribe_token(world, registration)
+    event, token = registered(world)
     assert client.get(f"/v1/unsubscribe/{token}").status_code == 200
     world.run_sender(event["starts_at"] - timedelta(hours=1))
     assert [n.status for n in world.notifications(kind="reminder")] == ["sent"] * 2

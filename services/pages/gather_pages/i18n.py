@@ -135,19 +135,8 @@ def _when(starts_at: datetime, ends_at: datetime, timezone: str, locale: str) ->
     # Cached: formatting with Babel costs more than the rest of a listing row; the same few hundred
     # events are shown again and again. (`locale` in the key: the gettext below uses the page's.)
     start, end = _local_words(starts_at, timezone, locale), _local_words(ends_at, timezone, locale)
+    # One set of words for both sentences: the one-day sentence leaves `end_date` out.
+    words = {"date": start.date, "start": start.time, "end_date": end.date, "end": end.time, "zone": start.zone}
     if start.date == end.date:
-        return flask_babel.gettext(
-            "%(date)s, %(start)s to %(end)s (%(zone)s)",
-            date=start.date,
-            start=start.time,
-            end=end.time,
-            zone=start.zone,
-        )
-    return flask_babel.gettext(
-        "%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)",
-        date=start.date,
-        start=start.time,
-        end_date=end.date,
-        end=end.time,
-        zone=start.zone,
-    )
+        return flask_babel.gettext("%(date)s, %(start)s to %(end)s (%(zone)s)", **words)
+    return flask_babel.gettext("%(date)s, %(start)s to %(end_date)s, %(end)s (%(zone)s)", **words)

@@ -14,12 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gather_shared.db import UTCDateTime
+from gather_shared.db import TypeMap
 from gather_shared.vocabulary import VENUE_FORMATS, Visibility
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+class Base(TypeMap, DeclarativeBase):
+    pass
 
 
 metadata = Base.metadata

@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
-from flask.testing import FlaskClient
 
 from gather_pages.app import create_app
 from gather_pages.handlers import handlers
 from gather_pages.store import metadata
 from gather_shared import testing
-from gather_shared.service import Runtime
 from gather_shared.testing import Client, Platform, running_platform
 
 #: Nothing answers here: a test that reaches the signup or notifications API sees it down.
@@ -47,22 +45,14 @@ def organizer_key(api: Client) -> str:
 
 @pytest.fixture(scope="session")
 def service_under_test() -> testing.ServiceUnderTest:
-    """For the plugin's `module_app`, `app` and `rt`."""
+    """For the plugin's `module_app`, `app`, `rt`, `client` and `send`."""
     return testing.ServiceUnderTest(
-        "pages", create_app, metadata, {"GATHER_SIGNUP_URL": NOBODY, "GATHER_NOTIFICATIONS_URL": NOBODY}
+        "pages",
+        create_app,
+        metadata,
+        {"GATHER_SIGNUP_URL": NOBODY, "GATHER_NOTIFICATIONS_URL": NOBODY},
+        handlers=handlers,
     )
-
-
-@pytest.fixture
-def client(app: Any) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def send(rt: Runtime) -> Callable[..., Any]:
-    """Deliver a message to the pages as their consumer would."""
-    table = handlers(rt.settings)
-    return lambda type_, data, **kwargs: testing.deliver(rt.sessions, table, type_, data, **kwargs)
 
 
 @pytest.fixture

@@ -170,6 +170,12 @@ def check_state(page: Page, name: str, states: list[str]) -> None:
     page.set_viewport_size(DESKTOP)
 
 
+def check_page(person: Person, heading: str, name: str, states: list[str]) -> None:
+    """The person's page has the heading expected of it, and passes check_state as `name`."""
+    assert person.heading() == heading
+    check_state(person.page, name, states)
+
+
 def test_every_page_state_is_accessible(api: Client, organizer_key: str, people: Any) -> None:
     robin, bo = people(), people()
     event = listed(api, organizer_key, robin.base, capacity=5, **RICH_EVENT)
@@ -186,8 +192,7 @@ def test_every_page_state_is_accessible(api: Client, organizer_key: str, people:
     page = robin.go("/?q=walk")
     check_state(page, "listing", states)
     page.click(".event-list h3 a")
-    assert robin.heading() == "Walk and talk"
-    check_state(page, "event", states)
+    check_page(robin, "Walk and talk", "event", states)
 
     # The form's own check (a blank name) and the signup service's (an email it cannot use) at once.
     page.fill("#email", "robin@@example")
@@ -199,25 +204,19 @@ def test_every_page_state_is_accessible(api: Client, organizer_key: str, people:
     page.fill("#display_name", "Robin")
     page.fill("#email", "robin@example.org")
     page.click("form[method=post] button[type=submit]")
-    assert robin.heading() == "Check your messages"
-    check_state(page, "check-your-messages", states)
+    check_page(robin, "Check your messages", "check-your-messages", states)
 
     robin.go(robin.link_sent_to("robin@example.org", "verify"))
-    assert robin.heading() == "Confirm your place"
-    check_state(page, "confirm-your-place", states)
+    check_page(robin, "Confirm your place", "confirm-your-place", states)
     page.click("main button[type=submit]")
-    assert robin.heading() == "You have a place"
-    check_state(page, "verified", states)
+    check_page(robin, "You have a place", "verified", states)
 
     robin.go(robin.link_sent_to("robin@example.org", "manage"))
-    assert robin.heading() == "You have a place"
-    check_state(page, "manage", states)
+    check_page(robin, "You have a place", "manage", states)
     page.click("a[href$='/cancel']")
-    assert robin.heading() == "Are you sure you want to cancel your place?"
-    check_state(page, "cancel", states)
+    check_page(robin, "Are you sure you want to cancel your place?", "cancel", states)
     page.click("main button[type=submit]")
-    assert robin.heading() == "Your place is cancelled"
-    check_state(page, "cancelled", states)
+    check_page(robin, "Your place is cancelled", "cancelled", states)
     # Ash's reminder goes out once the event is moved to start in an hour: its link opens the unsubscribe
     # page, checked last.
     moved = api.call("PATCH", "events", f"/v1/events/{event['id']}", organizer_key, json=in_an_hour())
@@ -232,24 +231,19 @@ def test_every_page_state_is_accessible(api: Client, organizer_key: str, people:
     page.click("form[method=post] button[type=submit]")
     bo.go(bo.link_sent_to("bo@example.org", "verify"))
     page.click("main button[type=submit]")
-    assert bo.heading() == "You are on the waiting list"
-    check_state(page, "waitlisted", states)
+    check_page(bo, "You are on the waiting list", "waitlisted", states)
     bo.go(bo.link_sent_to("bo@example.org", "manage"))
     page.click("a[href$='/delete']")
-    assert bo.heading() == "Cancel your place and delete your details"
-    check_state(page, "delete", states)
+    check_page(bo, "Cancel your place and delete your details", "delete", states)
     page.check("#understood")
     page.click("main button[type=submit]")
-    assert bo.heading() == "Your details are deleted"
-    check_state(page, "details-deleted", states)
+    check_page(bo, "Your details are deleted", "details-deleted", states)
 
     # The link in Ash's reminder.
     page = robin.go(robin.link_sent_to("ash@example.org", "unsubscribe"))
-    assert robin.heading() == "Stop reminders?"
-    check_state(page, "unsubscribe", states)
+    check_page(robin, "Stop reminders?", "unsubscribe", states)
     page.click("main button[type=submit]")
-    assert robin.heading() == "Reminders stopped"
-    check_state(page, "reminders-stopped", states)
+    check_page(robin, "Reminders stopped", "reminders-stopped", states)
 
     # An event whose registration opens later: when it opens, in place of the form.
     page = robin.go(f"/events/{later['id']}")

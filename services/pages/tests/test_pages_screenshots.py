@@ -19,6 +19,7 @@ def test_the_readme_shows_every_screenshot_and_only_those() -> None:
 
 
 def test_there_is_a_screenshot_of_each_page_state_the_browser_test_checks() -> None:
-    checked = re.findall(r'check_state\(page, "([\w-]+)"', BROWSER_TEST.read_text())
+    # check_state(page, "name", …) or check_page(person, "heading", "name", …), in the order they run
+    checked = re.findall(r'(?:check_state\(page|check_page\(\w+, "[^"]*"), "([\w-]+)"', BROWSER_TEST.read_text())
     taken = [re.sub(r"^\d\d-", "", path.stem) for path in sorted(SCREENSHOTS.glob("*.png"))]
     assert taken == checked

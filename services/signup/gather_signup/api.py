@@ -10,7 +10,6 @@ import csv
 import functools
 import io
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +18,6 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from gather_shared import audit, keyset, ratelimit, tokens, web
-from gather_shared.audit import Actor
 from gather_shared.db import is_postgresql, utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, AuditAction, MemberRole, Verification
@@ -41,8 +39,6 @@ from gather_signup.store import AuditEntry, Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-
 
 #: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
 problems = functools.partial(web.problems, blp)
@@ -50,23 +46,24 @@ problems = functools.partial(web.problems, blp)
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 
 
+#: The refusals answered with a status, a code and their own words, nothing more.
+PLAIN_REFUSALS: dict[type[Refusal], tuple[int, str]] = {
+    seats.EventNotOpen: (404, "not_found"),
+    seats.RegistrationClosed: (409, "registration_closed"),
+    seats.EventFull: (409, "event_full"),
+    seats.AlreadyRegistered: (409, "already_registered"),
+    verification.LinkGone: (410, "link_expired"),
+    verification.LinkUnknown: (404, "not_found"),
+    details.NotChangeable: (409, "registration_cancelled"),
+}
+
+
 def as_problem(refusal: Refusal) -> web.Problem:
     """The rules' refusals as HTTP answers: the one place this service maps them."""
+    for kind, (status, code) in PLAIN_REFUSALS.items():
+        if isinstance(refusal, kind):
+            return web.Problem(status, code, str(refusal))
     match refusal:
-        case seats.EventNotOpen():
-            return web.Problem(404, "not_found", str(refusal))
-        case seats.RegistrationClosed():
-            return web.Problem(409, "registration_closed", str(refusal))
-        case seats.EventFull():
-            return web.Problem(409, "event_full", str(refusal))
-        case seats.AlreadyRegistered():
-            return web.Problem(409, "already_registered", str(refusal))
-        case verification.LinkGone():
-            return web.Problem(410, "link_expired", str(refusal))
-        case verification.LinkUnknown():
-            return web.Problem(404, "not_found", str(refusal))
-        case details.NotChangeable():
-            return web.Problem(409, "registration_cancelled", str(refusal))
         case details.ChannelWithoutContact():
             return web.Problem(422, "validation_error", str(refusal), errors={"channels": [str(refusal)]})
         case idempotency.KeyInvalid():
@@ -81,12 +78,18 @@ def as_problem(refusal: Refusal) -> web.Problem:
 web.answer_refusals(blp, as_problem)
 
 
-def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+def _place(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+    """What every answer about one registration starts with (schemas._Place): whose place, where it stands."""
     return {
         "id": signup.id,
         "event_id": signup.event_id,
         "status": signup.status,
         "waitlist_position": waitlist_position,
+    }
+
+
+def registration_view(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
+    return _place(signup, waitlist_position) | {
         "display_name": signup.display_name,
         "email": signup.email,
         "phone": signup.phone,
@@ -117,11 +120,7 @@ def _taken_at_once(session: Session, event: Event) -> bool:
 
 def _registered(signup: Signup, waitlist_position: int | None) -> dict[str, Any]:
     """The answer that gives the attendee their place: with the manage token, signed now (never stored)."""
-    return {
-        "id": signup.id,
-        "event_id": signup.event_id,
-        "status": signup.status,
-        "waitlist_position": waitlist_position,
+    return _place(signup, waitlist_position) | {
         "manage_token": tokens.manage_token(web.current_runtime().settings.secret_key, signup.id, signup.token_version),
         "created_at": signup.created_at,
     }
@@ -279,17 +278,13 @@ def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]
 # --- the organizer's attendee list ------------------------------------------------------------------
 
 
-def _organizers_event(session: Session, event_id: uuid.UUID) -> tuple[Event, Actor]:
-    """The event, if the bearer token is the key of a member (any role) of its organizer's account, and
-    that member; else 401, 404 or 403."""
-    _, actor, event = web.organizers_event(
-        session, Organizer, Event, event_id, "Only the event's organizer may see or change its attendees."
-    )
-    return event, actor
-
+#: The 403 of web.organizers_event: the attendee list is the event's organizer's.
+NOT_THE_ORGANIZER = "Only the event's organizer may see or change its attendees."
 
 #: 401, 404 or 403 before the body is read (gather_shared.web.checked_first).
-event_organizer_only = web.checked_first(_organizers_event)
+event_organizer_only = web.checked_first(
+    lambda session, event_id: web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
+)
 
 
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
@@ -299,7 +294,7 @@ event_organizer_only = web.checked_first(_organizers_event)
 @event_organizer_only
 @blp.arguments(RemovalIn)
 @blp.response(200, RemovedOut)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
     """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
     kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
@@ -307,7 +302,7 @@ def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUI
     cancelled changes nothing."""
     rt = web.current_runtime()
     with rt.sessions.begin() as session:
-        event, actor = _organizers_event(session, event_id)
+        _, actor, event = web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
         removed = seats.remove(session, event.id, signup_id, body["reason"], utcnow())
         if removed is None:
             raise web.Problem(404, "not_found", "The event has no such registration.")
@@ -336,7 +331,7 @@ def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
     rt = web.current_runtime()
     as_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     with rt.sessions.begin() as session:
-        event, actor = _organizers_event(session, event_id)
+        _, actor, event = web.organizers_event(session, Organizer, Event, event_id, NOT_THE_ORGANIZER)
         audit.record(
             session,
             AuditEntry,
@@ -370,16 +365,8 @@ def _owners_account(session: Session, organizer_id: uuid.UUID) -> None:
         raise web.Problem(403, "forbidden", "Only an owner of the account may read its audit log.")
 
 
-def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """_owners_account before anything else, as event_organizer_only does for the event's organizer."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        with web.current_runtime().sessions() as session:
-            _owners_account(session, kwargs["organizer_id"])
-        return view(*args, **kwargs)
-
-    return checked
+#: _owners_account before anything else, as event_organizer_only does for the event's organizer.
+owner_only = web.checked_first(_owners_account, "organizer_id")
 
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
@@ -389,7 +376,7 @@ def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
 @owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
-@blp.doc(security=BEARER)
+@blp.doc(security=web.BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log of its attendee lists (an owner), oldest first: who exported which event's
     list, or removed which registration, and when. The events service keeps the log of events, members and

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from gather_shared import service
 from gather_shared.db import checkpoint_after_commit, outbox_table, utcnow
 from gather_shared.vocabulary import EventStatus
 from gather_signup import announce, idempotency
@@ -75,11 +76,11 @@ def anonymise_ended_events(session: Session, now: datetime, retention_days: int)
 
 def run_retention(sessions: sessionmaker[Session], retention_days: int, stop: threading.Event) -> None:
     """The scheduled worker: run the retention job now and then every RETENTION_INTERVAL_SECONDS."""
-    while not stop.is_set():
-        try:
-            with sessions.begin() as session:
-                count = anonymise_ended_events(session, utcnow(), retention_days)
-            log.info("retention: anonymised the attendees of %d ended events", count)
-        except Exception:
-            log.exception("retention: failed; trying again at the next run")
-        stop.wait(RETENTION_INTERVAL_SECONDS)
+
+    def job(session: Session) -> str:
+        count = anonymise_ended_events(session, utcnow(), retention_days)
+        return f"retention: anonymised the attendees of {count} ended events"
+
+    service.run_every(
+        RETENTION_INTERVAL_SECONDS, stop, sessions, job, log, "retention: failed; trying again at the next run"
+    )

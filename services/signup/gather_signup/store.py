@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import audit, ratelimit
-from gather_shared.db import UTCDateTime, utcnow
+from gather_shared.db import TypeMap, utcnow
 from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, RegistrationStatus, Verification
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, list[Any]: sa.JSON, dict[str, Any]: sa.JSON}
+class Base(TypeMap, DeclarativeBase):
+    pass
 
 
 metadata = Base.metadata

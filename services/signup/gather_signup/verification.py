@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gather_shared import tokens
+from gather_shared import service, tokens
 from gather_shared.db import utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import RegistrationStatus
@@ -141,12 +141,11 @@ def lapse_expired(session: Session, now: datetime, verify_minutes: int) -> int:
 
 def run_lapses(sessions: sessionmaker[Session], verify_minutes: int, stop: threading.Event) -> None:
     """The scheduled worker's other job: lapse unverified registrations every LAPSE_INTERVAL_SECONDS."""
-    while not stop.is_set():
-        try:
-            with sessions.begin() as session:
-                count = lapse_expired(session, utcnow(), verify_minutes)
-            if count:
-                log.info("verification: %d unverified registrations lapsed", count)
-        except Exception:
-            log.exception("verification: lapsing failed; trying again at the next run")
-        stop.wait(LAPSE_INTERVAL_SECONDS)
+
+    def job(session: Session) -> str | None:
+        count = lapse_expired(session, utcnow(), verify_minutes)
+        return f"verification: {count} unverified registrations lapsed" if count else None
+
+    service.run_every(
+        LAPSE_INTERVAL_SECONDS, stop, sessions, job, log, "verification: lapsing failed; trying again at the next run"
+    )

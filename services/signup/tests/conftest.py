@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
 from gather_shared import testing, tokens, web
 from gather_shared.db import bus_metadata, outbox_table
 from gather_shared.service import Runtime
-from gather_shared.testing import deliver
 from gather_signup.app import create_app
 from gather_signup.handlers import handlers
 from gather_signup.store import metadata
@@ -25,20 +23,10 @@ ORGANIZER_KEY = "organizer-key-0123456789abcdef"
 
 @pytest.fixture(scope="session")
 def service_under_test() -> testing.ServiceUnderTest:
-    """For the plugin's `module_app`, `app` and `rt`."""
-    return testing.ServiceUnderTest("signup", create_app, metadata, {"GATHER_SIGNUP_URL": "https://gather.example/"})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def send(rt: Runtime) -> Callable[..., Any]:
-    """Deliver a message to the service as its consumer would."""
-    table = handlers(rt.settings)
-    return lambda type_, data, **kwargs: deliver(rt.sessions, table, type_, data, **kwargs)
+    """For the plugin's `module_app`, `app`, `rt`, `client` and `send`."""
+    return testing.ServiceUnderTest(
+        "signup", create_app, metadata, {"GATHER_SIGNUP_URL": "https://gather.example/"}, handlers=handlers
+    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import kombu
+from marshmallow import Schema, fields
 
 from gather_shared import envelope, messages
 from gather_shared.bus.consumer import ATTEMPT_HEADER, ERROR_HEADER, PUBLISH_RETRY_POLICY
@@ -36,19 +37,20 @@ _SAFE_TEXT = re.compile(f"{_UUID}|{_DATETIME}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
-def _field_names(schema: Any) -> set[str]:
-    """Every field name a message schema declares, its nested schemas' included."""
+def _field_names(schema: Schema) -> set[str]:
+    """Every field name a message schema declares, its nested schemas' included (a list's too)."""
     names = set()
-    for name, declared in schema._declared_fields.items():
+    for name, declared in schema.fields.items():
         names.add(name)
-        nested = getattr(declared, "nested", None) or getattr(getattr(declared, "inner", None), "nested", None)
-        if isinstance(nested, type):
-            names |= _field_names(nested)
+        if isinstance(declared, fields.List):
+            declared = declared.inner
+        if isinstance(declared, fields.Nested):
+            names |= _field_names(declared.schema)
     return names
 
 
 #: The field names a message may have: a data key outside them is shown as HIDDEN (a forger chooses keys).
-_FIELDS = frozenset(name for schema in messages.SCHEMAS.values() for name in _field_names(schema))
+_FIELDS = frozenset(name for schema in messages.SCHEMAS.values() for name in _field_names(schema()))
 #: The headers Gather and RabbitMQ put on a dead letter: any other header's name is shown as HIDDEN.
 _HEADERS = frozenset(
     {

@@ -32,7 +32,8 @@ class Message:
     data: dict[str, Any]
 
 
-Handler = Callable[[Session, Message], None]
+#: What a handler returns is ignored (a shared one may return what it kept, for a service that keeps more).
+Handler = Callable[[Session, Message], object]
 
 
 def received(body: bytes | str | dict[str, Any]) -> Message:

@@ -24,9 +24,11 @@ from gather_shared.testing.platform import (
 from gather_shared.testing.samples import event_body, event_snapshot
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
+    API_SERVICES,
     RATE_LIMITS_OFF,
     SECRET_KEY,
     ServiceUnderTest,
+    create_app,
     deliver,
     empty_tables,
     module_service,
@@ -36,6 +38,7 @@ from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_vh
 
 __all__ = [
     "ADMIN_TOKEN",
+    "API_SERVICES",
     "RATE_LIMITS_OFF",
     "REPO",
     "SECRET_KEY",
@@ -43,6 +46,7 @@ __all__ = [
     "ExchangeSpy",
     "Platform",
     "ServiceUnderTest",
+    "create_app",
     "deliver",
     "empty_tables",
     "event_body",

@@ -16,6 +16,7 @@ from gather_shared.testing.service import (
     ADMIN_TOKEN,
     RATE_LIMITS_OFF,
     ServiceUnderTest,
+    deliver,
     empty_tables,
     module_service,
 )
@@ -23,6 +24,7 @@ from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost
 
 if TYPE_CHECKING:  # the plugin loads before any test: it imports no application code
     from flask import Flask
+    from flask.testing import FlaskClient
 
     from gather_shared.service import Runtime
 
@@ -139,3 +141,17 @@ def app(module_app: Flask, service_under_test: ServiceUnderTest) -> Flask:
 def rt(app: Flask) -> Runtime:
     """The app's runtime: its settings, engine and sessions."""
     return app.extensions["gather_runtime"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app (a service's conftest may give its own)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def send(rt: Runtime, service_under_test: ServiceUnderTest) -> Callable[..., Any]:
+    """Deliver a message to the service as its consumer would, through its handlers (service_under_test)."""
+    assert service_under_test.handlers is not None, "service_under_test names no handlers"
+    table = service_under_test.handlers(rt.settings)
+    return lambda type_, data, **kwargs: deliver(rt.sessions, table, type_, data, **kwargs)

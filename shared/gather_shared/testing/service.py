@@ -4,6 +4,7 @@ its messages in and out without a broker."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ SECRET_KEY = "test-secret-key"  # outside the embedded default a process refuses
 #: Tests send many requests from one address, quicker than any person: the rate limits are off unless a
 #: test turns them on (tests/test_rate_limits.py), as the benchmarks keep them off.
 RATE_LIMITS_OFF = {"GATHER_RATE_LIMIT_ENABLED": "false"}
+#: The services that answer an HTTP API and its OpenAPI document (the attendee pages answer HTML).
+API_SERVICES = ("events", "notifications", "signup")
+
+
+def create_app(service: str) -> Any:
+    """The service's Flask app (`gather_<service>.app.create_app`), with the settings in the environment.
+    Imported by name: gather_shared depends on no service."""
+    return importlib.import_module(f"gather_{service}.app").create_app()
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,9 @@ class ServiceUnderTest:
     create_app: Callable[[], Any]
     metadata: sa.MetaData
     env: dict[str, str] = field(default_factory=dict)  # settings beyond the database and the secrets
+    #: Its message handlers' table, made from the settings (`gather_<name>.handlers.handlers`), for the
+    #: plugin's `send`; None for a service whose tests send it no message that way.
+    handlers: Callable[[Any], dict[str, Any]] | None = None
 
 
 @contextlib.contextmanager
