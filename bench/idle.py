@@ -26,6 +26,8 @@ from bench.harness import (
 from gather_shared.db import make_engine
 
 TARGET_PERCENT = 1.0
+#: Idle means after start-up: the gunicorn workers that booted last, and the first timers, are done by then.
+WARM_UP_SECONDS = 5
 
 
 def baseline(run: Run, seconds: float) -> float:
@@ -35,6 +37,7 @@ def baseline(run: Run, seconds: float) -> float:
         engine.dispose()
         with gunicorn_app(run, "bench.baseline_app:insert_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as served:
             requests.get(f"{served.url}/healthz", timeout=10)
+            time.sleep(WARM_UP_SECONDS)
             before, pg_before = group_cpu_seconds(served.pid), backends_cpu_seconds(urls.values())
             time.sleep(seconds)
             used = group_cpu_seconds(served.pid) - before + used_since(pg_before, backends_cpu_seconds(urls.values()))
@@ -45,6 +48,7 @@ def run(run: Run) -> list[Result]:
     started = run.platform()
     seconds = run.sizes.idle_seconds
     databases_ = list((started.database_urls or {}).values())
+    time.sleep(WARM_UP_SECONDS)
     progress(f"idle: measuring the platform's CPU for {seconds:g}s")
     before, pg_before = cpu_seconds(started), backends_cpu_seconds(databases_)
     time.sleep(seconds)
