@@ -28,6 +28,7 @@ class Outcome:
     results: list[Any]  # what each call returned (or the exception it raised), in call order
     finished: list[float]  # time.monotonic() when each call returned
     seconds: float  # from the start signal to the last answer
+    started: float = 0.0  # time.monotonic() of the start signal
 
     def per_second(self) -> float:
         return len(self.results) / self.seconds
@@ -72,7 +73,7 @@ def burst(calls: Sequence[Call], clients: int, label: str) -> Outcome:
     started = time.monotonic()
     go.set()
     _report_while(threads, finished, label)
-    return Outcome(results, finished, max(finished) - started)
+    return Outcome(results, finished, max(finished) - started, started)
 
 
 def paced(calls: Sequence[Call], rate: float, clients: int, label: str) -> Outcome:
@@ -98,7 +99,7 @@ def paced(calls: Sequence[Call], rate: float, clients: int, label: str) -> Outco
             pool.submit(one, i)
             if i and i % int(rate) == 0:
                 progress(f"{label}: {i}/{n} submitted")
-    return Outcome(results, finished, max(finished) - started)
+    return Outcome(results, finished, max(finished) - started, started)
 
 
 def for_duration(call: Call, clients: int, seconds: float, label: str) -> Outcome:
@@ -126,7 +127,7 @@ def for_duration(call: Call, clients: int, seconds: float, label: str) -> Outcom
     while any(t.is_alive() for t in threads):
         time.sleep(1)
         progress(f"{label}: {len(results)} requests")
-    return Outcome(results, finished, max(finished) - started)
+    return Outcome(results, finished, max(finished) - started, started)
 
 
 #: The HTTP load generator in C (Debian's `wrk`): the figures it drives are not bounded by this process's own
