@@ -152,33 +152,35 @@ def _ms(seconds: float) -> str:
 
 
 def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
-    architecture = " ".join((REPO / "docs/architecture.md").read_text().split())
-    for quoted in (
-        f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-        f"Once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s it sleeps",
-        f"at most once every {outbox.TELL_RELAY_EVERY_SECONDS:g} s per process",
-        f"looking anyway every {relay.RELAY_LOOK_ANYWAY_SECONDS:g} s",
-        f"on SQLite it looks every {_ms(relay.RELAY_POLL_IDLE_SECONDS)}",
-        f"`NOTIFY` on `{outbox.OUTBOX_CHANNEL}`",
-        f"it waits up to {consumer.IDLE_WAIT_SECONDS:g} s for the broker",
-        f"polled every {_ms(transport.FILESYSTEM_POLL_SECONDS)}",
-        f"`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
-        f"On SQLite the clock looks every {_ms(sender.POLL_SECONDS)}",
-        f"nothing more came within {_ms(consumer.BATCH_WAIT_SECONDS)}, at {consumer.BATCH_MAX} messages",
-        f"has waited {_ms(consumer.BATCH_MAX_AGE_SECONDS)}",
-        f"may send it {consumer.PREFETCH} unacked messages",
-        f"dead letters expire after {topology.DEAD_LETTER_TTL_SECONDS // 86400} days",
-    ):
-        assert quoted in architecture
-    notifications = " ".join((REPO / "docs/notifications.md").read_text().split())
-    for quoted in (
-        f"The sender runs {sender.SEND_WORKERS} threads",
-        f"a batch of up to {sender.BATCH_SIZE} due",
-        f"(`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
-        f"at most {sender.LOOK_ANYWAY_SECONDS:g} s",
-        f"the clock looks every {_ms(sender.POLL_SECONDS)}",
-    ):
-        assert quoted in notifications
+    quoted_in = {
+        "docs/architecture.md": (
+            f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
+            f"Once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s it sleeps",
+            f"at most once every {outbox.TELL_RELAY_EVERY_SECONDS:g} s per process",
+            f"looking anyway every {relay.RELAY_LOOK_ANYWAY_SECONDS:g} s",
+            f"on SQLite it looks every {_ms(relay.RELAY_POLL_IDLE_SECONDS)}",
+            f"`NOTIFY` on `{outbox.OUTBOX_CHANNEL}`",
+            f"it waits up to {consumer.IDLE_WAIT_SECONDS:g} s for the broker",
+            f"polled every {_ms(transport.FILESYSTEM_POLL_SECONDS)}",
+            f"`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
+            f"On SQLite the clock looks every {_ms(sender.POLL_SECONDS)}",
+            f"nothing more came within {_ms(consumer.BATCH_WAIT_SECONDS)}, at {consumer.BATCH_MAX} messages",
+            f"has waited {_ms(consumer.BATCH_MAX_AGE_SECONDS)}",
+            f"may send it {consumer.PREFETCH} unacked messages",
+            f"dead letters expire after {topology.DEAD_LETTER_TTL_SECONDS // 86400} days",
+        ),
+        "docs/notifications.md": (
+            f"The sender runs {sender.SEND_WORKERS} threads",
+            f"a batch of up to {sender.BATCH_SIZE} due",
+            f"(`NOTIFY` on `{sender.PLANNED_CHANNEL}`",
+            f"at most {sender.LOOK_ANYWAY_SECONDS:g} s",
+            f"the clock looks every {_ms(sender.POLL_SECONDS)}",
+        ),
+    }
+    for doc, quotes in quoted_in.items():
+        text = " ".join((REPO / doc).read_text().split())
+        for quoted in quotes:
+            assert quoted in text, (doc, quoted)
 
 
 #: The rooms every service may have (docs/architecture.md, "Layout of a service").
