@@ -210,7 +210,8 @@ def listen(engine: Engine, channel: str, ring: Callable[[], None], stop: threadi
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while not stop.is_set():
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
+            # A bounded connect: an unreachable server must not hold up a process asked to stop.
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                 ring()
                 while not stop.is_set():

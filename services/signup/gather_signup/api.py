@@ -126,6 +126,13 @@ def _registered(signup: Signup, waitlist_position: int | None) -> dict[str, Any]
     }
 
 
+#: Events this process found asking for verification, whose public registrations skip
+#: seats.register_at_once (it would only find that out again, a wasted statement). A hint, never a rule: the
+#: statement checks `verification` itself, and an event wrongly here or missing goes the general way, which
+#: is always right.
+_ASKS_VERIFICATION: set[uuid.UUID] = set()
+
+
 @blp.route("/events/<uuid:event_id>/signups", methods=["POST"])
 @web.no_store
 @ratelimit.limited(ratelimit.PER_ADDRESS, ratelimit.PER_EMAIL, ratelimit.PER_PHONE, ratelimit.PER_EVENT)
@@ -148,13 +155,18 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
         "timezone": body["timezone"],
         "consent_reminders": body["consent"]["reminders"],
     }
-    if web.bearer_token() is None and request.headers.get("Idempotency-Key") is None and is_postgresql(rt.engine):
+    # One statement may take it (seats.register_at_once): a public request, no replay to look up, PostgreSQL.
+    plain = web.bearer_token() is None and request.headers.get("Idempotency-Key") is None
+    if plain and is_postgresql(rt.engine) and event_id not in _ASKS_VERIFICATION:
         at_once = seats.register_at_once(rt.engine, event_id, details, now)
         if at_once is not None:
             return _registered(*at_once)
     with rt.sessions.begin() as session:
         event = seats.visible_event(seats.lock_event(session, event_id))
         if not _taken_at_once(session, event):
+            if len(_ASKS_VERIFICATION) >= 10_000:
+                _ASKS_VERIFICATION.clear()  # bounded; the hint is learnt again
+            _ASKS_VERIFICATION.add(event_id)
             expires_at = verification.request(session, event, details, now, rt.settings.verify_minutes)
             asked = jsonify(CheckYourMessagesOut().dump({"status": "check_your_messages", "expires_at": expires_at}))
             asked.status_code = 202

@@ -173,6 +173,7 @@ _AT_ONCE = sa.text(
         FROM events
         WHERE id = :event_id AND verification = :at_once AND status = :published
           AND (registration_opens_at IS NULL OR registration_opens_at <= :now) AND :now < starts_at
+          AND (capacity IS NULL OR confirmed < capacity OR waitlist_enabled)
         FOR UPDATE
     ), counted AS (
         UPDATE events AS e
@@ -181,7 +182,7 @@ _AT_ONCE = sa.text(
             waitlisted = e.waitlisted + CASE WHEN locked.seat THEN 0 ELSE 1 END,
             seats_seq = e.seats_seq + 1
         FROM locked
-        WHERE e.id = locked.id AND (locked.seat OR e.waitlist_enabled)
+        WHERE e.id = locked.id
         RETURNING e.id, e.arrivals, e.capacity, e.confirmed, e.waitlisted, e.waitlist_enabled, e.seats_seq,
             CASE WHEN locked.seat THEN :confirmed ELSE :waitlisted END AS status
     ), registration AS (

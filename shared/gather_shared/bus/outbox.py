@@ -6,6 +6,7 @@ never committed without its message, nor a message sent for a change that was ro
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from gather_shared import envelope, logs, messages
 from gather_shared.db import after_commit, is_postgresql, outbox_table, utcnow
+
+log = logging.getLogger(__name__)
 
 #: The PostgreSQL NOTIFY channel that wakes an idle relay (relay.py) once a transaction that wrote to the
 #: outbox has committed. Each process sends it at most every TELL_RELAY_EVERY_SECONDS (per database), after
@@ -58,15 +61,22 @@ def outbox_row(source: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def tell_relay(engine: Engine) -> None:
     """After a commit that wrote to the outbox of `engine`'s database (PostgreSQL): wake its relay, unless this
-    process did less than TELL_RELAY_EVERY_SECONDS ago."""
+    process did less than TELL_RELAY_EVERY_SECONDS ago. Never raises: what was committed stands, and a relay
+    not woken still looks every RELAY_LOOK_ANYWAY_SECONDS."""
     now, url = time.monotonic(), str(engine.url)
     with _told_lock:
-        if now - _told_at.get(url, float("-inf")) < TELL_RELAY_EVERY_SECONDS:
+        before = _told_at.get(url, float("-inf"))
+        if now - before < TELL_RELAY_EVERY_SECONDS:
             return
         _told_at[url] = now
-    with engine.connect() as conn:
-        conn.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
-        conn.commit()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
+            conn.commit()
+    except Exception:
+        log.warning("could not wake the relay; it finds the messages at its next look", exc_info=True)
+        with _told_lock:
+            _told_at[url] = before  # not told: the next commit tries again
 
 
 @dataclass(frozen=True)

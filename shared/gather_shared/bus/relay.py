@@ -51,12 +51,23 @@ class Relay:
         self.batch_size = batch_size
         self._conn: kombu.Connection | None = None
         self._channel: Any = None
+        #: Whether the last batch found rows, published or not: the relay stays busy after it either way, so
+        #: that what its processes commit meanwhile, without telling it again, is not left waiting.
+        self.found = False
 
     def run(self, stop: threading.Event) -> None:
         engine = self.sessions.kw["bind"]
         bell = threading.Event()  # rung by each commit that wrote to the outbox (PostgreSQL)
         listener = threading.Thread(target=listen, args=(engine, OUTBOX_CHANNEL, bell.set, stop), name="listener")
         listener.start()
+        try:
+            self._run(stop, engine, bell)
+        finally:
+            stop.set()  # the listener too
+            listener.join()
+            self._close()
+
+    def _run(self, stop: threading.Event, engine: Any, bell: threading.Event) -> None:
         backoff = 0.5
         last_published = 0.0
         while not stop.is_set():
@@ -71,7 +82,7 @@ class Relay:
                 continue
             backoff = 0.5
             now = time.monotonic()
-            if published:
+            if published or self.found:
                 last_published = now  # and look again at once: more may be waiting
             elif now - last_published < RELAY_BUSY_SECONDS:
                 stop.wait(RELAY_POLL_BUSY_SECONDS)
@@ -79,8 +90,6 @@ class Relay:
                 wait_for_bell(bell, stop, RELAY_LOOK_ANYWAY_SECONDS)
             else:
                 stop.wait(RELAY_POLL_IDLE_SECONDS)
-        listener.join()
-        self._close()
 
     def publish_batch(self) -> int:
         """Publish one batch of due rows; returns how many the broker confirmed."""
@@ -103,6 +112,7 @@ class Relay:
             if is_postgresql(session):
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
+            self.found = bool(rows)
             # Ordered by id, the first row waited longest: "outbox older than a minute" is an alert.
             metrics.OUTBOX_OLDEST_SECONDS.set((now - rows[0].created_at).total_seconds() if rows else 0)
             if not rows:
