@@ -64,7 +64,9 @@ def run(run: Run) -> list[Result]:
     first_arrival = run.smtp.arrivals.count()
     cpu_before = cpu_seconds(started)
     pg_before = backends_cpu_seconds((started.database_urls or {}).values())
-    progress(f"registration to email: {n} registrations at {sizes.email_rate}/s")
+    # wrk sends as fast as it is answered (closed loop) and cannot tell when each request went: this open loop,
+    # with each attendee's send time, is Python threads (their CPU competes with the platform's).
+    progress(f"registration to email: {n} registrations at {sizes.email_rate}/s from Python threads (open loop)")
     outcome = paced([call(a) for a in addresses], sizes.email_rate, CLIENTS, "registrations")
     # From when the attendee pressed the button (the paced start of their POST), so that a web tier slow to
     # answer counts against the figure instead of hiding the work behind it.
