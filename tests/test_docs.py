@@ -155,7 +155,7 @@ def test_the_timings_quoted_in_the_docs_are_the_ones_in_the_code() -> None:
     quoted_in = {
         "docs/architecture.md": (
             f"every {_ms(relay.RELAY_POLL_BUSY_SECONDS)} while messages keep coming",
-            f"Once it has published nothing for {relay.RELAY_BUSY_SECONDS:g} s it sleeps",
+            f"Once it has found nothing to publish for {relay.RELAY_BUSY_SECONDS:g} s it sleeps",
             f"at most once every {outbox.TELL_RELAY_EVERY_SECONDS:g} s per process",
             f"looking anyway every {relay.RELAY_LOOK_ANYWAY_SECONDS:g} s",
             f"on SQLite it looks every {_ms(relay.RELAY_POLL_IDLE_SECONDS)}",

@@ -160,7 +160,7 @@ def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world
     now = utcnow()
     world.publish(at=now, starts_at=now + timedelta(days=7))
     stop = threading.Event()
-    running = threading.Thread(target=sender.run, args=(world.rt, stop, 600), daemon=True)  # polls every 5-15 min
+    running = threading.Thread(target=sender.run, args=(world.rt, stop, 600), daemon=True)  # its clock: 10 min
     running.start()
     try:
         time.sleep(1)  # its threads found nothing to send and are waiting
@@ -170,6 +170,26 @@ def test_the_consumer_wakes_the_idle_sender_when_a_notification_is_due_now(world
         stop.set()
         running.join(30)
     assert not running.is_alive(), "the sender stops when asked, even while its threads wait"
+
+
+def test_the_sender_s_clock_wakes_it_when_a_planned_reminder_falls_due(world: World, mailbox: Mailbox) -> None:
+    # Nobody rings for a reminder: the clock sleeps until the next planned notification falls due. It may
+    # look on its own only every 10 minutes here, so a reminder due in seconds is sent by the clock or not at all.
+    now = utcnow()
+    world.publish(at=now, starts_at=now + timedelta(hours=1, seconds=3))  # the 1 h reminder is 3 s away
+    world.register(at=now, consent_reminders=True)
+    [reminder] = world.notifications(kind="reminder")
+    stop = threading.Event()
+    running = threading.Thread(target=sender.run, args=(world.rt, stop, 600), daemon=True)
+    running.start()
+    try:
+        wait_for(lambda: len(mailbox.messages) == 2, 30, message="the confirmation, then the reminder at its time")
+    finally:
+        stop.set()
+        running.join(30)
+    [sent] = world.notifications(kind="reminder")
+    assert (sent.id, sent.status) == (reminder.id, "sent")
+    assert sent.sent_at is not None and sent.sent_at >= reminder.scheduled_for
 
 
 def test_a_malformed_quiet_hours_setting_stops_the_sender_at_start(world: World) -> None:

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from gather_shared import testing, tokens
 from gather_shared.service import Runtime
 from gather_shared.testing import outbox_messages
-from gather_signup.store import Signup
+from gather_signup import seats
+from gather_signup.store import Event, Signup
 
 Publish = Callable[..., dict[str, Any]]
 Register = Callable[..., Any]
@@ -96,6 +97,49 @@ def test_registrations_announce_the_same_whichever_way_their_seat_was_decided(
     with rt.engine.connect() as conn:
         arrivals = conn.execute(sa.select(Signup.display_name, Signup.arrival).order_by(Signup.arrival)).all()
     assert [tuple(row) for row in arrivals] == [(f"Attendee {n}", n) for n in range(1, 5)]
+
+
+# PostgreSQL only: on SQLite every registration goes the general way. Without this test a statement that
+# never matched would pass every other one, each registration quietly taking the general way.
+@pytest.mark.parametrize("module_app", ["postgresql"], indirect=True)
+def test_one_statement_takes_a_registration_that_needs_no_verification_and_leaves_the_rest_alone(
+    publish: Publish, rt: Runtime
+) -> None:
+    now = datetime.now(UTC)
+
+    def details(n: int) -> dict[str, Any]:
+        return {
+            "display_name": f"Attendee {n}",
+            "email": f"attendee{n}@example.org",
+            "phone": None,
+            "channels": ["email"],
+            "timezone": None,
+            "consent_reminders": False,
+        }
+
+    def counts(event_id: Any) -> tuple[Any, ...]:
+        query = sa.select(Event.confirmed, Event.waitlisted, Event.arrivals).where(Event.id == event_id)
+        with rt.engine.connect() as conn:
+            return tuple(conn.execute(query).one())
+
+    open_ = publish(capacity=1)
+    first = seats.register_at_once(rt.engine, open_["id"], details(1), now)
+    second = seats.register_at_once(rt.engine, open_["id"], details(2), now)
+    assert first is not None and (first.signup.status, first.waitlist_position) == ("confirmed", None)
+    assert second is not None and (second.signup.status, second.waitlist_position) == ("waitlisted", 1)
+    assert counts(open_["id"]) == (1, 1, 2)
+    with pytest.raises(seats.AlreadyRegistered):
+        seats.register_at_once(rt.engine, open_["id"], details(1), now)
+    assert counts(open_["id"]) == (1, 1, 2)
+
+    # What it does not take it leaves untouched, for the general way to refuse or to ask for a link.
+    verified = publish(verification="contact")
+    full = publish(capacity=1, waitlist_enabled=False)
+    assert seats.register_at_once(rt.engine, full["id"], details(3), now) is not None
+    for event in (verified, full, publish(status="draft")):
+        before = counts(event["id"])
+        assert seats.register_at_once(rt.engine, event["id"], details(4), now) is None
+        assert counts(event["id"]) == before
 
 
 def test_an_event_without_capacity_confirms_everyone(publish: Publish, register: Register) -> None:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_SECONDS = 10
 RELAY_BACKOFF_MAX_SECONDS = 300
 #: The relay looks for new outbox rows every RELAY_POLL_BUSY_SECONDS while messages keep coming (a row
-#: waits half of this on average, a hop in every journey's latency), until it has published nothing for
+#: waits half of this on average, a hop in every journey's latency), until it has found nothing to publish for
 #: RELAY_BUSY_SECONDS. Then, on PostgreSQL, it sleeps until a process that wrote to the outbox NOTIFYs it
 #: (outbox.py says why at most every TELL_RELAY_EVERY_SECONDS, hence the busy time is longer), looking
 #: anyway every RELAY_LOOK_ANYWAY_SECONDS for rows whose retry came due; on SQLite, which has no NOTIFY, it
@@ -53,7 +53,7 @@ class Relay:
         self._channel: Any = None
         #: Whether the last batch found rows, published or not: the relay stays busy after it either way, so
         #: that what its processes commit meanwhile, without telling it again, is not left waiting.
-        self.found = False
+        self._found = False
 
     def run(self, stop: threading.Event) -> None:
         engine = self.sessions.kw["bind"]
@@ -69,11 +69,11 @@ class Relay:
 
     def _run(self, stop: threading.Event, engine: Any, bell: threading.Event) -> None:
         backoff = 0.5
-        last_published = 0.0
+        last_found = 0.0
         while not stop.is_set():
             bell.clear()  # before looking: a commit from now on rings again
             try:
-                published = self.publish_batch()
+                self.publish_batch()
             except Exception:
                 log.exception("relay: publishing failed; retrying in %.1fs", backoff)
                 self._close()
@@ -82,9 +82,9 @@ class Relay:
                 continue
             backoff = 0.5
             now = time.monotonic()
-            if published or self.found:
-                last_published = now  # and look again at once: more may be waiting
-            elif now - last_published < RELAY_BUSY_SECONDS:
+            if self._found:
+                last_found = now  # and look again at once: more may be waiting
+            elif now - last_found < RELAY_BUSY_SECONDS:
                 stop.wait(RELAY_POLL_BUSY_SECONDS)
             elif is_postgresql(engine):
                 wait_for_bell(bell, stop, RELAY_LOOK_ANYWAY_SECONDS)
@@ -112,7 +112,7 @@ class Relay:
             if is_postgresql(session):
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
-            self.found = bool(rows)
+            self._found = bool(rows)
             # Ordered by id, the first row waited longest: "outbox older than a minute" is an alert.
             metrics.OUTBOX_OLDEST_SECONDS.set((now - rows[0].created_at).total_seconds() if rows else 0)
             if not rows:
