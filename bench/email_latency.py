@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 import requests
 
-from bench.harness import Result, Run, backends_cpu_seconds, cpu_seconds, open_event, progress, used_since
+from bench.harness import Result, Run, backends_cpu_seconds, cpu_seconds, open_event, progress, used_by, used_since
 from bench.load import Call, paced
 from gather_shared.testing import Client
 
@@ -87,7 +87,7 @@ def run(run: Run) -> list[Result]:
         time.sleep(1)
     cpu_after = cpu_seconds(started)
     by_process_pg = used_since(pg_before, backends_cpu_seconds((started.database_urls or {}).values()))
-    by_process = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after}
+    by_process = {name: round(used, 2) for name, used in used_by(cpu_before, cpu_after).items()}
     p50, p99 = percentiles([(arrived[a] - answered[a]) * 1000 for a in arrived])
     missing = n - len(arrived)
     progress(f"registration to email: p50 {p50:.0f} ms, p99 {p99:.0f} ms, {missing} missing")

@@ -20,9 +20,10 @@ import kombu
 import requests
 import sqlalchemy as sa
 
+from bench import baseline_app
 from bench.sinks import SmsSink, SmtpSink
 from gather_shared.bus import topology
-from gather_shared.db import sqlalchemy_url
+from gather_shared.db import make_engine, sqlalchemy_url
 from gather_shared.testing import (
     REPO,
     Client,
@@ -290,6 +291,18 @@ def platform(run: Run, **extra_env: str) -> Iterator[Platform]:
             yield started
 
 
+@contextlib.contextmanager
+def insert_baseline(run: Run) -> Iterator[tuple[Served, str]]:
+    """The bare INSERT app (bench/baseline_app.py) served by `gunicorn_app` on a fresh database with its
+    table; yields it and its database's URL."""
+    with databases(run, "baseline") as urls:
+        engine = make_engine(urls["baseline"])
+        baseline_app.metadata.create_all(engine)
+        engine.dispose()
+        with gunicorn_app(run, "bench.baseline_app:insert_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as served:
+            yield served, urls["baseline"]
+
+
 class Served(NamedTuple):
     url: str  # the base URL
     pid: int  # gunicorn's master, leader of the process group of it and its workers
@@ -424,7 +437,12 @@ def backends_cpu_seconds(database_urls: Iterable[str]) -> dict[int, float]:
     return {s.pid: s.cpu_seconds for s in _stats() if s.pid in pids}
 
 
+def used_by(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, float]:
+    """CPU seconds each process (or Procfile process) in `after` used between two looks (what appeared since
+    counts whole; what ended since is not seen: the figures are a floor)."""
+    return {key: seconds - before.get(key, 0.0) for key, seconds in after.items()}
+
+
 def used_since(before: dict[Any, float], after: dict[Any, float]) -> float:
-    """CPU seconds used between two looks, by what is in `after` (what appeared since counts whole; what
-    ended since is not seen: the figures are a floor)."""
-    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
+    """CPU seconds used between two looks, all of `used_by` together."""
+    return sum(used_by(before, after).values())

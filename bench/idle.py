@@ -11,19 +11,17 @@ import time
 
 import requests
 
-from bench import baseline_app
 from bench.harness import (
     Result,
     Run,
     backends_cpu_seconds,
     cpu_seconds,
-    databases,
     group_cpu_seconds,
-    gunicorn_app,
+    insert_baseline,
     progress,
+    used_by,
     used_since,
 )
-from gather_shared.db import make_engine
 
 TARGET_PERCENT = 1.0
 #: Idle means after start-up: the gunicorn workers that booted last, and the first timers, are done by then.
@@ -31,16 +29,12 @@ WARM_UP_SECONDS = 5
 
 
 def baseline(run: Run, seconds: float) -> float:
-    with databases(run, "baseline") as urls:
-        engine = make_engine(urls["baseline"])
-        baseline_app.metadata.create_all(engine)
-        engine.dispose()
-        with gunicorn_app(run, "bench.baseline_app:insert_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as served:
-            requests.get(f"{served.url}/healthz", timeout=10)
-            time.sleep(WARM_UP_SECONDS)
-            before, pg_before = group_cpu_seconds(served.pid), backends_cpu_seconds(urls.values())
-            time.sleep(seconds)
-            used = group_cpu_seconds(served.pid) - before + used_since(pg_before, backends_cpu_seconds(urls.values()))
+    with insert_baseline(run) as (served, database_url):
+        requests.get(f"{served.url}/healthz", timeout=10)
+        time.sleep(WARM_UP_SECONDS)
+        before, pg_before = group_cpu_seconds(served.pid), backends_cpu_seconds([database_url])
+        time.sleep(seconds)
+        used = group_cpu_seconds(served.pid) - before + used_since(pg_before, backends_cpu_seconds([database_url]))
     return 100 * used / seconds
 
 
@@ -53,7 +47,7 @@ def run(run: Run) -> list[Result]:
     before, pg_before = cpu_seconds(started), backends_cpu_seconds(databases_)
     time.sleep(seconds)
     after, pg_after = cpu_seconds(started), backends_cpu_seconds(databases_)
-    by_process = {name: 100 * (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    by_process = {name: 100 * used / seconds for name, used in used_by(before, after).items()}
     postgresql = 100 * used_since(pg_before, pg_after) / seconds
     figure = sum(by_process.values()) + postgresql
     progress(f"idle: {figure:.2f} % of a core; by process: {by_process}, PostgreSQL backends {postgresql:.2f}")

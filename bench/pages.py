@@ -59,7 +59,7 @@ def measure(url: str, params: dict[str, Any], run: Run, label: str) -> float:
 def run(run: Run) -> list[Result]:
     unit, target = "pages/s", f">= {TARGET_RATIO:.0%} of baseline"
     started = run.platform()
-    database_url = started.database_urls["pages"]
+    database_url = (started.database_urls or {})["pages"]
     n = run.sizes.listing_events
     progress(f"attendee pages: seeding {n} listed events")
     ids = seed(database_url, n)

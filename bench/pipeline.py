@@ -91,7 +91,7 @@ def ours(run: Run, broker_url: str, n: int) -> float:
 
         def handled() -> int:
             with engines["consumer"].connect() as conn:
-                return conn.scalar(sa.select(sa.func.count()).select_from(inbox_table))
+                return conn.scalar(sa.select(sa.func.count()).select_from(inbox_table)) or 0
 
         def last_handled_at() -> float:
             with engines["consumer"].connect() as conn:

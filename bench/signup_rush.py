@@ -23,17 +23,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import baseline_app
 from bench.harness import (
     Result,
     Run,
     cpu_seconds,
-    databases,
     group_cpu_seconds,
-    gunicorn_app,
+    insert_baseline,
     open_event,
     progress,
     rss_mb,
+    used_by,
 )
 from bench.load import Posted, post_rate
 from gather_shared.db import make_engine
@@ -71,15 +70,11 @@ class Rush:
 
 def baseline(run: Run) -> tuple[Posted, float]:
     """The bare INSERT under the same load: its rate, and its gunicorn's CPU seconds per request."""
-    with databases(run, "baseline") as urls:
-        engine = make_engine(urls["baseline"])
-        baseline_app.metadata.create_all(engine)
-        engine.dispose()
-        with gunicorn_app(run, "bench.baseline_app:insert_app()", {"BENCH_DATABASE_URL": urls["baseline"]}) as served:
-            before = group_cpu_seconds(served.pid)
-            path = f"/v1/events/{'0' * 8}-0000-4000-8000-{'0' * 12}/signups"
-            posted = post_rate(served.url, [path], run.sizes.rush_clients, run.sizes.rush_seconds, "rush baseline")
-            cpu = group_cpu_seconds(served.pid) - before
+    with insert_baseline(run) as (served, _):
+        before = group_cpu_seconds(served.pid)
+        path = f"/v1/events/{'0' * 8}-0000-4000-8000-{'0' * 12}/signups"
+        posted = post_rate(served.url, [path], run.sizes.rush_clients, run.sizes.rush_seconds, "rush baseline")
+        cpu = group_cpu_seconds(served.pid) - before
     progress(f"signup rush baseline: {posted.per_second():,.0f}/s, {1000 * cpu / posted.succeeded:.2f} ms CPU each")
     return posted, cpu / max(1, posted.succeeded)
 
@@ -115,7 +110,7 @@ def rush(run: Run, platform: Platform, client: Client, events: int, pause: bool,
         message=f"{label}: the {registered} confirmation emails",
     )
     cpu_after = cpu_seconds(platform)
-    by_process = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after}
+    by_process = {name: round(used, 2) for name, used in used_by(cpu_before, cpu_after).items()}
     downstream = sum(seconds for name, seconds in by_process.items() if name.endswith(DOWNSTREAM))
     result = Rush(posted, counts, _available(client, opened), downstream, by_process)
     exact = result.exact(run.sizes.rush_clients)

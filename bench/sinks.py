@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
@@ -105,7 +105,7 @@ class SmsSink:
 
     def env(self) -> dict[str, str]:
         """The notifications service's settings for this sink."""
-        host, port = self._server.server_address[:2]
+        host, port = cast(tuple[str, int], self._server.server_address[:2])  # an IPv4 server
         return {
             "GATHER_SMS_PROVIDER": "twilio",
             "GATHER_SMS_BASE_URL": f"http://{host}:{port}",
