@@ -391,6 +391,25 @@ def test_attendee_lists_and_manage_answers_are_never_stored(apps: dict[str, Flas
     assert answers[1].mimetype == "text/csv"
 
 
+def test_every_answer_that_shows_an_api_key_is_never_stored(apps: dict[str, Flask]) -> None:
+    """An API key is shown once, in the answer that issues it: no browser or proxy may keep a copy."""
+    client = fresh(apps, "events")
+    created = client.post(
+        "/v1/organizers", json={"name": "Open Door", "email": "o@example.org"}, headers=bearer(ADMIN_TOKEN)
+    )
+    organizer_id = created.get_json()["id"]
+    rotated = client.post("/v1/organizers/me/keys", headers=bearer(created.get_json()["api_key"]))
+    owner = bearer(rotated.get_json()["api_key"])
+    added = client.post(
+        f"/v1/organizers/{organizer_id}/members", json={"name": "Ana", "role": "facilitator"}, headers=owner
+    )
+    reissued = client.post(f"/v1/organizers/{organizer_id}/members/{added.get_json()['id']}/keys", headers=owner)
+    for answer in (created, rotated, added, reissued):
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        assert answer.get_json()["api_key"]
+        assert answer.headers["Cache-Control"] == "no-store", answer.request.path
+
+
 class _Assets(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

@@ -248,6 +248,7 @@ def member_view(organizer: Organizer, member: Member | None) -> dict[str, Any]:
 
 
 @blp.route("/organizers", methods=["POST"])
+@web.no_store
 @ratelimit.limited(ratelimit.ADMIN)
 @problems(401)
 @blp.arguments(schemas.OrganizerIn)
@@ -301,6 +302,7 @@ def who_am_i() -> dict[str, Any]:
 
 
 @blp.route("/organizers/me/keys", methods=["POST"])
+@web.no_store
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401)
 @blp.response(201, schemas.OrganizerWithKey)
@@ -350,6 +352,7 @@ def account_member(session: Session, organizer: Organizer, member_id: uuid.UUID)
 
 
 @blp.route("/organizers/<uuid:organizer_id>/members", methods=["POST"])
+@web.no_store
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @owner_only
@@ -406,6 +409,7 @@ def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, An
 
 
 @blp.route("/organizers/<uuid:organizer_id>/members/<uuid:member_id>/keys", methods=["POST"])
+@web.no_store
 @ratelimit.limited(ratelimit.PER_KEY)
 @problems(401, 403, 404)
 @blp.response(201, schemas.MemberWithKey)
