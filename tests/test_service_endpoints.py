@@ -1,6 +1,7 @@
 """What the contract says every service serves: health, readiness, its OpenAPI document with every path
 of the contract, and the interactive docs."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,28 @@ def test_the_verification_link_documents_its_expired_and_unknown_answers(
 
     answers = spec["paths"]["/v1/verifications/{token}"]["post"]["responses"]
     assert {"200", "404", "410"} <= set(answers)
+
+
+@pytest.mark.parametrize("service", API_SERVICES)
+def test_every_call_that_wants_a_key_says_so_in_its_openapi_operation(
+    service: str, service_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Called without a token, each operation that answers 401 documents the bearer scheme and its 401, and
+    each that documents the bearer scheme does answer 401: the docs an organizer's tool reads stay true."""
+    monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/{service}.db")
+    client = create_app(service).test_client()
+    spec = client.get("/openapi.json").get_json()
+    unknown_id = "00000000-0000-4000-8000-000000000000"
+    checked = 0
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # shared by the path's operations, not one
+                continue
+            url = re.sub(r"\{[a-z_]+\}", unknown_id, path)
+            answer = client.open(url, method=method.upper(), json={})
+            documents_bearer = operation.get("security") == [{"bearer": []}]
+            if answer.status_code == 401 or documents_bearer:
+                checked += 1
+                assert answer.status_code == 401 and documents_bearer, (method, path, answer.status_code)
+                assert "401" in operation["responses"], (method, path)
+    assert checked

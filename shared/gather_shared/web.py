@@ -169,9 +169,35 @@ class ProblemApi(Api):
         return response
 
 
-#: What a route that takes an API key (or the admin token) says in its OpenAPI operation,
-#: `@blp.doc(security=web.BEARER)`: the `bearer` scheme create_app declares.
+#: What a route that takes a bearer token (an API key, the admin token, a manage token) says in its OpenAPI
+#: operation (called_with_key does it): the `bearer` scheme create_app declares.
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def called_with_key(
+    blueprint: ApiBlueprint,
+    *statuses: int,
+    limit: ratelimit.RateLimit = ratelimit.PER_KEY,
+    schema: type[Schema] = ProblemOut,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A route called with an organizer's API key (or the admin token, `limit=ratelimit.ADMIN`): limited per
+    key, documented as taking the bearer scheme, answering 401 and the problems `statuses` besides its own.
+    Placed right under @blp.route (and @web.no_store), like the rate limit it sets. Whose key it takes is the
+    route's own check (bearer_organizer and the services' *_only decorators)."""
+    return stacked(
+        ratelimit.limited(limit), problems(blueprint, 401, *statuses, schema=schema), blueprint.doc(security=BEARER)
+    )
+
+
+def stacked(*decorators: Callable[[Callable[..., Any]], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One decorator that applies `decorators` as if they were stacked in this order above a view."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):  # the innermost first, as stacked decorators apply
+            view = decorator(view)
+        return view
+
+    return decorate
 
 
 def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
@@ -188,7 +214,14 @@ def create_app(rt: Runtime, description: str) -> tuple[Flask, ProblemApi]:
         API_SPEC_OPTIONS={
             "info": {"description": description},
             "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An organizer's API key, the admin token, or a registration's manage "
+                        "token: each operation says whose.",
+                    }
+                },
             },
         },
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -461,6 +494,18 @@ def require_admin(settings: Settings) -> None:
     token = bearer_token()
     if token is None or not hmac.compare_digest(token, settings.admin_token):
         raise unauthorized("This call needs the admin token.")
+
+
+def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A route for the admin token only: 401 for anyone else before anything else, the body unread (placed
+    above @blp.arguments, like checked_first)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        require_admin(current_runtime().settings)
+        return view(*args, **kwargs)
+
+    return checked
 
 
 def is_admin(settings: Settings) -> bool:

@@ -51,6 +51,8 @@ EDITABLE = tuple(schemas.EventFields().fields)
 
 #: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
 problems = functools.partial(web.problems, blp, schema=schemas.ProblemOut)
+#: A route called with an organizer's key, or the admin token (gather_shared.web.called_with_key).
+called_with_key = functools.partial(web.called_with_key, blp, schema=schemas.ProblemOut)
 
 
 def by_viewer(description: str, schema: type[Schema]) -> dict[str, Any]:
@@ -249,16 +251,13 @@ def member_view(organizer: Organizer, member: Member | None) -> dict[str, Any]:
 
 @blp.route("/organizers", methods=["POST"])
 @web.no_store
-@ratelimit.limited(ratelimit.ADMIN)
-@problems(401)
+@called_with_key(limit=ratelimit.ADMIN)
+@web.admin_only
 @blp.arguments(schemas.OrganizerIn)
 @blp.response(201, schemas.OrganizerWithKey)
-@blp.doc(security=web.BEARER)
 def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
     """Create an organizer (admin). The API key is shown this once."""
-    rt = web.current_runtime()
-    web.require_admin(rt.settings)
-    with rt.sessions.begin() as session:
+    with web.current_runtime().sessions.begin() as session:
         organizer = Organizer(name=body["name"], email=body["email"], created_at=now())
         session.add(organizer)
         api_key = issue_key(session, organizer)
@@ -267,17 +266,14 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/organizers/<uuid:organizer_id>/revoke", methods=["POST"])
-@ratelimit.limited(ratelimit.ADMIN)
-@problems(401, 404)
+@called_with_key(404, limit=ratelimit.ADMIN)
+@web.admin_only
 @blp.response(200, schemas.OrganizerOut)
-@blp.doc(security=web.BEARER)
 def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
     """Revoke every API key of the organizer's account (admin), its members' too, say when one was stolen:
     they stop working here at once, and in the other services as soon as they receive the news, within
     seconds."""
-    rt = web.current_runtime()
-    web.require_admin(rt.settings)
-    with rt.sessions.begin() as session:
+    with web.current_runtime().sessions.begin() as session:
         organizer = session.get(Organizer, organizer_id, with_for_update=True)
         if organizer is None:
             raise web.Problem(404, "not_found", "No such organizer.")
@@ -290,10 +286,8 @@ def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
 
 
 @blp.route("/organizers/me", methods=["GET"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401)
+@called_with_key()
 @blp.response(200, schemas.WhoAmI)
-@blp.doc(security=web.BEARER)
 def who_am_i() -> dict[str, Any]:
     """The organizer account of this API key, and the member who holds it."""
     with web.current_runtime().sessions() as session:
@@ -303,10 +297,8 @@ def who_am_i() -> dict[str, Any]:
 
 @blp.route("/organizers/me/keys", methods=["POST"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401)
+@called_with_key()
 @blp.response(201, schemas.OrganizerWithKey)
-@blp.doc(security=web.BEARER)
 def rotate_key() -> dict[str, Any]:
     """Issue a new API key to the member who calls, shown this once; the key used for this call stops
     working at once here, and in the other services as soon as they receive the news."""
@@ -321,12 +313,10 @@ def rotate_key() -> dict[str, Any]:
 
 
 @blp.route("/organizers/me/events", methods=["GET"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401)
+@called_with_key()
 @organizer_only
 @blp.arguments(schemas.OwnListingArgs, location="query")
 @blp.response(200, schemas.OrganizerPage)
-@blp.doc(security=web.BEARER)
 def own_events(args: dict[str, Any]) -> dict[str, Any]:
     """The organizer's own events, drafts and past ones included, ordered by start."""
     with web.current_runtime().sessions() as session:
@@ -353,12 +343,10 @@ def account_member(session: Session, organizer: Organizer, member_id: uuid.UUID)
 
 @blp.route("/organizers/<uuid:organizer_id>/members", methods=["POST"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @owner_only
 @blp.arguments(schemas.MemberIn)
 @blp.response(201, schemas.MemberWithKey)
-@blp.doc(security=web.BEARER)
 def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """Add a member to the account (an owner): their API key is shown this once. An `owner` may do
     everything, including members, keys and the audit log; a `facilitator` runs events, their attendee lists
@@ -373,10 +361,8 @@ def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/organizers/<uuid:organizer_id>/members", methods=["GET"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @blp.response(200, schemas.MemberList)
-@blp.doc(security=web.BEARER)
 def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's members (an owner): its first owner, then the others in the order they were added."""
     with web.current_runtime().sessions() as session:
@@ -388,10 +374,8 @@ def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/organizers/<uuid:organizer_id>/members/<uuid:member_id>", methods=["DELETE"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
+@called_with_key(403, 404, 409)
 @blp.response(200, schemas.MemberOut)
-@blp.doc(security=web.BEARER)
 def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     """Remove a member from the account (an owner): their key stops working here at once, and in the other
     services as soon as they receive the news. The first owner stays (409 `first_owner`): an account always
@@ -410,10 +394,8 @@ def remove_member(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, An
 
 @blp.route("/organizers/<uuid:organizer_id>/members/<uuid:member_id>/keys", methods=["POST"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @blp.response(201, schemas.MemberWithKey)
-@blp.doc(security=web.BEARER)
 def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     """Revoke a member's key and issue them a new one (an owner), shown this once: say when a key was lost
     or leaked. The old key stops working here at once, and in the other services as soon as they receive
@@ -428,12 +410,10 @@ def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[st
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
-@blp.doc(security=web.BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log (an owner), oldest first: who created, changed, published, postponed or
     cancelled which event, added or removed which member, issued or revoked which key, and when. The
@@ -447,12 +427,10 @@ def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/events", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401)
+@called_with_key()
 @organizer_only
 @blp.arguments(schemas.EventCreate)
 @blp.response(201, schemas.OrganizerEvent)
-@blp.doc(security=web.BEARER)
 def create_event(body: dict[str, Any]) -> Event:
     """Create a draft event; with `recurrence`, a series of drafts (the first one is returned, and the
     whole series is at /v1/series/{series_id})."""
@@ -511,12 +489,10 @@ def get_event(event_id: uuid.UUID) -> Response:
 
 
 @blp.route("/events/<uuid:event_id>", methods=["PATCH"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
+@called_with_key(403, 404, 409)
 @organizer_only
 @blp.arguments(schemas.EventFields(partial=True))
 @blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=web.BEARER)
 def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Change an event. Each change of a non-draft event is announced with the old and new values; a new
     time brings a postponed event back to published. A date of a series changed here is left alone by later
@@ -555,10 +531,8 @@ def change(session: Session, event: Event, body: dict[str, Any], actor: Actor) -
 
 
 @blp.route("/events/<uuid:event_id>/publish", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404, 409)
+@called_with_key(403, 404, 409)
 @blp.response(200, schemas.OrganizerEvent)
-@blp.doc(security=web.BEARER)
 def publish_event(event_id: uuid.UUID) -> Event:
     """Publish a draft: it becomes visible and open for registration."""
     return event_step(event_id, domain.PUBLISH, None)
@@ -569,32 +543,23 @@ def step_with_reason(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The route of a step an organizer takes with a reason (postponing or cancelling an event, cancelling a
     series): the body, the reason, is read only once the caller is known (organizer_only). It answers with
-    `answer`, or one of the problems `statuses`."""
-    decorators = (
+    `answer`, or 401 or one of the problems `statuses`."""
+    return web.stacked(
         blp.route(path, methods=["POST"]),
-        ratelimit.limited(ratelimit.PER_KEY),
-        problems(*statuses),
+        called_with_key(*statuses),
         organizer_only,
         blp.arguments(schemas.Reason),
         blp.response(200, answer),
-        blp.doc(security=web.BEARER),
     )
 
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        for decorator in reversed(decorators):  # the innermost first, as stacked decorators apply
-            view = decorator(view)
-        return view
 
-    return decorate
-
-
-@step_with_reason("/events/<uuid:event_id>/postpone", schemas.OrganizerEvent, 401, 403, 404, 409)
+@step_with_reason("/events/<uuid:event_id>/postpone", schemas.OrganizerEvent, 403, 404, 409)
 def postpone_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Postpone a published event until a new time is set (by PATCH of `starts_at`/`ends_at`)."""
     return event_step(event_id, domain.POSTPONE, body["reason"])
 
 
-@step_with_reason("/events/<uuid:event_id>/cancel", schemas.OrganizerEvent, 401, 403, 404, 409)
+@step_with_reason("/events/<uuid:event_id>/cancel", schemas.OrganizerEvent, 403, 404, 409)
 def cancel_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
     """Cancel a published or postponed event, for good. For one date of a series, too."""
     return event_step(event_id, domain.CANCEL, body["reason"])
@@ -636,12 +601,10 @@ def get_series(series_id: uuid.UUID) -> Response:
 
 
 @blp.route("/series/<uuid:series_id>", methods=["PATCH"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @organizer_only
 @blp.arguments(schemas.SeriesFields(partial=True))
 @blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=web.BEARER)
 def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
     """Change every date of a series that has not started, is not cancelled and was not changed on its own
     (by `PATCH /v1/events/{id}`). Each date's change is announced as its own, with the old and new values,
@@ -658,16 +621,14 @@ def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/series/<uuid:series_id>/publish", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @blp.response(200, schemas.OrganizerSeries)
-@blp.doc(security=web.BEARER)
 def publish_series(series_id: uuid.UUID) -> dict[str, Any]:
     """Publish every draft date of a series that has not ended."""
     return series_step(series_id, domain.PUBLISH, None)
 
 
-@step_with_reason("/series/<uuid:series_id>/cancel", schemas.OrganizerSeries, 401, 403, 404)
+@step_with_reason("/series/<uuid:series_id>/cancel", schemas.OrganizerSeries, 403, 404)
 def cancel_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:
     """Cancel every published or postponed date of a series that has not ended. (One date: cancel that
     event.)"""

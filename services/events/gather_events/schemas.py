@@ -68,7 +68,7 @@ class OrganizerIn(Schema):
 class OrganizerOut(Schema):
     id = fields.UUID()
     name = fields.String()
-    email = fields.String()
+    email = fields.String(metadata={"description": "where the account's digests and waitlist alerts go"})
     created_at = fields.AwareDateTime()
 
 

@@ -42,6 +42,8 @@ from gather_shared.db import utcnow
 from gather_shared.vocabulary import Channel, NotificationStatus
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
+#: A route called with an organizer's key, or the admin token (gather_shared.web.called_with_key).
+called_with_key = functools.partial(web.called_with_key, blp)
 
 
 def too_many_announcements(refusal: announcements.TooManyAnnouncements) -> Response:
@@ -92,10 +94,9 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
 
 @blp.route("/notifications", methods=["GET"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
+@called_with_key(403, 404)
 @blp.arguments(NotificationQuery, location="query")
 @blp.response(200, NotificationPage)
-@blp.doc(security=web.BEARER)
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
@@ -113,18 +114,14 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/events/<uuid:event_id>/announcements", methods=["POST"])
-@ratelimit.limited(ratelimit.PER_KEY)
+@called_with_key(403, 404)
 @event_organizer_only
 @blp.arguments(AnnouncementIn)
 @blp.response(202, AnnouncementOut)
-@blp.alt_response(401, description="No organizer key, or not a valid one.")
-@blp.alt_response(403, description="The event belongs to another organizer.")
-@blp.alt_response(404, description="No such event.")
 @blp.alt_response(
     429,
     description=f"Past {announcements.MAX_PER_DAY} announcements in 24 hours (`too_many_announcements`, Retry-After).",
 )
-@blp.doc(security=web.BEARER)
 def announce(body: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
     """Send a message to the event's registrants.
 

@@ -7,7 +7,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from gather_notifications.announcements import MAX_PER_DAY
 from gather_shared import web
-from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, NotificationStatus
+from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, Channel, NotificationKind, NotificationStatus
 
 # --- the notification log ---------------------------------------------------------------------------
 
@@ -23,14 +23,14 @@ class NotificationQuery(Schema):
 class NotificationOut(Schema):
     id = fields.UUID()
     event_id = fields.UUID()
-    signup_id = fields.UUID()
-    kind = fields.String()
-    channel = fields.String()
-    status = fields.String()
-    attempts = fields.Integer()
-    scheduled_for = fields.AwareDateTime()
+    signup_id = fields.UUID(metadata={"description": "the registration it is for"})
+    kind = fields.String(metadata={"description": " | ".join(NotificationKind)})
+    channel = fields.String(metadata={"description": " | ".join(Channel)})
+    status = fields.String(metadata={"description": " | ".join(NotificationStatus)})
+    attempts = fields.Integer(metadata={"description": "how many times sending was tried"})
+    scheduled_for = fields.AwareDateTime(metadata={"description": "when it is, or was, due"})
     sent_at = fields.AwareDateTime(allow_none=True)
-    last_error = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True, metadata={"description": "why the last try failed, if it did"})
 
 
 class NotificationPage(Schema):

@@ -40,8 +40,8 @@ from gather_signup.store import AuditEntry, Event, Organizer, Signup
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
 
 
-#: Documents the problem+json answers a route gives besides its own (gather_shared.web.problems).
-problems = functools.partial(web.problems, blp)
+#: A route called with an organizer's key (gather_shared.web.called_with_key).
+called_with_key = functools.partial(web.called_with_key, blp)
 
 _REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
 
@@ -236,6 +236,13 @@ def _own_signup(session: Session, signup_id: uuid.UUID) -> Signup:
     return signup
 
 
+#: A route for whoever holds the registration's manage token: 401 for anyone else before the body is read
+#: (web.checked_first), documented as taking the bearer scheme.
+manage_token_only = web.stacked(
+    web.problems(blp, 401), blp.doc(security=web.BEARER), web.checked_first(_own_signup, "signup_id")
+)
+
+
 def _managed_view(session: Session, signup: Signup) -> dict[str, Any]:
     event = session.get(Event, signup.event_id)
     return registration_view(signup, seats.waitlist_position(session, signup)) | {"event": event}
@@ -243,6 +250,7 @@ def _managed_view(session: Session, signup: Signup) -> dict[str, Any]:
 
 @blp.route("/signups/<uuid:signup_id>", methods=["GET"])
 @web.no_store
+@manage_token_only
 @blp.response(200, ManagedRegistrationOut)
 def get_signup(signup_id: uuid.UUID) -> Any:
     """A registration, for whoever holds its manage token (the attendee pages' manage link carries it)."""
@@ -253,6 +261,7 @@ def get_signup(signup_id: uuid.UUID) -> Any:
 
 @blp.route("/signups/<uuid:signup_id>", methods=["PATCH"])
 @web.no_store
+@manage_token_only
 @blp.arguments(SignupPatch)
 @blp.response(200, ManagedRegistrationOut)
 def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
@@ -270,6 +279,7 @@ def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/signups/<uuid:signup_id>", methods=["DELETE"])
 @web.no_store
+@manage_token_only
 @blp.arguments(ManageQuery, location="query")
 @blp.response(200, ManagedRegistrationOut)
 def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
@@ -301,12 +311,10 @@ event_organizer_only = web.checked_first(
 
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403, 404)
+@called_with_key(403, 404)
 @event_organizer_only
 @blp.arguments(RemovalIn)
 @blp.response(200, RemovedOut)
-@blp.doc(security=web.BEARER)
 def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
     """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
     kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
@@ -333,7 +341,7 @@ def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUI
 
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
+@called_with_key(403, 404)
 @blp.arguments(AttendeeQuery, location="query")
 @blp.response(200, AttendeePage)
 def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
@@ -383,12 +391,10 @@ owner_only = web.checked_first(_owners_account, "organizer_id")
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
 @web.no_store
-@ratelimit.limited(ratelimit.PER_KEY)
-@problems(401, 403)
+@called_with_key(403)
 @owner_only
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
-@blp.doc(security=web.BEARER)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
     """The account's audit log of its attendee lists (an owner), oldest first: who exported which event's
     list, or removed which registration, and when. The events service keeps the log of events, members and

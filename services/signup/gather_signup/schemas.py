@@ -9,7 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from gather_shared import web
-from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Channel
+from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, Channel, EventStatus
 
 MAX_PAGE = 100
 
@@ -164,10 +164,12 @@ class RemovedOut(RegistrationOut):
 
 
 class EventSummary(Schema):
+    """The event a registration is for, as the attendee managing it sees it."""
+
     title = fields.String()
     starts_at = fields.AwareDateTime()
     ends_at = fields.AwareDateTime()
-    status = fields.String()
+    status = fields.String(metadata={"description": " | ".join(EventStatus)})
 
 
 class ManagedRegistrationOut(RegistrationOut):
