@@ -177,15 +177,20 @@ BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 def called_with_key(
     blueprint: ApiBlueprint,
     *statuses: int,
+    whose: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
     limit: ratelimit.RateLimit = ratelimit.PER_KEY,
     schema: type[Schema] = ProblemOut,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A route called with an organizer's API key (or the admin token, `limit=ratelimit.ADMIN`): limited per
     key, documented as taking the bearer scheme, answering 401 and the problems `statuses` besides its own.
-    Placed right under @blp.route (and @web.no_store), like the rate limit it sets. Whose key it takes is the
-    route's own check (bearer_organizer and the services' *_only decorators)."""
+    Placed right under @blp.route (and @web.no_store), like the rate limit it sets. `whose` is the check of
+    whose key it takes that runs before the body is read (admin_only, or a service's checked_first); a route
+    without one checks in its body (bearer_organizer)."""
     return stacked(
-        ratelimit.limited(limit), problems(blueprint, 401, *statuses, schema=schema), blueprint.doc(security=BEARER)
+        ratelimit.limited(limit),
+        problems(blueprint, 401, *statuses, schema=schema),
+        blueprint.doc(security=BEARER),
+        *([] if whose is None else [whose]),
     )
 
 

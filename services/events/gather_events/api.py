@@ -251,8 +251,7 @@ def member_view(organizer: Organizer, member: Member | None) -> dict[str, Any]:
 
 @blp.route("/organizers", methods=["POST"])
 @web.no_store
-@called_with_key(limit=ratelimit.ADMIN)
-@web.admin_only
+@called_with_key(limit=ratelimit.ADMIN, whose=web.admin_only)
 @blp.arguments(schemas.OrganizerIn)
 @blp.response(201, schemas.OrganizerWithKey)
 def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +265,7 @@ def create_organizer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/organizers/<uuid:organizer_id>/revoke", methods=["POST"])
-@called_with_key(404, limit=ratelimit.ADMIN)
-@web.admin_only
+@called_with_key(404, limit=ratelimit.ADMIN, whose=web.admin_only)
 @blp.response(200, schemas.OrganizerOut)
 def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
     """Revoke every API key of the organizer's account (admin), its members' too, say when one was stolen:
@@ -313,8 +311,7 @@ def rotate_key() -> dict[str, Any]:
 
 
 @blp.route("/organizers/me/events", methods=["GET"])
-@called_with_key()
-@organizer_only
+@called_with_key(whose=organizer_only)
 @blp.arguments(schemas.OwnListingArgs, location="query")
 @blp.response(200, schemas.OrganizerPage)
 def own_events(args: dict[str, Any]) -> dict[str, Any]:
@@ -343,8 +340,7 @@ def account_member(session: Session, organizer: Organizer, member_id: uuid.UUID)
 
 @blp.route("/organizers/<uuid:organizer_id>/members", methods=["POST"])
 @web.no_store
-@called_with_key(403, 404)
-@owner_only
+@called_with_key(403, 404, whose=owner_only)
 @blp.arguments(schemas.MemberIn)
 @blp.response(201, schemas.MemberWithKey)
 def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
@@ -410,8 +406,7 @@ def reissue_member_key(organizer_id: uuid.UUID, member_id: uuid.UUID) -> dict[st
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
 @web.no_store
-@called_with_key(403, 404)
-@owner_only
+@called_with_key(403, 404, whose=owner_only)
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
@@ -427,8 +422,7 @@ def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/events", methods=["POST"])
-@called_with_key()
-@organizer_only
+@called_with_key(whose=organizer_only)
 @blp.arguments(schemas.EventCreate)
 @blp.response(201, schemas.OrganizerEvent)
 def create_event(body: dict[str, Any]) -> Event:
@@ -489,8 +483,7 @@ def get_event(event_id: uuid.UUID) -> Response:
 
 
 @blp.route("/events/<uuid:event_id>", methods=["PATCH"])
-@called_with_key(403, 404, 409)
-@organizer_only
+@called_with_key(403, 404, 409, whose=organizer_only)
 @blp.arguments(schemas.EventFields(partial=True))
 @blp.response(200, schemas.OrganizerEvent)
 def update_event(body: dict[str, Any], event_id: uuid.UUID) -> Event:
@@ -546,8 +539,7 @@ def step_with_reason(
     `answer`, or 401 or one of the problems `statuses`."""
     return web.stacked(
         blp.route(path, methods=["POST"]),
-        called_with_key(*statuses),
-        organizer_only,
+        called_with_key(*statuses, whose=organizer_only),
         blp.arguments(schemas.Reason),
         blp.response(200, answer),
     )
@@ -601,8 +593,7 @@ def get_series(series_id: uuid.UUID) -> Response:
 
 
 @blp.route("/series/<uuid:series_id>", methods=["PATCH"])
-@called_with_key(403, 404)
-@organizer_only
+@called_with_key(403, 404, whose=organizer_only)
 @blp.arguments(schemas.SeriesFields(partial=True))
 @blp.response(200, schemas.OrganizerSeries)
 def update_series(body: dict[str, Any], series_id: uuid.UUID) -> dict[str, Any]:

@@ -72,8 +72,14 @@ class OrganizerOut(Schema):
     created_at = fields.AwareDateTime()
 
 
-class OrganizerWithKey(OrganizerOut):
+class WithKey(Schema):
+    """An answer that issues an API key (sent Cache-Control: no-store)."""
+
     api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+
+
+class OrganizerWithKey(WithKey, OrganizerOut):
+    pass
 
 
 class MemberRef(Schema):
@@ -102,8 +108,8 @@ class MemberOut(MemberRef):
     created_at = fields.AwareDateTime()
 
 
-class MemberWithKey(MemberOut):
-    api_key = fields.String(metadata={"description": "Shown this once; only its hash is stored."})
+class MemberWithKey(WithKey, MemberOut):
+    pass
 
 
 class MemberList(Schema):

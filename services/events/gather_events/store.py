@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from gather_events import domain
 from gather_shared import audit, ratelimit
 from gather_shared.audit import Actor
+from gather_shared.columns import EventDescription
 from gather_shared.db import TypeMap, utcnow
 from gather_shared.vocabulary import LISTED_EVENT_STATUSES, EventStatus, MemberRole, Verification, Visibility
 
@@ -75,7 +76,7 @@ class AuditEntry(audit.AuditEntryColumns, Base):
     """Who changed which event, member or key of an account, and when (gather_shared.audit)."""
 
 
-class Event(Base):
+class Event(EventDescription, Base):
     __tablename__ = "events"
     # ix_events_listed_by_kind: the public listing by kind reads its page in index order and stops there,
     # where PostgreSQL used to read and sort every listed event. Partial, on the listed statuses, so that
@@ -100,22 +101,7 @@ class Event(Base):
     edited_alone: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.DRAFT)
     version: Mapped[int] = mapped_column(default=1)
-    title: Mapped[str] = mapped_column(sa.String(200))
-    summary: Mapped[str | None] = mapped_column(sa.String(500))
-    description: Mapped[str | None] = mapped_column(sa.Text)
-    kind: Mapped[str] = mapped_column(sa.String(40))
-    tags: Mapped[list[Any]] = mapped_column(default=list)
-    starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime]
-    timezone: Mapped[str] = mapped_column(sa.String(64))
-    format: Mapped[str] = mapped_column(sa.String(20))
-    venue: Mapped[dict[str, Any] | None]
-    online_url: Mapped[str | None] = mapped_column(sa.String(2000))
-    capacity: Mapped[int | None]
-    waitlist_enabled: Mapped[bool] = mapped_column(default=True)
-    language: Mapped[str | None] = mapped_column(sa.String(35))
-    accessibility: Mapped[dict[str, Any] | None]
-    resources: Mapped[list[Any]] = mapped_column(default=list)
+    # title, summary, …, resources: gather_shared.columns.EventDescription
     #: Whether a public registration waits for its contact to follow a link (vocabulary.Verification).
     verification: Mapped[str] = mapped_column(
         sa.String(20), default=Verification.CONTACT, server_default=Verification.CONTACT.value

@@ -17,16 +17,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gather_notifications import announcements, i18n, sms_replies
-from gather_notifications.schemas import (
-    AnnouncementIn,
-    AnnouncementOut,
-    InboundSms,
-    NotificationPage,
-    NotificationQuery,
-    SmsStatus,
-    SmsStatusQuery,
-)
+from gather_notifications import announcements, i18n, schemas, sms_replies
 from gather_notifications.store import (
     EmailOptOut,
     Event,
@@ -95,8 +86,8 @@ def visible_to_caller(session: Session, settings: Settings, event_id: uuid.UUID 
 @blp.route("/notifications", methods=["GET"])
 @web.no_store
 @called_with_key(403, 404)
-@blp.arguments(NotificationQuery, location="query")
-@blp.response(200, NotificationPage)
+@blp.arguments(schemas.NotificationQuery, location="query")
+@blp.response(200, schemas.NotificationPage)
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The notification log, oldest first: for the event's organizer, or admin."""
     rt = web.current_runtime()
@@ -114,10 +105,9 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/events/<uuid:event_id>/announcements", methods=["POST"])
-@called_with_key(403, 404)
-@event_organizer_only
-@blp.arguments(AnnouncementIn)
-@blp.response(202, AnnouncementOut)
+@called_with_key(403, 404, whose=event_organizer_only)
+@blp.arguments(schemas.AnnouncementIn)
+@blp.response(202, schemas.AnnouncementOut)
 @blp.alt_response(
     429,
     description=f"Past {announcements.MAX_PER_DAY} announcements in 24 hours (`too_many_announcements`, Retry-After).",
@@ -220,7 +210,7 @@ def twiml(reply: str | None) -> Response:
 @blp.route("/sms/inbound", methods=["POST"])
 @ratelimit.limited(ratelimit.WEBHOOK)
 @provider_only
-@blp.arguments(InboundSms, location="form")
+@blp.arguments(schemas.InboundSms, location="form")
 def sms_inbound(args: dict[str, Any]) -> Response:
     """A reply from an attendee: STOP (and the other opt-out words, CANCEL among them) opts the number out
     of every SMS, START opts it back in; CANCEL and HELP are answered (sms_replies)."""
@@ -248,8 +238,8 @@ RECEIPT_STATUSES = {
 @blp.route("/sms/status", methods=["POST"])
 @ratelimit.limited(ratelimit.WEBHOOK)
 @provider_only
-@blp.arguments(SmsStatus, location="form")
-@blp.arguments(SmsStatusQuery, location="query")
+@blp.arguments(schemas.SmsStatus, location="form")
+@blp.arguments(schemas.SmsStatusQuery, location="query")
 def sms_status(args: dict[str, Any], query: dict[str, Any]) -> Response:
     """A delivery receipt: `delivered` / `undelivered` settle the notification it is about."""
     rt = web.current_runtime()

@@ -44,9 +44,8 @@ def forget(session: Session, recipients: Iterable[Recipient], now: datetime, rea
     notification_ids = []
     for recipient in recipients:
         contacts = (recipient.email, recipient.phone)  # what a delivery error can quote
-        recipient.display_name = recipient.email = recipient.phone = recipient.timezone = None
+        recipient.forget_contact()
         recipient.removal_reason = None
-        recipient.channels = []
         recipient.erased_at = now
         for notification in session.scalars(
             sa.select(Notification).where(Notification.signup_id == recipient.signup_id)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import ratelimit
+from gather_shared.columns import Contact, EventCopyHead
 from gather_shared.db import TypeMap, utcnow
 from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import NotificationStatus
@@ -28,8 +29,7 @@ rate_limits = ratelimit.counters_table(metadata)
 
 
 class MemberKey(MemberKeyCopy, Base):
-    """Copied from `organizer.member_key_issued.v1` and `organizer.member_removed.v1`: the keys of the
-    organizers' other members."""
+    """The keys of the organizers' other members (gather_shared.organizers)."""
 
 
 class Organizer(OrganizerCopy, Base):
@@ -41,15 +41,9 @@ class Organizer(OrganizerCopy, Base):
     email: Mapped[str | None] = mapped_column(sa.String(320))
 
 
-class Event(Base):
+class Event(EventCopyHead, Base):
     """The newest snapshot of each event (messages.EventSnapshot), kept whole for the templates."""
 
-    __tablename__ = "events"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    organizer_id: Mapped[uuid.UUID]
-    version: Mapped[int]
-    status: Mapped[str] = mapped_column(sa.String(20))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime] = mapped_column(index=True)
     #: Why it was postponed or cancelled, for the message that says so.
@@ -57,7 +51,7 @@ class Event(Base):
     snapshot: Mapped[dict[str, Any]]
 
 
-class Recipient(Base):
+class Recipient(Contact, Base):
     """How to reach one registration's attendee. On erasure (and after retention) the contact fields are
     emptied and `erased_at` set (privacy.forget); the row stays so that a late message cannot bring the
     contact back."""
@@ -67,11 +61,7 @@ class Recipient(Base):
     signup_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(sa.String(20))
-    display_name: Mapped[str | None] = mapped_column(sa.String(60))
-    email: Mapped[str | None] = mapped_column(sa.String(320))
-    phone: Mapped[str | None] = mapped_column(sa.String(20))
-    channels: Mapped[list[Any]]
-    timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    # display_name, email, phone, channels, timezone: gather_shared.columns.Contact
     consent_reminders: Mapped[bool]
     #: The version the registration's manage links carry: the sender signs them with it when it sends a
     #: message (gather_shared.tokens). No token and no link is stored here.

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gather_shared.columns import EventDescription
 from gather_shared.db import TypeMap
 from gather_shared.vocabulary import VENUE_FORMATS, Visibility
 
@@ -25,7 +26,7 @@ class Base(TypeMap, DeclarativeBase):
 metadata = Base.metadata
 
 
-class Event(Base):
+class Event(EventDescription, Base):
     """An event as the public may see it, copied from the newest `event.*` message. `online_url` is kept
     for the manage page of confirmed attendees only; no public page shows it."""
 
@@ -41,22 +42,7 @@ class Event(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     version: Mapped[int]
     status: Mapped[str] = mapped_column(sa.String(20))
-    title: Mapped[str] = mapped_column(sa.String(200))
-    summary: Mapped[str | None] = mapped_column(sa.String(500))
-    description: Mapped[str | None] = mapped_column(sa.Text)
-    kind: Mapped[str] = mapped_column(sa.String(40))
-    tags: Mapped[list[Any]]
-    starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime]
-    timezone: Mapped[str] = mapped_column(sa.String(64))
-    format: Mapped[str] = mapped_column(sa.String(20))
-    venue: Mapped[dict[str, Any] | None]
-    online_url: Mapped[str | None] = mapped_column(sa.String(2000))
-    capacity: Mapped[int | None]
-    waitlist_enabled: Mapped[bool]
-    language: Mapped[str | None] = mapped_column(sa.String(35))
-    accessibility: Mapped[dict[str, Any] | None]
-    resources: Mapped[list[Any]]
+    # title, summary, …, resources: gather_shared.columns.EventDescription
     organizer_name: Mapped[str] = mapped_column(sa.String(200))
     registration_opens_at: Mapped[datetime | None]
     #: vocabulary.Visibility: an unlisted event's page opens by its link, but asks search engines not to

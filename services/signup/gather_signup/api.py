@@ -21,20 +21,7 @@ from gather_shared import audit, keyset, ratelimit, tokens, web
 from gather_shared.db import is_postgresql, utcnow
 from gather_shared.errors import Refusal
 from gather_shared.vocabulary import LISTED_REGISTRATION_STATUSES, AuditAction, MemberRole, Verification
-from gather_signup import details, idempotency, privacy, seats, verification
-from gather_signup.schemas import (
-    AttendeePage,
-    AttendeeQuery,
-    AvailabilityOut,
-    CheckYourMessagesOut,
-    ManagedRegistrationOut,
-    ManageQuery,
-    RegisteredOut,
-    RemovalIn,
-    RemovedOut,
-    SignupIn,
-    SignupPatch,
-)
+from gather_signup import details, idempotency, privacy, schemas, seats, verification
 from gather_signup.store import AuditEntry, Event, Organizer, Signup
 
 blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registrations")
@@ -43,7 +30,7 @@ blp = Blueprint("signups", __name__, url_prefix="/v1", description="Registration
 #: A route called with an organizer's key (gather_shared.web.called_with_key).
 called_with_key = functools.partial(web.called_with_key, blp)
 
-_REGISTERED_OUT = RegisteredOut()  # made once: this dump runs under the event's lock
+_REGISTERED_OUT = schemas.RegisteredOut()  # made once: this dump runs under the event's lock
 
 
 #: The refusals answered with a status, a code and their own words, nothing more.
@@ -136,9 +123,11 @@ _ASKS_VERIFICATION: set[uuid.UUID] = set()
 @blp.route("/events/<uuid:event_id>/signups", methods=["POST"])
 @web.no_store
 @ratelimit.limited(ratelimit.PER_ADDRESS, ratelimit.PER_EMAIL, ratelimit.PER_PHONE, ratelimit.PER_EVENT)
-@blp.arguments(SignupIn)
-@blp.response(201, RegisteredOut, description="Taken at once: `verification: none`, or added by the organizer")
-@blp.alt_response(202, schema=CheckYourMessagesOut, description="A link went to the contact (`verification: contact`)")
+@blp.arguments(schemas.SignupIn)
+@blp.response(201, schemas.RegisteredOut, description="Taken at once: `verification: none`, or added by the organizer")
+@blp.alt_response(
+    202, schema=schemas.CheckYourMessagesOut, description="A link went to the contact (`verification: contact`)"
+)
 def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
     """Ask for a place. For an event with `verification: contact` (the default) the answer is 202, the same
     whether or not the contact is registered already: a link goes to the contact, and following it makes the
@@ -168,7 +157,9 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
                 _ASKS_VERIFICATION.clear()  # bounded; the hint is learnt again
             _ASKS_VERIFICATION.add(event_id)
             expires_at = verification.request(session, event, details, now, rt.settings.verify_minutes)
-            asked = jsonify(CheckYourMessagesOut().dump({"status": "check_your_messages", "expires_at": expires_at}))
+            asked = jsonify(
+                schemas.CheckYourMessagesOut().dump({"status": "check_your_messages", "expires_at": expires_at})
+            )
             asked.status_code = 202
             return asked
         key = request.headers.get("Idempotency-Key")
@@ -191,7 +182,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
 @blp.route("/verifications/<token>", methods=["POST"])
 @web.no_store
 @ratelimit.limited(ratelimit.PER_ADDRESS)
-@blp.response(200, RegisteredOut)
+@blp.response(200, schemas.RegisteredOut)
 @blp.alt_response(410, response="DEFAULT_ERROR", description="The link has expired or was used already")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="No link has this token")
 def verify(token: str) -> dict[str, Any]:
@@ -206,7 +197,7 @@ def verify(token: str) -> dict[str, Any]:
 
 
 @blp.route("/events/<uuid:event_id>/availability", methods=["GET"])
-@blp.response(200, AvailabilityOut)
+@blp.response(200, schemas.AvailabilityOut)
 def availability(event_id: uuid.UUID) -> seats.Availability:
     """Public counts: how many seats are taken and whether registration is open."""
     rt = web.current_runtime()
@@ -251,7 +242,7 @@ def _managed_view(session: Session, signup: Signup) -> dict[str, Any]:
 @blp.route("/signups/<uuid:signup_id>", methods=["GET"])
 @web.no_store
 @manage_token_only
-@blp.response(200, ManagedRegistrationOut)
+@blp.response(200, schemas.ManagedRegistrationOut)
 def get_signup(signup_id: uuid.UUID) -> Any:
     """A registration, for whoever holds its manage token (the attendee pages' manage link carries it)."""
     rt = web.current_runtime()
@@ -262,8 +253,8 @@ def get_signup(signup_id: uuid.UUID) -> Any:
 @blp.route("/signups/<uuid:signup_id>", methods=["PATCH"])
 @web.no_store
 @manage_token_only
-@blp.arguments(SignupPatch)
-@blp.response(200, ManagedRegistrationOut)
+@blp.arguments(schemas.SignupPatch)
+@blp.response(200, schemas.ManagedRegistrationOut)
 def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
     """Change the name, channels, time zone or reminder consent of a registration (not its contact
     details). A cancelled registration is a 409 `registration_cancelled`."""
@@ -280,8 +271,8 @@ def change_signup(body: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
 @blp.route("/signups/<uuid:signup_id>", methods=["DELETE"])
 @web.no_store
 @manage_token_only
-@blp.arguments(ManageQuery, location="query")
-@blp.response(200, ManagedRegistrationOut)
+@blp.arguments(schemas.ManageQuery, location="query")
+@blp.response(200, schemas.ManagedRegistrationOut)
 def cancel_signup(query: dict[str, Any], signup_id: uuid.UUID) -> dict[str, Any]:
     """Cancel a registration (harmless to repeat); a freed seat goes to the longest-waiting at once.
     With `?erase=true` the contact details are also erased, here and in the notifications service."""
@@ -311,10 +302,9 @@ event_organizer_only = web.checked_first(
 
 @blp.route("/events/<uuid:event_id>/signups/<uuid:signup_id>", methods=["DELETE"])
 @web.no_store
-@called_with_key(403, 404)
-@event_organizer_only
-@blp.arguments(RemovalIn)
-@blp.response(200, RemovedOut)
+@called_with_key(403, 404, whose=event_organizer_only)
+@blp.arguments(schemas.RemovalIn)
+@blp.response(200, schemas.RemovedOut)
 def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUID) -> dict[str, Any]:
     """Remove someone from the event (its organizer): the registration is cancelled, the attendee is told
     kindly, with the `reason`, and a freed seat goes to the longest-waiting in the same transaction: the
@@ -342,8 +332,8 @@ def remove_signup(body: dict[str, Any], event_id: uuid.UUID, signup_id: uuid.UUI
 @blp.route("/events/<uuid:event_id>/signups", methods=["GET"])
 @web.no_store
 @called_with_key(403, 404)
-@blp.arguments(AttendeeQuery, location="query")
-@blp.response(200, AttendeePage)
+@blp.arguments(schemas.AttendeeQuery, location="query")
+@blp.response(200, schemas.AttendeePage)
 def attendees(query: dict[str, Any], event_id: uuid.UUID) -> Any:
     """The attendee list, for the members of the event's organizer account: JSON pages in arrival order, or
     with `Accept: text/csv` every registration as one CSV file. Each call is written to the account's audit
@@ -391,8 +381,7 @@ owner_only = web.checked_first(_owners_account, "organizer_id")
 
 @blp.route("/organizers/<uuid:organizer_id>/audit", methods=["GET"])
 @web.no_store
-@called_with_key(403)
-@owner_only
+@called_with_key(403, whose=owner_only)
 @blp.arguments(audit.AuditQuery, location="query")
 @blp.response(200, audit.AuditPage)
 def audit_log(query: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:

@@ -37,8 +37,7 @@ def erase(session: Session, signup: Signup, now: datetime) -> None:
     )
     # The stored request hash of an idempotent registration is a digest of the contact details.
     session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.signup_id == signup.id))
-    signup.display_name = signup.email = signup.phone = signup.timezone = None
-    signup.channels = []
+    signup.forget_contact()
     signup.consent_reminders = False
     signup.token_version += 1  # every manage link sent so far stops working (gather_shared.tokens)
     signup.erased_at = signup.updated_at = now

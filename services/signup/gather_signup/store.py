@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gather_shared import audit, ratelimit
+from gather_shared.columns import Contact, EventCopyHead
 from gather_shared.db import TypeMap, utcnow
 from gather_shared.organizers import MemberKeyCopy, OrganizerCopy
 from gather_shared.vocabulary import ACTIVE_REGISTRATION_STATUSES, RegistrationStatus, Verification
@@ -25,9 +26,12 @@ metadata = Base.metadata
 rate_limits = ratelimit.counters_table(metadata)
 
 
+class AuditEntry(audit.AuditEntryColumns, Base):
+    """Who exported which event's attendee list, or removed which registration, and when (gather_shared.audit)."""
+
+
 class MemberKey(MemberKeyCopy, Base):
-    """Copied from `organizer.member_key_issued.v1` and `organizer.member_removed.v1`: the keys of the
-    organizers' other members."""
+    """The keys of the organizers' other members (gather_shared.organizers)."""
 
 
 class Organizer(OrganizerCopy, Base):
@@ -36,19 +40,9 @@ class Organizer(OrganizerCopy, Base):
     member_keys = MemberKey
 
 
-class AuditEntry(audit.AuditEntryColumns, Base):
-    """Who exported which event's attendee list, or removed which registration, and when (gather_shared.audit)."""
-
-
-class Event(Base):
+class Event(EventCopyHead, Base):
     """Copied from `event.*` messages: what registration needs to know about an event."""
 
-    __tablename__ = "events"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    organizer_id: Mapped[uuid.UUID]
-    version: Mapped[int]
-    status: Mapped[str] = mapped_column(sa.String(20))
     title: Mapped[str] = mapped_column(sa.String(200))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
@@ -73,7 +67,7 @@ class Event(Base):
     anonymised_at: Mapped[datetime | None]
 
 
-class Signup(Base):
+class Signup(Contact, Base):
     __tablename__ = "signups"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -82,11 +76,7 @@ class Signup(Base):
     #: waitlist's order. None while pending: a registration arrives when its contact is verified.
     arrival: Mapped[int | None]
     status: Mapped[str] = mapped_column(sa.String(20))
-    display_name: Mapped[str | None] = mapped_column(sa.String(60))
-    email: Mapped[str | None] = mapped_column(sa.String(320))
-    phone: Mapped[str | None] = mapped_column(sa.String(20))
-    channels: Mapped[list[Any]]
-    timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    # display_name, email, phone, channels, timezone: gather_shared.columns.Contact
     consent_reminders: Mapped[bool] = mapped_column(default=False)
     #: The version a manage token must carry (gather_shared.tokens): erasure bumps it, so that every link
     #: sent before stops working. No token is stored: they are signed.
