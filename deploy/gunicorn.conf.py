@@ -31,10 +31,11 @@ def on_starting(server: Any) -> None:
     own and, when two fail at once, gunicorn's master prints a traceback of its own halt."""
     module = server.app.app_uri.split(":")[0].split(".")[0]
     if module.startswith("gather_"):
-        from gather_shared.service import keep_files_private, settings_or_exit
+        from gather_shared.service import keep_files_private, settings_or_exit, settle
 
         keep_files_private()
         settings_or_exit(module.removeprefix("gather_"))
+        settle()  # what the master imported, out of the collector's sight in it and in the workers it forks
 
 
 def when_ready(server: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -62,7 +63,17 @@ def start(service: str, migrations: str) -> Runtime:
     settings = settings_or_exit(service)
     engine = make_engine(settings.database_url)
     migrate(engine, migrations)
+    settle()
     return Runtime(settings, engine, session_factory(engine))
+
+
+def settle() -> None:
+    """Once a process has imported its code and migrated its database: what it holds by now lives as long as
+    the process, so the garbage collector stops scanning it (gc.freeze), after collecting what starting left
+    behind. Scanning it was wasted work in every full collection and, above all, at exit: about half a second
+    of CPU per process, paid by every process at once when a deployment (or a test) stops them all."""
+    gc.collect()
+    gc.freeze()
 
 
 def stop_on_signals() -> threading.Event:
