@@ -1,5 +1,6 @@
-"""Fixtures for the cross-service tests: the whole platform, on the embedded default or on the real
-servers."""
+"""Fixtures for the cross-service tests that need the whole platform to themselves (they kill its
+processes, restart its broker, or read what it wrote as a whole), on the embedded default or on the
+real servers. The others share the plugin's `platform`."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,3 @@ def real_platform(tmp_path: Path, pg_server_url: str, clean_amqp_url: str) -> It
         urls = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
         with running_platform(tmp_path, urls, clean_amqp_url) as platform:
             yield platform
-
-
-@pytest.fixture(params=["embedded", "real"])
-def platform(request: pytest.FixtureRequest) -> Platform:
-    """The tests that use it run on SQLite + filesystem:// and on PostgreSQL + RabbitMQ."""
-    return request.getfixturevalue(f"{request.param}_platform")

@@ -3,17 +3,18 @@ reason, and the longest-waiting gets the seat and hears of it."""
 
 from __future__ import annotations
 
-from gather_shared.testing import Client, Platform, messages_to, wait_for
+from gather_shared.testing import Client, Platform, messages_to, unique_email, wait_for
 
 REASON = "This circle is for carers, and we would love to see you at the Thursday group instead."
 
 
 def test_a_removed_attendee_is_told_kindly_with_the_reason_and_the_waitlist_gets_the_seat(platform: Platform) -> None:
     client = Client(platform)
+    robin, sam = unique_email("robin"), unique_email("sam")
     key = client.organizer()["api_key"]
     event = client.published_event(key, capacity=1, kind="workshop", verification="none")
-    seated = client.register(event["id"], email="robin@example.org").json()
-    waiting = client.register(event["id"], email="sam@example.org").json()
+    seated = client.register(event["id"], email=robin).json()
+    waiting = client.register(event["id"], email=sam).json()
     assert (seated["status"], waiting["status"]) == ("confirmed", "waitlisted")
 
     removed = client.call(
@@ -27,8 +28,8 @@ def test_a_removed_attendee_is_told_kindly_with_the_reason_and_the_waitlist_gets
 
     wait_for(lambda: ("signup_removed", "sent") in kinds(seated["id"]), message="the removal notice")
     wait_for(lambda: ("promoted", "sent") in kinds(waiting["id"]), message="the promotion notice")
-    [notice] = [text for text in messages_to(platform.workdir, "robin@example.org") if REASON in text]
+    [notice] = [text for text in messages_to(platform.workdir, robin) if REASON in text]
     assert "sorry" in notice
     assert "no longer have a place" in notice
-    assert "sam@example.org" not in notice
-    assert not any(REASON in text for text in messages_to(platform.workdir, "sam@example.org"))
+    assert sam not in notice
+    assert not any(REASON in text for text in messages_to(platform.workdir, sam))

@@ -4,7 +4,9 @@ and they ask to be erased. Then every table of every database, every file under 
 (SQLite files and their -wal, .eml files, sms.jsonl, broker files), every queue (retry and dead-letter
 queues included) and every line the processes logged is searched for them: nothing.
 
-The same search run before the erasure finds them, so a search that looks nowhere cannot pass."""
+The same search run before the erasure finds them, so a search that looks nowhere cannot pass. The platform
+is the one the cross-service tests share (the plugin's `platform`, every database on PostgreSQL on the real
+tier): what the others left is searched too, and holds nothing of someone they never met."""
 
 from __future__ import annotations
 
@@ -14,49 +16,18 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import kombu
-import pytest
 import sqlalchemy as sa
 
 from gather_shared import envelope, messages
 from gather_shared.bus import topology
 from gather_shared.bus.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from gather_shared.db import sqlalchemy_url
-from gather_shared.testing import Client, Platform, fresh_pg_database, running_platform, wait_for
-
-#: Every service's database on the real tier (the attendee pages keep theirs, SQLite, under var/).
-SERVICES = ("events", "signup", "notifications", "pages")
-
-
-def _sms_goes_now() -> dict[str, str]:
-    """The SMS go at once, whatever the hour: a one-minute quiet window twelve hours away."""
-    far = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=12)
-    return {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}"}
-
-
-@pytest.fixture(params=["embedded", "real"])
-def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
-    if request.param == "embedded":
-        with running_platform(tmp_path, None, None, _sms_goes_now()) as platform:
-            yield platform
-        return
-    pg_server_url = request.getfixturevalue("pg_server_url")
-    amqp_url = request.getfixturevalue("clean_amqp_url")
-    with (
-        fresh_pg_database(pg_server_url) as events_db,
-        fresh_pg_database(pg_server_url) as signup_db,
-        fresh_pg_database(pg_server_url) as notifications_db,
-        fresh_pg_database(pg_server_url) as pages_db,
-    ):
-        urls = dict(zip(SERVICES, (events_db, signup_db, notifications_db, pages_db), strict=True))
-        with running_platform(tmp_path, urls, amqp_url, _sms_goes_now()) as platform:
-            yield platform
-
+from gather_shared.testing import Client, Platform, unique_phone, wait_for
 
 # --- what is searched, and where ---------------------------------------------------------------------
 
@@ -67,7 +38,7 @@ class Person:
     def __init__(self, label: str) -> None:
         tag = secrets.token_hex(4)
         self.email = f"{label}-{tag}@example.org"
-        self.phone = f"+447911123{secrets.randbelow(1000):03d}"
+        self.phone = unique_phone()
         self.display_name = f"{label.capitalize()}{tag}"
 
     def needles(self) -> dict[str, str]:

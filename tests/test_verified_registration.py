@@ -9,12 +9,21 @@ import re
 from collections import Counter
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from gather_shared.db import make_engine
-from gather_shared.testing import Client, ExchangeSpy, Platform, messages_to, verify_token_sent_to, wait_for
+from gather_shared.testing import (
+    Client,
+    ExchangeSpy,
+    Platform,
+    messages_to,
+    unique_email,
+    verify_token_sent_to,
+    wait_for,
+)
 
-ROBIN, SAM, ALEX = "robin@example.org", "sam@example.org", "alex@example.org"
+ROBIN, SAM, ALEX = unique_email("robin"), unique_email("sam"), unique_email("alex")
 #: The secret part of every link a message carries.
 LINKED_TOKEN = re.compile(r"/(?:verify|manage/[0-9a-f-]{36}|unsubscribe)/([\w.-]+)")
 
@@ -33,10 +42,9 @@ def answer(response: Any) -> tuple[int, list[str], str]:
     return response.status_code, sorted(response.json()), response.json()["status"]
 
 
-def test_the_same_answer_for_a_registered_a_pending_and_a_new_contact_and_no_token_kept(
-    real_platform: Platform,
-) -> None:
-    platform, client = real_platform, Client(real_platform)
+@pytest.mark.parametrize("platform", ["real"], indirect=True)
+def test_the_same_answer_for_a_registered_a_pending_and_a_new_contact_and_no_token_kept(platform: Platform) -> None:
+    client = Client(platform)
     spy = ExchangeSpy(platform.env["GATHER_BROKER_URL"])
     organizer = client.organizer()
     event = client.published_event(organizer["api_key"], title="Anxiety support circle")  # verified, always

@@ -4,7 +4,8 @@ a test imports from here:
 - tiers.py     where the real PostgreSQL and RabbitMQ come from; a fresh database or vhost for a test
 - service.py   one service in this process: its settings and database for a test module, and its
                messages in (`deliver`) and out (`outbox_messages`) without a broker
-- samples.py   a valid event: the HTTP body (`event_body`) and the message snapshot (`event_snapshot`)
+- samples.py   a valid event: the HTTP body (`event_body`) and the message snapshot (`event_snapshot`);
+               contacts no other test uses (`unique_email`, `unique_phone`)
 - platform.py  every Procfile process, started as `make run` starts them, and a `Client` for it
 - cluster.py   a 3-node RabbitMQ cluster on this machine (the `rabbit_cluster` fixture)
 - smtp.py      an SMTP server that counts who got which email (lost and duplicated ones)
@@ -21,7 +22,7 @@ from gather_shared.testing.platform import (
     verify_token_sent_to,
     wait_for,
 )
-from gather_shared.testing.samples import event_body, event_snapshot
+from gather_shared.testing.samples import event_body, event_snapshot, unique_email, unique_phone
 from gather_shared.testing.service import (
     ADMIN_TOKEN,
     API_SERVICES,
@@ -60,6 +61,8 @@ __all__ = [
     "procfile",
     "reset_broker",
     "running_platform",
+    "unique_email",
+    "unique_phone",
     "verify_token_sent_to",
     "wait_for",
 ]

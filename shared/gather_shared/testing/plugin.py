@@ -1,12 +1,16 @@
 """Gather's pytest plugin (registered through the `pytest11` entry point in shared/pyproject.toml, so
 every test directory and any single test file gets these fixtures): the tiers of real servers, a
-database per test or per module, and a service's app on it."""
+database per test or per module, a service's app on it, and the whole platform the cross-service tests
+share."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:  # the plugin loads before any test: it imports no application
     from flask.testing import FlaskClient
 
     from gather_shared.service import Runtime
+    from gather_shared.testing.platform import Platform
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -77,6 +82,35 @@ def pg_server_url() -> str:
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     return tiers.require("rabbitmq")
+
+
+@pytest.fixture(scope="session", params=["embedded", "real"])
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Every process of Gather, on SQLite + filesystem:// and on PostgreSQL + RabbitMQ (every service's
+    database, the attendee pages' too), started once per run and shared by the tests that use it as its
+    users would: none kills a process or needs a setting of its own, and each makes its own organizer,
+    events and contacts (unique_email, unique_phone), so that none sees what another did. A test of one
+    tier asks for it: `@pytest.mark.parametrize("platform", ["real"], indirect=True)`. A test that breaks
+    something starts a platform of its own (running_platform). SMS go at once, whatever the hour: the quiet
+    window is one minute, twelve hours away."""
+    from gather_shared.testing.platform import running_platform
+
+    far = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=12)
+    env = {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}"}
+    workdir = tmp_path_factory.mktemp(f"platform-{request.param}")
+    if request.param == "embedded":
+        with running_platform(workdir, None, None, env) as started:
+            yield started
+        return
+    server_url = request.getfixturevalue("pg_server_url")
+    with contextlib.ExitStack() as stack:
+        urls = {name: stack.enter_context(fresh_pg_database(server_url)) for name in SHARED_PLATFORM_DATABASES}
+        broker_url = stack.enter_context(fresh_vhost(request.getfixturevalue("amqp_url")))
+        yield stack.enter_context(running_platform(workdir, urls, broker_url, env))
+
+
+#: The services whose databases the shared platform's real tier keeps on PostgreSQL: all of them.
+SHARED_PLATFORM_DATABASES = ("events", "signup", "notifications", "pages")
 
 
 @pytest.fixture

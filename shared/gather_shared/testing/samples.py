@@ -1,8 +1,9 @@
 """A valid event two ways: the body an organizer sends the events API, and the snapshot its messages
-carry. Tests override what matters to them."""
+carry (tests override what matters to them); and contacts no other test uses."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,3 +60,14 @@ def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[
         "registration_opens_at": None,
         "visibility": "listed",
     } | overrides
+
+
+def unique_email(name: str) -> str:
+    """An address no other test uses, for a test on the platform it shares with others (the `platform`
+    fixture): what it then finds sent to the address is its own."""
+    return f"{name}.{secrets.token_hex(4)}@example.org"
+
+
+def unique_phone() -> str:
+    """A UK mobile number no other test uses (as unique_email), one of a million drawn at random."""
+    return f"+447400{secrets.randbelow(1_000_000):06d}"  # every one of them valid
