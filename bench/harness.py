@@ -65,6 +65,8 @@ class Sizes:
     listing_seconds: float
     listing_clients: int
     idle_seconds: float
+    #: Idle means after start-up: the gunicorn workers that booted last, and the first timers, are done by then.
+    idle_warm_up_seconds: float
 
 
 #: Each size as (FULL, TINY): the two presets side by side.
@@ -79,6 +81,7 @@ _PRESETS = {
     "listing_seconds": (10, 1),
     "listing_clients": (16, 4),
     "idle_seconds": (30, 2),
+    "idle_warm_up_seconds": (5, 1),
 }
 FULL = Sizes(**{name: full for name, (full, _) in _PRESETS.items()})
 TINY = Sizes(**{name: tiny for name, (_, tiny) in _PRESETS.items()})

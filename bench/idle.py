@@ -24,14 +24,12 @@ from bench.harness import (
 )
 
 TARGET_PERCENT = 1.0
-#: Idle means after start-up: the gunicorn workers that booted last, and the first timers, are done by then.
-WARM_UP_SECONDS = 5
 
 
 def baseline(run: Run, seconds: float) -> float:
     with insert_baseline(run) as (served, database_url):
         requests.get(f"{served.url}/healthz", timeout=10)
-        time.sleep(WARM_UP_SECONDS)
+        time.sleep(run.sizes.idle_warm_up_seconds)
         before, pg_before = group_cpu_seconds(served.pid), backends_cpu_seconds([database_url])
         time.sleep(seconds)
         used = group_cpu_seconds(served.pid) - before + used_since(pg_before, backends_cpu_seconds([database_url]))
@@ -42,7 +40,7 @@ def run(run: Run) -> list[Result]:
     started = run.platform()
     seconds = run.sizes.idle_seconds
     databases_ = list((started.database_urls or {}).values())
-    time.sleep(WARM_UP_SECONDS)
+    time.sleep(run.sizes.idle_warm_up_seconds)
     progress(f"idle: measuring the platform's CPU for {seconds:g}s")
     before, pg_before = cpu_seconds(started), backends_cpu_seconds(databases_)
     time.sleep(seconds)

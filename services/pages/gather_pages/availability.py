@@ -14,10 +14,10 @@ from gather_shared.vocabulary import EventStatus
 
 
 class Closed(StrEnum):
-    """Why registration is closed (the pages say it in words)."""
+    """Why registration is closed (the pages say it in words): the event's status, or its time."""
 
-    CANCELLED = "cancelled"
-    POSTPONED = "postponed"
+    CANCELLED = EventStatus.CANCELLED.value
+    POSTPONED = EventStatus.POSTPONED.value
     STARTED = "started"
     NOT_YET_OPEN = "not_yet_open"
 

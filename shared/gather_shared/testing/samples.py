@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gather_shared.vocabulary import EventFormat, EventStatus
+
 
 def event_body(**overrides: Any) -> dict[str, Any]:
     """A valid event, one week from now, in person; override any field."""
@@ -20,7 +22,7 @@ def event_body(**overrides: Any) -> dict[str, Any]:
         "starts_at": starts.isoformat(),
         "ends_at": (starts + timedelta(hours=1, minutes=30)).isoformat(),
         "timezone": "Europe/London",
-        "format": "in_person",
+        "format": EventFormat.IN_PERSON.value,
         "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
         "capacity": 10,
         "waitlist_enabled": True,
@@ -37,7 +39,7 @@ def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[
     return {
         "id": uuid.uuid4(),
         "version": 1,
-        "status": "published",
+        "status": EventStatus.PUBLISHED.value,
         "title": "Peer support circle",
         "summary": "A safe space to talk.",
         "kind": "support_group",
@@ -45,7 +47,7 @@ def event_snapshot(starts_at: datetime | None = None, **overrides: Any) -> dict[
         "starts_at": starts,
         "ends_at": starts + timedelta(hours=2),
         "timezone": "Europe/London",
-        "format": "in_person",
+        "format": EventFormat.IN_PERSON.value,
         "venue": {"name": "Community Hall", "address": "1 High St", "city": "Leeds", "postcode": "LS1 1AA"},
         "online_url": None,
         "capacity": 10,
