@@ -366,6 +366,25 @@ def test_head_on_an_unsubscribe_link_changes_nothing_only_post_does(apps: dict[s
     assert opted_out() == 1
 
 
+@pytest.mark.parametrize("address", ["Ülla@example.org", "İlker@example.org", "ØYSTEIN@example.org"])
+def test_a_contact_with_capitals_beyond_ascii_gets_the_same_answer_registered_or_not(
+    apps: dict[str, Flask], address: str
+) -> None:
+    """The attendance oracle stays closed whatever the letters: asking again for a place this contact holds
+    is answered exactly as for a contact never seen."""
+    client = fresh(apps, "signup")
+    event = publish(client, verification="contact")
+    path = f"/v1/events/{event['id']}/signups"
+    body = {"display_name": "Someone", "channels": ["email"]}
+    first = client.post(path, json=body | {"email": address})
+    again = client.post(path, json=body | {"email": address})
+    never_seen = client.post(path, json=body | {"email": f"other.{address}"})
+    for answer in (first, again, never_seen):
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+        assert sorted(answer.get_json()) == ["expires_at", "status"]
+        assert answer.get_json()["status"] == "check_your_messages"
+
+
 # --- what answers carry ---------------------------------------------------------------------------------
 
 
@@ -408,6 +427,10 @@ def test_every_answer_that_shows_an_api_key_is_never_stored(apps: dict[str, Flas
         assert answer.status_code == 201, answer.get_data(as_text=True)
         assert answer.get_json()["api_key"]
         assert answer.headers["Cache-Control"] == "no-store", answer.request.path
+    # The account's own details, and its members' names, are not for a shared cache either.
+    for path in ("/v1/organizers/me", f"/v1/organizers/{organizer_id}/members"):
+        answer = client.get(path, headers=owner)
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store", path
 
 
 class _Assets(HTMLParser):

@@ -284,6 +284,7 @@ def revoke_keys(organizer_id: uuid.UUID) -> Organizer:
 
 
 @blp.route("/organizers/me", methods=["GET"])
+@web.no_store
 @called_with_key()
 @blp.response(200, schemas.WhoAmI)
 def who_am_i() -> dict[str, Any]:
@@ -357,6 +358,7 @@ def add_member(body: dict[str, Any], organizer_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/organizers/<uuid:organizer_id>/members", methods=["GET"])
+@web.no_store
 @called_with_key(403, 404)
 @blp.response(200, schemas.MemberList)
 def list_members(organizer_id: uuid.UUID) -> dict[str, Any]:

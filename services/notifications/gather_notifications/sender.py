@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -222,14 +223,18 @@ def _prepare_batch(
         with _context(notification):
             try:
                 send = _prepare(rt, session, notification, recipient, event, now, opted_out)
-            except Exception as exc:
-                log.exception("sender: notification %s could not be handled", notification.id)
+            except Exception as exc:  # noqa: BLE001 - one notification must not stop the batch; logged below
+                # Whatever failed may quote the attendee (a template, an encoder): redacted, like a provider's
+                # refusal (_failed), in the log and in the notification log organizers read.
+                personal = [recipient.email, recipient.phone, recipient.display_name] if recipient else []
+                trace = privacy.without_contact(traceback.format_exc(), personal)
+                log.error("sender: notification %s could not be handled\n%s", notification.id, trace)
                 metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.FAILED).inc()
                 _update(
                     session,
                     notification.id,
                     status=NotificationStatus.FAILED,
-                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    last_error=privacy.without_contact(f"{type(exc).__name__}: {exc}", personal)[:1000],
                 )
                 continue
             if send is not None:

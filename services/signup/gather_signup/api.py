@@ -164,8 +164,10 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
             return asked
         key = request.headers.get("Idempotency-Key")
         body_hash = idempotency.request_hash(body)
+        # A bearer here is the event's organizer's (_taken_at_once refused any other).
+        caller = idempotency.caller_of(event.organizer_id if web.bearer_token() is not None else None)
         if key is not None:
-            first = idempotency.replay(session, key, event_id, body_hash, now)
+            first = idempotency.replay(session, key, caller, event_id, body_hash, now)
             if first is not None:
                 signup = session.get_one(Signup, first.signup_id)
                 replayed = jsonify(first.response | {"manage_token": _registered(signup, None)["manage_token"]})
@@ -175,7 +177,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
         signup, waitlist_position = seats.register(session, event, details, now)
         answer = _registered(signup, waitlist_position)
         if key is not None:
-            idempotency.remember(session, key, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
+            idempotency.remember(session, key, caller, body_hash, signup, _REGISTERED_OUT.dump(answer), now)
     return answer
 
 

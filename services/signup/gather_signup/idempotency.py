@@ -1,5 +1,6 @@
-"""`Idempotency-Key` on registrations taken at once (201): the same key with the same body within 24 hours
-gets the first answer again and creates nothing; with a different body, 422. (A registration that waits
+"""`Idempotency-Key` on registrations taken at once (201): the same key with the same body, from the same
+caller (the event's organizer, or the public), within 24 hours gets the first answer again and creates
+nothing; with a different body, 422. (A registration that waits
 for its contact's verification answers 202 with nothing to replay: asking again sends a fresh link.)
 
 Records are looked up under the event's lock (seats.lock_event), so two requests racing with one key
@@ -40,12 +41,14 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def replay(session: Session, key: str, event_id: uuid.UUID, body_hash: str, now: datetime) -> IdempotencyRecord | None:
-    """The record of the first answer to this key, or None if there is none within 24 hours (KeyInvalid,
-    KeyReused). Call under the event lock."""
+def replay(
+    session: Session, key: str, caller: str, event_id: uuid.UUID, body_hash: str, now: datetime
+) -> IdempotencyRecord | None:
+    """The record of the first answer to this key from this `caller` (caller_of), or None if there is none
+    within 24 hours (KeyInvalid, KeyReused). Call under the event lock."""
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise KeyInvalid(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
-    record = session.get(IdempotencyRecord, _key_hash(key, event_id))
+    record = session.get(IdempotencyRecord, _key_hash(key, caller, event_id))
     if record is None or record.created_at <= now - KEEP_FOR:
         return None
     if not hmac.compare_digest(record.request_hash, body_hash):
@@ -54,10 +57,10 @@ def replay(session: Session, key: str, event_id: uuid.UUID, body_hash: str, now:
 
 
 def remember(
-    session: Session, key: str, body_hash: str, signup: Signup, response: dict[str, Any], now: datetime
+    session: Session, key: str, caller: str, body_hash: str, signup: Signup, response: dict[str, Any], now: datetime
 ) -> None:
     """Keep the first answer, without its manage token (replacing an expired record of the same key)."""
-    key_hash = _key_hash(key, signup.event_id)
+    key_hash = _key_hash(key, caller, signup.event_id)
     session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.key_hash == key_hash))
     kept = {name: value for name, value in response.items() if name != "manage_token"}
     session.add(
@@ -69,6 +72,14 @@ def purge_expired(session: Session, now: datetime) -> None:
     session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= now - KEEP_FOR))
 
 
-def _key_hash(key: str, event_id: uuid.UUID) -> str:
-    # Scoped to the event: the same key on two events' registration paths means two different requests.
-    return hashlib.sha256(f"{event_id}\n{key}".encode()).hexdigest()
+def caller_of(organizer_id: uuid.UUID | None) -> str:
+    """Whose keys a request's key is among: the organizer account that adds someone (any of its members),
+    or the public. A replay answers with the registration's manage token, so a key the organizer's tool
+    used must never be replayed to anyone else, whatever they know of the request."""
+    return f"organizer:{organizer_id}" if organizer_id is not None else "public"
+
+
+def _key_hash(key: str, caller: str, event_id: uuid.UUID) -> str:
+    # Scoped to the caller and the event: the same key from someone else, or on another event's
+    # registration path, is another request.
+    return hashlib.sha256(f"{caller}\n{event_id}\n{key}".encode()).hexdigest()

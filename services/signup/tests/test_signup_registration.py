@@ -276,6 +276,24 @@ def test_the_same_idempotency_key_and_body_replays_the_first_answer_and_creates_
     assert view.status_code == 200
 
 
+def test_a_key_the_organizer_used_is_never_replayed_to_anyone_else(
+    publish: Publish, register: Register, organizer_key: str
+) -> None:
+    """A replay carries the registration's manage token: someone who learnt the organizer's key and the
+    body it sent (say, a guessable key) gets no replay, only the answer anyone gets for that contact."""
+    event = publish()
+    organizer = {"Authorization": f"Bearer {organizer_key}", "Idempotency-Key": "row-1"}
+    added = register(event["id"], headers=organizer)
+    assert added.status_code == 201, added.json
+    assert register(event["id"], headers=organizer).headers["Idempotent-Replayed"] == "true"
+
+    someone = register(event["id"], headers={"Idempotency-Key": "row-1"})
+    assert "Idempotent-Replayed" not in someone.headers
+    assert someone.status_code == 409, someone.json  # the contact holds a place: a public request says so
+    assert added.json["manage_token"] not in someone.get_data(as_text=True)
+    assert "manage_token" not in someone.json
+
+
 def test_the_same_idempotency_key_with_another_body_is_a_422(publish: Publish, register: Register) -> None:
     event = publish()
     assert register(event["id"], 1, headers={"Idempotency-Key": "k-1"}).status_code == 201
