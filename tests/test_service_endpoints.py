@@ -90,3 +90,20 @@ def test_every_call_that_wants_a_key_says_so_in_its_openapi_operation(
                 assert answer.status_code == 401 and documents_bearer, (method, path, answer.status_code)
                 assert "401" in operation["responses"], (method, path)
     assert checked
+
+
+def test_a_method_http_does_not_define_is_counted_as_other_never_as_a_series_of_its_own(
+    service_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may send any method; each label would be one more series (a file per worker under gunicorn's
+    multiprocess directory), so a flood of invented ones must not add series."""
+    from gather_shared import metrics
+
+    monkeypatch.setenv("GATHER_DATABASE_URL", f"sqlite:///{service_env}/events.db")
+    client = create_app("events").test_client()
+    invented = [f"ZZ{n:04d}" for n in range(50)]
+    for method in invented:
+        assert client.open("/v1/events", method=method).status_code == 405
+    counted = {sample.labels["method"] for family in metrics.REQUEST_SECONDS.collect() for sample in family.samples}
+    assert "OTHER" in counted
+    assert not counted & set(invented)

@@ -53,7 +53,7 @@ def parse(body: bytes | str | dict) -> dict[str, Any]:
     if isinstance(body, bytes | str):
         try:
             body = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ValidationError(f"not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ValidationError("the envelope must be a JSON object")

@@ -51,6 +51,9 @@ REMINDER_LATENESS_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600),
 )
 
+#: The methods a request is counted under by name (RFC 9110's); any other counts as OTHER.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+
 #: The setting that makes a worker serve its metrics.
 PORT_SETTING = "GATHER_METRICS_PORT"
 
@@ -67,9 +70,10 @@ def instrument(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            REQUEST_SECONDS.labels(route, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
+            # Anyone may send any method: each new label would be a new series (a file of its own under
+            # gunicorn's multiprocess directory), so a method HTTP does not define counts as OTHER.
+            method = request.method if request.method in HTTP_METHODS else "OTHER"
+            REQUEST_SECONDS.labels(route, method, str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
 

@@ -33,6 +33,7 @@ def test_unknown_fields_are_ignored_so_producers_can_add_fields() -> None:
     "body, complaint",
     [
         ("{not json", "not JSON"),
+        ("[" * 200_000, "not JSON"),  # nested deeper than any parser's recursion: dead-lettered, not a crash
         ("[]", "JSON object"),
         (json.dumps({"specversion": "1.0"}), "type"),
     ],
