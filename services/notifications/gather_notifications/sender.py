@@ -244,31 +244,51 @@ def _prepare_batch(
 
 
 def _send_and_record(rt: Runtime, sends: list[_Send], now: datetime, leases: Leases | None = None) -> None:
-    """Send each of `sends` and commit its outcome before the next one goes."""
+    """Send each of `sends` and commit its outcome before the next one goes. An attendee erased while the
+    batch is on its way is not handed to the provider: each outcome's transaction also looks for erasures
+    among the sends still to go."""
     if not sends:
         return
+    erased: set[uuid.UUID] = set()
     with delivery.Mailer(rt.settings) as mailer, delivery.SmsSender(rt.settings) as texter:
-        for send in sends:
-            try:
-                if isinstance(send.content, Message):
-                    mailer.send(send.content, str(send.notification.id))
-                else:
-                    send.provider_id = texter.send(send.address, send.content, str(send.notification.id))
-            except delivery.DeliveryError as exc:
-                send.error = exc
-            except Exception as exc:
-                # A bug (say, an unexpected answer from the provider) fails this notification, not the batch.
-                with _context(send.notification):
-                    log.exception("sender: notification %s could not be sent", send.notification.id)
-                send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
-            _record(rt, send, now)
+        for i, send in enumerate(sends):
+            if send.notification.signup_id in erased:
+                _record_erased(rt, send)
+            else:
+                _send(mailer, texter, send)
+                erased |= _record(rt, send, now, [later.notification.signup_id for later in sends[i + 1 :]])
             if leases is not None:
                 leases.release([send.notification.id])
 
 
-def _record(rt: Runtime, send: _Send, now: datetime) -> None:
+def _send(mailer: delivery.Mailer, texter: delivery.SmsSender, send: _Send) -> None:
+    """Hand one message to its provider; what went wrong, if anything, in `send.error`."""
+    try:
+        if isinstance(send.content, Message):
+            mailer.send(send.content, str(send.notification.id))
+        else:
+            send.provider_id = texter.send(send.address, send.content, str(send.notification.id))
+    except delivery.DeliveryError as exc:
+        send.error = exc
+    except Exception as exc:  # noqa: BLE001 - a bug (say, an unexpected answer) fails this one, not the batch
+        trace = privacy.without_contact(traceback.format_exc(), [send.address])  # an answer may quote it
+        with _context(send.notification):
+            log.error("sender: notification %s could not be sent\n%s", send.notification.id, trace)
+        send.error = delivery.DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
+
+
+def _record_erased(rt: Runtime, send: _Send) -> None:
+    """An attendee erased after their message was claimed and rendered: it never goes, and its file (if
+    the embedded default wrote one) goes once this commits."""
+    with rt.sessions.begin() as session, _context(send.notification):
+        _settle(session, send.notification, None, (NotificationStatus.CANCELLED, "no contact: erased"))
+        _discard_after_commit(session, [send.notification.id])
+
+
+def _record(rt: Runtime, send: _Send, now: datetime, later: list[uuid.UUID]) -> set[uuid.UUID]:
     """Commit what became of one provider call: a crash after it sends nothing of it again. (One small
-    transaction per message, one statement when it was sent: far less than the provider call.)"""
+    transaction per message, one statement when it was sent: far less than the provider call.) Returns
+    those of the registrations `later` (the batch's sends still to go) that were erased meanwhile."""
     notification = send.notification
     # An attendee erased while their message was on its way: the erasure deleted the files it knew of
     # (after its commit), perhaps before this one was written; so this file goes too.
@@ -302,6 +322,13 @@ def _record(rt: Runtime, send: _Send, now: datetime) -> None:
                 metrics.REMINDER_LATENESS_SECONDS.observe(max(lateness, 0))
         if erased is not None:
             _discard_after_commit(session, [notification.id])
+        if not later:
+            return set()
+        return set(
+            session.scalars(
+                sa.select(Recipient.signup_id).where(Recipient.signup_id.in_(later), Recipient.erased_at.is_not(None))
+            )
+        )
 
 
 def _discard_after_commit(session: Session, notification_ids: list[uuid.UUID]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -176,12 +176,17 @@ class Mailbox:
         self.logins: list[tuple[str, str]] = []
         #: One entry per SMTP connection that sent a message.
         self.connections: set[int] = set()
+        #: Called with each message kept, before the server answers: a test acts while a batch is on its way.
+        self.on_message: Callable[[EmailMessage], None] | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         self.connections.add(id(session))
         if self.replies:
             return self.replies.pop(0)
-        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        self.messages.append(message)
+        if self.on_message is not None:
+            self.on_message(message)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

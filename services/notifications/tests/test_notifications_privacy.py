@@ -67,6 +67,26 @@ def test_a_message_written_while_its_attendee_was_erased_is_deleted_when_the_sen
     assert EMAIL not in outbox_text() and PHONE not in outbox_text()
 
 
+def test_an_attendee_erased_while_a_batch_is_on_its_way_is_not_handed_to_the_provider(
+    world: World, mailbox: Mailbox
+) -> None:
+    world.publish()
+    first = world.register(email="first@example.org", consent_reminders=False)
+    second = world.register(email=EMAIL, consent_reminders=False)
+    # Both confirmations are claimed and rendered in one batch; the second attendee asks to be erased while
+    # the SMTP server takes the first.
+    mailbox.on_message = lambda message: erase(world, second) if message["To"] == "first@example.org" else None
+    world.run_sender(world.now)
+
+    assert [m["To"] for m in mailbox.messages] == ["first@example.org"]
+    by_registration = {str(n.signup_id): (n.status, n.last_error) for n in world.notifications()}
+    assert by_registration == {
+        str(first["signup_id"]): ("sent", None),
+        str(second["signup_id"]): ("cancelled", "no contact: erased"),
+    }
+    assert EMAIL not in outbox_text() + database_text(world)
+
+
 def test_a_delivery_error_is_kept_and_logged_without_the_address_it_quotes(
     world: World, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
 ) -> None:
