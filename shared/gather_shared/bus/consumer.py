@@ -206,14 +206,13 @@ class Consumer(ConsumerMixin):
         self._local_retries = [r for r in self._local_retries if not any(n in r.body for n in needles)]
         heapq.heapify(self._local_retries)
         for queue in [self.queue.dlq, *(self.queue.retry_queue(delay) for delay in self.retry_delays)]:
-            for needle in needles:
-                try:
-                    dropped = drop_mentioning(self._publisher, queue, needle)
-                except Exception:  # the erasure stands; the copies expire (DEAD_LETTER_TTL_SECONDS)
-                    log.exception("consumer: could not look through %s for messages to forget", queue)
-                    continue
-                if dropped:
-                    log.info("consumer: %d message(s) about an erased registration dropped from %s", dropped, queue)
+            try:  # one pass per queue for the whole batch: a queue of dead letters may be long
+                dropped = drop_mentioning(self._publisher, queue, needles)
+            except Exception:  # the erasure stands; the copies expire (DEAD_LETTER_TTL_SECONDS)
+                log.exception("consumer: could not look through %s for messages to forget", queue)
+                continue
+            if dropped:
+                log.info("consumer: %d message(s) about erased registrations dropped from %s", dropped, queue)
 
     def _retry_or_dead_letter(self, type_: str, body: str, headers: dict[str, Any], error: str) -> None:
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1

@@ -8,6 +8,7 @@ import fcntl
 import os
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -121,21 +122,25 @@ def drop_expired(conn: kombu.Connection, queue: str, ttl_seconds: float) -> int:
     return dropped
 
 
-def drop_mentioning(conn: kombu.Connection, queue: str, needle: str) -> int:
-    """Delete from `queue` every message whose body contains `needle` (say, an erased registration's id);
-    the others stay as they were. Returns how many went."""
+def drop_mentioning(conn: kombu.Connection, queue: str, needles: Collection[str]) -> int:
+    """Delete from `queue` every message whose body contains one of `needles` (say, erased registrations'
+    ids), in one pass however many; the others stay as they were. Returns how many went."""
     if is_amqp(conn):
-        return _drop_mentioning_amqp(conn, queue, needle)
+        return _drop_mentioning_amqp(conn, queue, needles)
     options: dict[str, Any] = conn.transport_options or {}
     dropped = 0
     for path in Path(options["data_folder_in"]).glob(f"*.{queue}.msg"):
         try:
-            if needle in stored_body(path.read_bytes()):
+            if _mentions(stored_body(path.read_bytes()), needles):
                 path.unlink()
                 dropped += 1
         except FileNotFoundError:  # taken by a reader meanwhile
             continue
     return dropped
+
+
+def _mentions(body: str, needles: Collection[str]) -> bool:
+    return any(needle in body for needle in needles)
 
 
 def stored_body(raw: bytes) -> str:
@@ -150,15 +155,18 @@ def stored_body(raw: bytes) -> str:
     return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
 
 
-def _drop_mentioning_amqp(conn: kombu.Connection, queue: str, needle: str) -> int:
+def _drop_mentioning_amqp(conn: kombu.Connection, queue: str, needles: Collection[str]) -> int:
     # Every message is taken without an ack, and those to keep are given back together when the channel
-    # closes (one given back at once would be taken again): they keep their place and their expiry.
+    # closes (one given back at once would be taken again): they keep their place and their expiry. An
+    # empty queue (the dead letters, most of the time) costs one look, not a pass.
     channel = conn.channel()
     dropped = 0
     try:
+        if not channel.queue_declare(queue=queue, passive=True).message_count:
+            return 0
         while (message := channel.basic_get(queue, no_ack=False)) is not None:
             body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
-            if needle in body:
+            if _mentions(body, needles):
                 channel.basic_ack(message.delivery_tag)
                 dropped += 1
     finally:
