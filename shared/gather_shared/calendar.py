@@ -81,9 +81,9 @@ def ics(items: Sequence[icalendar.Event], name: str | None = None, method: str |
 @functools.lru_cache(maxsize=4096)
 def vtimezone(zone: str, first_year: int, last_year: int) -> icalendar.Timezone:
     """The definition of time zone `zone` over whole years: short, and right beyond 2038 (icalendar's default
-    end). Made once per zone and span and kept: making one costs up to 20 ms of CPU (a zone without
-    transitions is the slowest), and a public calendar of 500 events may name hundreds of zones. (Only read
-    after this: to_ical changes nothing, so one is shared by every calendar and thread.)"""
+    end). Made once per zone and span and kept, as making one is costly (docs/benchmarks.md, "Measurements
+    behind the code") and a public calendar of 500 events may name hundreds of zones. (Only read after
+    this: to_ical changes nothing, so one is shared by every calendar and thread.)"""
     return icalendar.Timezone.from_tzinfo(
         ZoneInfo(zone), first_date=date(first_year - 1, 12, 31), last_date=date(last_year + 1, 1, 2)
     )

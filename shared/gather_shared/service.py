@@ -70,8 +70,9 @@ def start(service: str, migrations: str) -> Runtime:
 def settle() -> None:
     """Once a process has imported its code and migrated its database: what it holds by now lives as long as
     the process, so the garbage collector stops scanning it (gc.freeze), after collecting what starting left
-    behind. Scanning it was wasted work in every full collection and, above all, at exit: about half a second
-    of CPU per process, paid by every process at once when a deployment (or a test) stops them all."""
+    behind. Scanning it was wasted work in every full collection and, above all, at exit, paid by every
+    process at once when a deployment (or a test) stops them all (docs/benchmarks.md, "Measurements behind
+    the code")."""
     gc.collect()
     gc.freeze()
 

@@ -7,6 +7,7 @@ unsubscribe, all under GATHER_PUBLIC_URL (the attendee pages). They live only in
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -161,8 +162,8 @@ def context(
         # An organizer may paste the link into a message to everyone: only the confirmed may read it, nor
         # anything else on the meeting's host (the link written without https://, in capitals, or a new one).
         withheld = gettext(LINK_WITHHELD)
-        message_subject = meeting_links(snap["online_url"]).sub(withheld, message_subject)
-        message = meeting_links(snap["online_url"]).sub(withheld, message)
+        message_subject = without_meeting_links(message_subject, snap["online_url"], withheld)
+        message = without_meeting_links(message, snap["online_url"], withheld)
     return {
         "lang": lang,
         "kind": notification.kind,
@@ -303,6 +304,14 @@ def sms(
         # The organizer's words are what may be shortened (the email has them whole); the title stays.
         return rules.fit_sms(lambda message: template.render(ctx | {"message": message}).strip(), ctx["message"])
     return rules.fit_sms(lambda title: template.render(ctx | {"title": title}).strip(), ctx["title"])
+
+
+@functools.lru_cache(maxsize=256)
+def without_meeting_links(text: str, online_url: str, replacement: str) -> str:
+    """`text` with every mention of the meeting's link, or of its host, replaced by `replacement`: worked
+    out once per announcement and language, not once per recipient, as the pattern is costly on a crafted
+    text (docs/benchmarks.md, "Measurements behind the code")."""
+    return meeting_links(online_url).sub(replacement, text)
 
 
 def meeting_links(online_url: str) -> re.Pattern[str]:
