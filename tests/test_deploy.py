@@ -204,3 +204,5 @@ def test_the_broker_keeps_every_dead_letter_as_long_as_the_consumer_says_and_no_
     for dlq in (q.dlq for q in topology.CONSUMERS.values()):
         [policy] = sorted((p for p in policies if re.search(p["pattern"], dlq)), key=lambda p: -p["priority"])[:1]
         assert policy["definition"]["message-ttl"] == topology.DEAD_LETTER_TTL_SECONDS * 1000
+        # Read (and given back) by every erasure's search: never dropped for that (RabbitMQ 4.0-4.2).
+        assert policy["definition"]["delivery-limit"] == topology.DEAD_LETTER_DELIVERY_LIMIT

@@ -381,6 +381,10 @@ def three_brokers_with_quorum_queues_and_three_database_instances(built: tuple[D
     quorum = next(policy for policy in policies if policy["name"] == "gather-quorum")
     assert quorum["vhost"] == "gather" and quorum["applyTo"] in ("queues", "quorum_queues")
     assert all(re.search(quorum["pattern"], name) for name in queues)
+    # The dead letters' policy (how long they stay, that reading them drops none) is the compose stack's.
+    [dead_letters] = [policy for policy in policies if policy["name"] == "gather-dead-letters"]
+    [defined] = [policy for policy in definitions["policies"] if policy["name"] == "gather-dead-letters"]
+    assert (dead_letters["pattern"], dead_letters["definition"]) == (defined["pattern"], defined["definition"])
 
     (postgres,) = of_kind(built, "Cluster").values()
     assert postgres["spec"]["instances"] == 3

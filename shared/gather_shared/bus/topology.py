@@ -33,6 +33,12 @@ DELIVERY_LIMIT = 10
 #: older files itself.
 DEAD_LETTER_TTL_SECONDS = 7 * 24 * 3600
 
+#: The delivery limit the `gather-dead-letters` policy gives every `.dlq`: far beyond reach. Reading a
+#: `.dlq` takes each message and gives it back (an erasure's search, `gather-admin dead-letters`), and
+#: RabbitMQ 4.0 to 4.2 count that towards a quorum queue's delivery limit, 20 unless set, dropping a
+#: message past it (a `.dlq` has nowhere to dead-letter to): twenty erasures would have emptied it.
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
+
 #: Messages that ask a consumer to forget one thing, by the field of their data that names it: once such a
 #: message is handled, the consumer drops from its retry and dead-letter queues every message that
 #: mentions it (consumer.Consumer._forget). So the contact details of an erased attendee do not wait there
