@@ -38,6 +38,12 @@ def on_starting(server: Any) -> None:
         settle()  # what the master imported, out of the collector's sight in it and in the workers it forks
 
 
+def post_worker_init(worker: Any) -> None:
+    from gather_shared.service import settle
+
+    settle()  # the app this worker loaded, out of the collector's sight too
+
+
 def when_ready(server: Any) -> None:
     from gather_shared import metrics
 

@@ -40,11 +40,12 @@ def test_every_log_line_of_a_messages_journey_carries_the_request_id_and_the_mes
 
 
 @pytest.mark.parametrize("platform", ["real"], indirect=True)
-def test_a_requests_w3c_trace_goes_on_in_every_message_it_causes_and_every_log_line(platform: Platform) -> None:
+def test_a_requests_w3c_trace_goes_on_in_every_message_it_causes_and_every_log_line(
+    platform: Platform, exchange_spy: ExchangeSpy
+) -> None:
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     client = Client(platform)
     event = client.published_event(client.organizer()["api_key"], **AT_ONCE)
-    spy = ExchangeSpy(platform.env["GATHER_BROKER_URL"])
 
     response = client.register(event["id"], headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
     assert response.status_code == 201
@@ -57,7 +58,7 @@ def test_a_requests_w3c_trace_goes_on_in_every_message_it_causes_and_every_log_l
     # The registration caused two messages: each carries the trace on, in a span of its own.
     traced = {
         json.loads(copy.body)["type"]: copy.headers["traceparent"]
-        for copy in spy.copies()
+        for copy in exchange_spy.copies()
         if trace in copy.headers.get("traceparent", "")
     }
     assert set(traced) == {"signup.confirmed.v1", "signup.availability_changed.v1"}

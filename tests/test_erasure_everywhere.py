@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from gather_shared import envelope, messages
 from gather_shared.bus import topology
 from gather_shared.bus.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from gather_shared.bus.transport import connect, drop_mentioning
 from gather_shared.db import sqlalchemy_url
 from gather_shared.testing import Client, Platform, unique_phone, wait_for
 
@@ -161,24 +162,27 @@ def _registration_message(person: Person, signup: dict[str, Any]) -> str:
     return json.dumps(envelope.build("signup.confirmed.v1", "/gather/signup", data, None))
 
 
-def leave_copies_on_the_broker(platform: Platform, person: Person, signup: dict[str, Any]) -> None:
-    """A dead letter of a message about `signup` in the notifications service's dead-letter queue, and on
-    RabbitMQ a copy waiting in a retry queue (the embedded transport keeps its retries in memory)."""
+def _broker(platform: Platform) -> tuple[kombu.Connection, list[str]]:
+    """A connection to the platform's broker, and the queues where this test leaves copies: the notifications
+    service's dead-letter queue and, on RabbitMQ, a retry queue (the embedded transport keeps its retries
+    in memory)."""
     notifications = topology.CONSUMERS["notifications"]
     queues = [notifications.dlq]
     broker_url = platform.env.get("GATHER_BROKER_URL")
     if broker_url:
         queues.append(notifications.retry_queue(max(topology.RETRY_DELAYS_SECONDS)))
-        connection = kombu.Connection(broker_url, connect_timeout=5)
-    else:
-        from gather_shared.bus.transport import connect
+        return kombu.Connection(broker_url, connect_timeout=5), queues
+    cwd = Path.cwd()
+    os.chdir(platform.workdir)  # the embedded broker is var/broker of the platform's directory
+    try:
+        return connect("filesystem://"), queues
+    finally:
+        os.chdir(cwd)
 
-        cwd = Path.cwd()
-        os.chdir(platform.workdir)  # the embedded broker is var/broker of the platform's directory
-        try:
-            connection = connect("filesystem://")
-        finally:
-            os.chdir(cwd)
+
+def leave_copies_on_the_broker(platform: Platform, person: Person, signup: dict[str, Any]) -> None:
+    """A dead letter of a message about `signup`, and on RabbitMQ a copy waiting in a retry queue."""
+    connection, queues = _broker(platform)
     body = _registration_message(person, signup)
     with connection:
         producer = kombu.Producer(connection.default_channel)
@@ -252,3 +256,9 @@ def test_an_erased_attendee_is_found_nowhere(platform: Platform) -> None:
     assert "var/outbox/sms.jsonl" in still["phone"], still
     dead_letters = [place for place in still["email"] if "notifications.dlq" in place]
     assert dead_letters, still
+
+    # The platform is shared: the copies this test left of the attendee it did not erase go too.
+    connection, queues = _broker(platform)
+    with connection:
+        for queue in queues:
+            drop_mentioning(connection, queue, [other["id"]])

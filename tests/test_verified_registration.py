@@ -43,9 +43,10 @@ def answer(response: Any) -> tuple[int, list[str], str]:
 
 
 @pytest.mark.parametrize("platform", ["real"], indirect=True)
-def test_the_same_answer_for_a_registered_a_pending_and_a_new_contact_and_no_token_kept(platform: Platform) -> None:
+def test_the_same_answer_for_a_registered_a_pending_and_a_new_contact_and_no_token_kept(
+    platform: Platform, exchange_spy: ExchangeSpy
+) -> None:
     client = Client(platform)
-    spy = ExchangeSpy(platform.env["GATHER_BROKER_URL"])
     organizer = client.organizer()
     event = client.published_event(organizer["api_key"], title="Anxiety support circle")  # verified, always
 
@@ -84,7 +85,7 @@ def test_the_same_answer_for_a_registered_a_pending_and_a_new_contact_and_no_tok
     secrets = {*LINKED_TOKEN.findall(sent), robin.json()["manage_token"]}
     assert len(secrets) >= 4
     stored = "\n".join(every_row(url) for url in platform.database_urls.values())
-    envelopes = "\n".join(copy.body for copy in spy.copies())
+    envelopes = "\n".join(copy.body for copy in exchange_spy.copies())
     assert "signup.verification_requested.v1" in envelopes and "signup.manage_link_requested.v1" in envelopes
     for secret in secrets:
         assert secret not in stored

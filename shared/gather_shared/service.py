@@ -63,16 +63,15 @@ def start(service: str, migrations: str) -> Runtime:
     settings = settings_or_exit(service)
     engine = make_engine(settings.database_url)
     migrate(engine, migrations)
-    settle()
     return Runtime(settings, engine, session_factory(engine))
 
 
 def settle() -> None:
-    """Once a process has imported its code and migrated its database: what it holds by now lives as long as
-    the process, so the garbage collector stops scanning it (gc.freeze), after collecting what starting left
-    behind. Scanning it was wasted work in every full collection and, above all, at exit, paid by every
-    process at once when a deployment (or a test) stops them all (docs/benchmarks.md, "Measurements behind
-    the code")."""
+    """Once a process (a worker, a gunicorn master or worker: never a test's process, which builds and drops
+    apps) has imported its code: what it holds by now lives as long as the process, so the garbage collector
+    stops scanning it (gc.freeze), after collecting what importing left behind. Scanning it was wasted work
+    in every full collection and, above all, at exit, paid by every process at once when a deployment (or a
+    test) stops them all (docs/benchmarks.md, "Measurements behind the code")."""
     gc.collect()
     gc.freeze()
 
@@ -144,5 +143,6 @@ def cli(service: str, migrations: str, workers: dict[str, Callable[[], None]]) -
     elif args.command == "make-migration":
         make_migration(migrations, args.message)
     else:
+        settle()
         metrics.serve_for_worker()
         workers[args.command]()

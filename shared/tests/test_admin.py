@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gather_shared import admin, envelope, messages
 from gather_shared.bus import Consumer, Message, connect, emit, topology
+from gather_shared.bus.consumer import ERROR_HEADER
 from gather_shared.bus.deadletters import _dead_letter, peek, redact_error
 from gather_shared.db import bus_metadata, make_engine, migrate, outbox_table, session_factory
 from gather_shared.testing import SECRET_KEY, fresh_vhost, wait_for
@@ -334,3 +335,12 @@ def test_a_forged_dead_letter_shows_none_of_what_its_forger_wrote() -> None:
     for secret in ("Robin", "Quinn", "robin", "447700", "900123"):
         assert secret not in shown
     assert letter.type == "signup.confirmed.v1" and "email" in letter.data and "x-death" in letter.header_names
+
+
+def test_a_dead_letter_nested_deeper_than_json_recurses_is_listed_like_any_other() -> None:
+    """The consumer dead-letters such a body as not JSON; the toolkit still lists it (and so can purge it and
+    every letter after it), with nothing of it shown."""
+    nested = "[" * 200_000
+    letter = _dead_letter("gather.notifications.dlq", nested, {ERROR_HEADER: nested[:1000]})
+    assert letter.key.startswith("body-") and letter.type is None and letter.data is None
+    assert redact_error(nested) == nested  # brackets only: nothing to hide, and no crash either

@@ -226,7 +226,10 @@ def _prepare_batch(
             except Exception as exc:  # noqa: BLE001 - one notification must not stop the batch; logged below
                 # Whatever failed may quote the attendee (a template, an encoder): redacted, like a provider's
                 # refusal (_failed), in the log and in the notification log organizers read.
-                personal = [recipient.email, recipient.phone, recipient.display_name] if recipient else []
+                # (A name of one or two letters would shred the trace, and names no one.)
+                personal = [recipient.email, recipient.phone] if recipient else []
+                if recipient and recipient.display_name and len(recipient.display_name) > 2:
+                    personal.append(recipient.display_name)
                 trace = privacy.without_contact(traceback.format_exc(), personal)
                 log.error("sender: notification %s could not be handled\n%s", notification.id, trace)
                 metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.FAILED).inc()
@@ -438,8 +441,12 @@ def _failed(session: Session, send: _Send, exc: delivery.DeliveryError, now: dat
 
 
 def _update(session: Session, notification_id: uuid.UUID, **values: object) -> None:
+    """Settle a notification this sender claimed: only while it is still `sending`, so that one whose claim
+    ran out, and which another sender has sent since, is never turned back."""
     session.execute(
-        sa.update(Notification).where(Notification.id == notification_id).values(locked_until=None, **values)
+        sa.update(Notification)
+        .where(Notification.id == notification_id, Notification.status == NotificationStatus.SENDING)
+        .values(locked_until=None, **values)
     )
 
 

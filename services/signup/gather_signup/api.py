@@ -133,7 +133,7 @@ def register(body: dict[str, Any], event_id: uuid.UUID) -> Any:
     whether or not the contact is registered already: a link goes to the contact, and following it makes the
     registration confirmed or waitlisted. Taken at once (201, confirmed while seats remain, else
     waitlisted) for `verification: none`, or with the event organizer's key; those honour
-    `Idempotency-Key`."""
+    `Idempotency-Key`, a key being its caller's own (the event's organizer's, or the public's)."""
     rt = web.current_runtime()
     now = utcnow()
     details = {

@@ -102,11 +102,19 @@ def redact(text: str, quoted: bool = True) -> str:
 def redact_error(error: str) -> str:
     """The consumer's x-gather-error header, redacted: a validation error is JSON ({field: [messages]},
     whose field names may be a forger's), a handler's error is an exception's text."""
-    try:
-        parsed = json.loads(error)
-    except ValueError:
+    parsed = _json_or_none(error)
+    if parsed is None:
         return redact(error)
     return json.dumps(_redact_json(parsed), ensure_ascii=False)
+
+
+def _json_or_none(text: str) -> Any:
+    """`text` read as JSON, or None: a dead letter may be anything, nested deeper than the parser recurses
+    included (the consumer dead-letters those as not JSON)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _redact_json(value: Any) -> Any:
@@ -158,10 +166,7 @@ class DeadLetter:
 
 
 def _dead_letter(queue: str, body: str, headers: dict[str, Any]) -> DeadLetter:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
+    parsed = _json_or_none(body)
     env: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     id_ = env.get("id")
     key = id_ if isinstance(id_, str) and re.fullmatch(_UUID, id_) else f"body-{_digest(body)}"
@@ -292,6 +297,6 @@ def _files(conn: kombu.Connection, queue: str) -> Iterator[tuple[Path, str, dict
             continue
         try:
             headers = json.loads(raw).get("headers") or {}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             headers = {}
         yield path, stored_body(raw), headers

@@ -24,7 +24,7 @@ from gather_shared.testing.service import (
     empty_tables,
     module_service,
 )
-from gather_shared.testing.tiers import fresh_pg_database, fresh_vhost
+from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_vhost
 
 if TYPE_CHECKING:  # the plugin loads before any test: it imports no application code
     from flask import Flask
@@ -107,6 +107,14 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         urls = {name: stack.enter_context(fresh_pg_database(server_url)) for name in SHARED_PLATFORM_DATABASES}
         broker_url = stack.enter_context(fresh_vhost(request.getfixturevalue("amqp_url")))
         yield stack.enter_context(running_platform(workdir, urls, broker_url, env))
+
+
+@pytest.fixture
+def exchange_spy(platform: Platform) -> Iterator[ExchangeSpy]:
+    """A copy of every message the (real tier's) platform publishes during the test, deleted after it."""
+    spy = ExchangeSpy(platform.env["GATHER_BROKER_URL"])
+    yield spy
+    spy.delete()
 
 
 #: The services whose databases the shared platform's real tier keeps on PostgreSQL: all of them.

@@ -212,14 +212,25 @@ class Copy:
 
 
 class ExchangeSpy:
-    """A queue bound to Gather's exchange for every routing key: it keeps a copy of each message published
-    from its creation on, for a test to read what went over the broker."""
+    """A queue of its own bound to Gather's exchange for every routing key: it keeps a copy of each message
+    published from its creation on, for a test to read what went over the broker, until `delete` (the
+    `exchange_spy` fixture calls it: on a shared platform, no copy may outlive its test)."""
 
     def __init__(self, broker_url: str) -> None:
         self.broker_url = broker_url
-        self.queue = kombu.Queue("test.spy", TOPIC_EXCHANGE, routing_key="#", durable=False)
+        self.queue = kombu.Queue(
+            f"test.spy.{uuid.uuid4().hex[:12]}",
+            TOPIC_EXCHANGE,
+            routing_key="#",
+            durable=False,
+            queue_arguments={"x-expires": 600_000},  # gone ten minutes after its last use, should delete not run
+        )
         with kombu.Connection(broker_url) as conn:
             self.queue(conn.default_channel).declare()
+
+    def delete(self) -> None:
+        with kombu.Connection(self.broker_url) as conn:
+            self.queue(conn.default_channel).delete()
 
     def copies(self) -> list[Copy]:
         """The copies that arrived since the last call."""
