@@ -29,7 +29,7 @@ from gather_shared.testing import (
     Client,
     Platform,
     free_port,
-    fresh_pg_database,
+    fresh_pg_databases,
     fresh_vhost,
     procfile,
     running_platform,
@@ -270,8 +270,8 @@ def machine() -> dict[str, Any]:
 @contextlib.contextmanager
 def databases(run: Run, *names: str) -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database per name, dropped afterwards."""
-    with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(fresh_pg_database(run.database_url, PREFIX)) for name in names}
+    with fresh_pg_databases(run.database_url, names, PREFIX) as urls:
+        yield urls
 
 
 def vhost(run: Run) -> contextlib.AbstractContextManager[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gather_shared.testing import Platform, fresh_pg_database, running_platform
+from gather_shared.testing import Platform, fresh_pg_databases, running_platform
 
 SERVICES = ("events", "signup", "notifications")
 
@@ -21,10 +21,7 @@ def embedded_platform(tmp_path: Path) -> Iterator[Platform]:
 @pytest.fixture
 def real_platform(tmp_path: Path, pg_server_url: str, clean_amqp_url: str) -> Iterator[Platform]:
     with (
-        fresh_pg_database(pg_server_url) as events_db,
-        fresh_pg_database(pg_server_url) as signup_db,
-        fresh_pg_database(pg_server_url) as notifications_db,
+        fresh_pg_databases(pg_server_url, SERVICES) as urls,
+        running_platform(tmp_path, urls, clean_amqp_url) as platform,
     ):
-        urls = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
-        with running_platform(tmp_path, urls, clean_amqp_url) as platform:
-            yield platform
+        yield platform

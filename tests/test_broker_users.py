@@ -30,7 +30,7 @@ from gather_shared.testing import (
     SECRET_KEY,
     Client,
     Platform,
-    fresh_pg_database,
+    fresh_pg_databases,
     procfile,
     wait_for,
 )
@@ -138,7 +138,7 @@ def test_the_platform_works_with_each_service_logged_in_as_its_own_user(
     env |= RATE_LIMITS_OFF
     with contextlib.ExitStack() as stack:
         services = {name.split("-")[0] for name in procfile()}
-        databases = {service: stack.enter_context(fresh_pg_database(pg_server_url)) for service in services}
+        databases = stack.enter_context(fresh_pg_databases(pg_server_url, services))
         platform = Platform(workdir=tmp_path, env=env, database_urls=databases)
         stack.callback(platform.stop)
         try:

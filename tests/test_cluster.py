@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from gather_shared.bus.topology import CONSUMERS
 from gather_shared.db import make_engine
-from gather_shared.testing import Client, fresh_pg_database, running_platform, wait_for
+from gather_shared.testing import Client, fresh_pg_databases, running_platform, wait_for
 from gather_shared.testing.cluster import RabbitCluster
 from gather_shared.testing.smtp import Mailbox, smtp_sink
 from gather_shared.testing.tiers import declare_every_queue
@@ -58,12 +58,7 @@ def test_every_registration_gets_its_email_once_while_cluster_nodes_die(
     assert queues and all(q["type"] == "quorum" for q in queues.values()), queues
     assert all(sorted(q["members"]) == node_names for q in queues.values()), "each queue on the three nodes"
 
-    with (
-        fresh_pg_database(pg_server_url) as events_db,
-        fresh_pg_database(pg_server_url) as signup_db,
-        fresh_pg_database(pg_server_url) as notifications_db,
-    ):
-        databases = dict(zip(SERVICES, (events_db, signup_db, notifications_db), strict=True))
+    with fresh_pg_databases(pg_server_url, SERVICES) as databases:
         with running_platform(
             tmp_path, databases, cluster.url, extra_env={"GATHER_SMTP_URL": mailbox.url}, copies=2
         ) as platform:

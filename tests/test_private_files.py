@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from gather_shared.testing import Client, Platform, wait_for
+from gather_shared.testing.platform import sms_goes_now
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +20,8 @@ pytestmark = pytest.mark.slow
 def platform_drawing_its_own_secrets(tmp_path: Path) -> Iterator[Platform]:
     """The embedded platform as a person starts it: no admin token nor secret key given, so the processes
     draw both into var/."""
-    far = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=12)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATHER_")}
-    # The SMS goes now, whatever the hour: a one-minute quiet window twelve hours away.
-    env |= {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}", "PYTHONUNBUFFERED": "1"}
+    env |= sms_goes_now() | {"PYTHONUNBUFFERED": "1"}
     with Platform(workdir=tmp_path, env=env).running() as platform:
         yield platform
 

@@ -26,11 +26,14 @@ REDACTED = "[contact]"
 
 
 def without_contact(text: str, contacts: Iterable[str | None]) -> str:
-    """`text` (say, an SMTP server's refusal, which often quotes the address) with every one of `contacts`
-    replaced by REDACTED, whatever its case; a phone number also without its leading +."""
+    """`text` (say, an SMTP server's refusal, which often quotes the address, or a traceback) with every one
+    of `contacts` (addresses, numbers, names) replaced by REDACTED, whatever its case; a phone number also
+    without its leading +. A form of one or two letters is left: it names no one, and replacing it
+    everywhere would shred the text."""
     for contact in contacts:
-        for form in {contact, contact.lstrip("+")} if contact else ():
-            if form:
+        # The longer form first: "+44…" whole, then what is left of a bare "44…" (a set's order is the hash's).
+        for form in sorted({contact, contact.lstrip("+")}, key=len, reverse=True) if contact else ():
+            if len(form) > 2:
                 text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
     return text
 

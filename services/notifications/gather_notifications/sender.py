@@ -226,10 +226,7 @@ def _prepare_batch(
             except Exception as exc:  # noqa: BLE001 - one notification must not stop the batch; logged below
                 # Whatever failed may quote the attendee (a template, an encoder): redacted, like a provider's
                 # refusal (_failed), in the log and in the notification log organizers read.
-                # (A name of one or two letters would shred the trace, and names no one.)
-                personal = [recipient.email, recipient.phone] if recipient else []
-                if recipient and recipient.display_name and len(recipient.display_name) > 2:
-                    personal.append(recipient.display_name)
+                personal = [recipient.email, recipient.phone, recipient.display_name] if recipient else []
                 trace = privacy.without_contact(traceback.format_exc(), personal)
                 log.error("sender: notification %s could not be handled\n%s", notification.id, trace)
                 metrics.NOTIFICATIONS.labels(notification.kind, notification.channel, NotificationStatus.FAILED).inc()

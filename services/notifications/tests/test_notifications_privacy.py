@@ -148,3 +148,11 @@ def test_retention_judges_an_event_moved_later_by_its_new_end(world: World) -> N
     assert EMAIL in database_text(world)
     assert privacy.forget_expired_contacts(world.rt, world.event["ends_at"] + retention) == 1
     assert EMAIL not in database_text(world)
+
+
+def test_redaction_takes_every_form_of_a_contact_but_leaves_a_name_of_one_or_two_letters() -> None:
+    text = "550 <Robin@Example.ORG> refused; +447700900123 (447700900123) unknown; Robin Al, also called Al"
+    contacts = ["robin@example.org", "+447700900123", "Robin", "Al"]
+    assert privacy.without_contact(text, contacts) == (
+        "550 <[contact]> refused; [contact] ([contact]) unknown; [contact] Al, also called Al"
+    )

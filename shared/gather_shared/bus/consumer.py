@@ -30,7 +30,7 @@ from gather_shared.bus.topology import (
     declare_topology,
     main_queue,
 )
-from gather_shared.bus.transport import connect, drop_expired, drop_mentioning, is_amqp
+from gather_shared.bus.transport import connect, drop_expired, drop_mentioning, is_amqp, mentions
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class Consumer(ConsumerMixin):
         needles = {str(m.data[FORGET_ON[m.type]]) for m in handled if m.type in FORGET_ON}
         if not needles:
             return
-        self._local_retries = [r for r in self._local_retries if not any(n in r.body for n in needles)]
+        self._local_retries = [r for r in self._local_retries if not mentions(r.body, needles)]
         heapq.heapify(self._local_retries)
         for queue in [self.queue.dlq, *(self.queue.retry_queue(delay) for delay in self.retry_delays)]:
             try:  # one pass per queue for the whole batch: a queue of dead letters may be long

@@ -108,7 +108,7 @@ def redact_error(error: str) -> str:
     return json.dumps(_redact_json(parsed), ensure_ascii=False)
 
 
-def _json_or_none(text: str) -> Any:
+def _json_or_none(text: str | bytes) -> Any:
     """`text` read as JSON, or None: a dead letter may be anything, nested deeper than the parser recurses
     included (the consumer dead-letters those as not JSON)."""
     try:
@@ -295,8 +295,6 @@ def _files(conn: kombu.Connection, queue: str) -> Iterator[tuple[Path, str, dict
             raw = path.read_bytes()
         except FileNotFoundError:
             continue
-        try:
-            headers = json.loads(raw).get("headers") or {}
-        except (ValueError, AttributeError, RecursionError):
-            headers = {}
+        payload = _json_or_none(raw)
+        headers = (payload.get("headers") or {}) if isinstance(payload, dict) else {}
         yield path, stored_body(raw), headers

@@ -131,7 +131,7 @@ def drop_mentioning(conn: kombu.Connection, queue: str, needles: Collection[str]
     dropped = 0
     for path in Path(options["data_folder_in"]).glob(f"*.{queue}.msg"):
         try:
-            if _mentions(stored_body(path.read_bytes()), needles):
+            if mentions(stored_body(path.read_bytes()), needles):
                 path.unlink()
                 dropped += 1
         except FileNotFoundError:  # taken by a reader meanwhile
@@ -139,7 +139,8 @@ def drop_mentioning(conn: kombu.Connection, queue: str, needles: Collection[str]
     return dropped
 
 
-def _mentions(body: str, needles: Collection[str]) -> bool:
+def mentions(body: str, needles: Collection[str]) -> bool:
+    """Whether a message's body names one of `needles` (drop_mentioning's rule, the consumer's in memory too)."""
     return any(needle in body for needle in needles)
 
 
@@ -166,7 +167,7 @@ def _drop_mentioning_amqp(conn: kombu.Connection, queue: str, needles: Collectio
             return 0
         while (message := channel.basic_get(queue, no_ack=False)) is not None:
             body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
-            if _mentions(body, needles):
+            if mentions(body, needles):
                 channel.basic_ack(message.delivery_tag)
                 dropped += 1
     finally:

@@ -35,7 +35,7 @@ from gather_shared.testing.service import (
     module_service,
     outbox_messages,
 )
-from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_vhost, reset_broker
+from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_pg_databases, fresh_vhost, reset_broker
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -54,6 +54,7 @@ __all__ = [
     "event_snapshot",
     "free_port",
     "fresh_pg_database",
+    "fresh_pg_databases",
     "fresh_vhost",
     "messages_to",
     "module_service",

@@ -15,8 +15,10 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gather_shared.testing.samples import event_body
 from gather_shared.testing.service import ADMIN_TOKEN, RATE_LIMITS_OFF, SECRET_KEY
@@ -191,6 +193,13 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2, message
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def sms_goes_now() -> dict[str, str]:
+    """The setting that sends an SMS at once, whatever the hour this runs: a one-minute quiet window twelve
+    hours away."""
+    far = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=12)
+    return {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}"}
 
 
 def process_env(workers: int = 2) -> dict[str, str]:

@@ -5,12 +5,9 @@ share."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,7 +21,7 @@ from gather_shared.testing.service import (
     empty_tables,
     module_service,
 )
-from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_vhost
+from gather_shared.testing.tiers import ExchangeSpy, fresh_pg_database, fresh_pg_databases, fresh_vhost
 
 if TYPE_CHECKING:  # the plugin loads before any test: it imports no application code
     from flask import Flask
@@ -91,22 +88,20 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     users would: none kills a process or needs a setting of its own, and each makes its own organizer,
     events and contacts (unique_email, unique_phone), so that none sees what another did. A test of one
     tier asks for it: `@pytest.mark.parametrize("platform", ["real"], indirect=True)`. A test that breaks
-    something starts a platform of its own (running_platform). SMS go at once, whatever the hour: the quiet
-    window is one minute, twelve hours away."""
-    from gather_shared.testing.platform import running_platform
+    something starts a platform of its own (running_platform). SMS go at once, whatever the hour."""
+    from gather_shared.testing.platform import running_platform, sms_goes_now
 
-    far = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=12)
-    env = {"GATHER_SMS_QUIET_HOURS": f"{far:%H:%M}-{far + timedelta(minutes=1):%H:%M}"}
     workdir = tmp_path_factory.mktemp(f"platform-{request.param}")
     if request.param == "embedded":
-        with running_platform(workdir, None, None, env) as started:
+        with running_platform(workdir, None, None, sms_goes_now()) as started:
             yield started
         return
-    server_url = request.getfixturevalue("pg_server_url")
-    with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(fresh_pg_database(server_url)) for name in SHARED_PLATFORM_DATABASES}
-        broker_url = stack.enter_context(fresh_vhost(request.getfixturevalue("amqp_url")))
-        yield stack.enter_context(running_platform(workdir, urls, broker_url, env))
+    with (
+        fresh_pg_databases(request.getfixturevalue("pg_server_url"), SHARED_PLATFORM_DATABASES) as urls,
+        fresh_vhost(request.getfixturevalue("amqp_url")) as broker_url,
+        running_platform(workdir, urls, broker_url, sms_goes_now()) as started,
+    ):
+        yield started
 
 
 @pytest.fixture

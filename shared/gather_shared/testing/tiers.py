@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -132,6 +132,13 @@ def fresh_pg_database(server_url: str, prefix: str = "gather_test") -> Iterator[
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def fresh_pg_databases(server_url: str, names: Iterable[str], prefix: str = "gather_test") -> Iterator[dict[str, str]]:
+    """A fresh_pg_database for each of `names` (say, each service of a platform): {name: URL}."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(fresh_pg_database(server_url, prefix)) for name in names}
 
 
 def reset_broker(url: str) -> None:
